@@ -1,0 +1,1 @@
+"""The Deep Land Cover Processing provider."""

