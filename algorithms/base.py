@@ -1,7 +1,8 @@
 """Shared base of the Deep Land Cover Processing algorithms.
 
 Subclasses set ``ALG_NAME``, ``ALG_DISPLAY``, ``ALG_GROUP``/``ALG_GROUP_ID``, ``REQUIREMENTS`` (from
-:mod:`core.deps`), ``HELP`` (HTML/plain help) and implement ``initAlgorithm`` and :meth:`run`.
+:mod:`core.deps`), ``HELP`` (HTML/plain help) and implement ``initAlgorithm`` and :meth:`run_core` (not ``run``: that is
+``QgsProcessingAlgorithm.run``, which ``processing.run`` calls).
 :meth:`processAlgorithm` checks dependencies, adapts the feedback for core and turns core errors into
 ``QgsProcessingException`` with the same message, so users never see a traceback from torch or GDAL.
 Nothing heavy is imported at module level: qgis_process loads the provider on every call.
@@ -102,7 +103,7 @@ class DlcAlgorithm(QgsProcessingAlgorithm):
 
     def processAlgorithm(self, parameters: dict[str, Any], context: QgsProcessingContext,
                          feedback: QgsProcessingFeedback) -> dict[str, Any]:
-        """Check dependencies, run :meth:`run`, map core errors to ``QgsProcessingException``."""
+        """Check dependencies, run :meth:`run_core`, map core errors to ``QgsProcessingException``."""
         if not self.IMPLEMENTED:
             raise NotBuiltYetError(
                 f"{self.displayName()} ({self.ALG_NAME}) is not built yet in this version of Deep Land Cover; "
@@ -114,7 +115,7 @@ class DlcAlgorithm(QgsProcessingAlgorithm):
             raise QgsProcessingException(str(e)) from e
         fb = QgsFeedbackAdapter(feedback)
         try:
-            return self.run(parameters, context, fb)
+            return self.run_core(parameters, context, fb)
         except CanceledError as e:
             raise QgsProcessingException(f"{self.displayName()} was canceled; no output was written.") from e
         except DeepLandCoverError as e:
@@ -129,8 +130,8 @@ class DlcAlgorithm(QgsProcessingAlgorithm):
             feedback.reportError(traceback.format_exc(), fatalError=False)
             raise QgsProcessingException(f"{self.displayName()} failed unexpectedly: {type(e).__name__}: {e}") from e
 
-    def run(self, parameters: dict[str, Any], context: QgsProcessingContext,
-            feedback: QgsFeedbackAdapter) -> dict[str, Any]:
+    def run_core(self, parameters: dict[str, Any], context: QgsProcessingContext,
+                 feedback: QgsFeedbackAdapter) -> dict[str, Any]:
         """The algorithm body: parameters -> core call -> outputs dict. Subclasses implement it."""
         raise NotBuiltYetError(f"{self.ALG_NAME} has no body.")
 

@@ -79,7 +79,7 @@ def test_core_errors_become_processing_exceptions(qgis_app):
         def initAlgorithm(self, config=None):
             pass
 
-        def run(self, parameters, context, feedback):
+        def run_core(self, parameters, context, feedback):
             raise CRSMismatchError("labels are in EPSG:4326, imagery in EPSG:32633; reproject the labels")
 
     with pytest.raises(QgsProcessingException, match="reproject the labels"):
