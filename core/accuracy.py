@@ -17,9 +17,7 @@ heat map) from :mod:`core.accuracy_report`.
 
 from __future__ import annotations
 
-import csv
 import os
-import re
 import xml.etree.ElementTree as ET
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -37,10 +35,9 @@ from .metrics import (
     PairCounts,
     accumulate_confusion,
     accuracy_scores,
-    block_windows,
     olofsson_estimates,
 )
-from .raster import IGNORE_INDEX, RasterGrid, atomic_output, pixel_area_m2
+from .raster import IGNORE_INDEX, RasterGrid, atomic_output, block_windows, pixel_area_m2
 
 #: Field names of an assessment point layer written by :func:`create_assessment_points`.
 PREDICTED_FIELD = "predicted"
@@ -61,38 +58,16 @@ class ClassEntry:
 
 
 def read_class_table(path: str | os.PathLike) -> dict[int, ClassEntry]:
-    """Read a class table CSV: ``value,name[,color]`` or ``value,name,red,green,blue``.
+    """Read a class table CSV (``value,name[,color]`` or ``value,name,red,green,blue``, header optional).
 
-    A header row is optional (detected when the first cell is not an integer). Colours are
-    ``#RRGGBB`` or three 0-255 columns.
+    The one CSV reader is :func:`core.labels.read_class_table`; this keys its classes by value.
 
     Raises:
-        InputError: missing file, a row without an integer value and a name, duplicate values.
+        InputError: missing file, a row without an integer value, duplicate values.
     """
-    p = Path(path)
-    if not p.is_file():
-        raise InputError(f"Class table {p} does not exist; give a CSV with columns value,name[,color].")
-    out: dict[int, ClassEntry] = {}
-    with open(p, newline="", encoding="utf-8-sig") as f:
-        rows = [r for r in csv.reader(f) if r and any(c.strip() for c in r)]
-    if rows and not re.fullmatch(r"\s*-?\d+\s*", rows[0][0]):
-        rows = rows[1:]
-    for n, row in enumerate(rows, 1):
-        cells = [c.strip() for c in row]
-        if len(cells) < 2 or not re.fullmatch(r"-?\d+", cells[0]):
-            raise InputError(f"Class table {p.name}, data row {n}: expected 'value,name[,color]', got {row}.")
-        value = int(cells[0])
-        if value in out:
-            raise InputError(f"Class table {p.name} lists value {value} twice; each value needs one row.")
-        color = "#808080"
-        if len(cells) >= 5 and all(re.fullmatch(r"\d+", c) for c in cells[2:5]):
-            color = "#{:02x}{:02x}{:02x}".format(*(min(255, int(c)) for c in cells[2:5]))
-        elif len(cells) >= 3 and re.fullmatch(r"#?[0-9a-fA-F]{6}", cells[2]):
-            color = "#" + cells[2].lstrip("#").lower()
-        out[value] = ClassEntry(value, cells[1] or str(value), color)
-    if not out:
-        raise InputError(f"Class table {p.name} has no rows; give one 'value,name[,color]' row per class.")
-    return out
+    from .labels import read_class_table as read_classes
+
+    return {c.value: ClassEntry(c.value, c.name, c.color) for c in read_classes(path)}
 
 
 def read_qml_classes(path: str | os.PathLike) -> dict[int, ClassEntry]:

@@ -36,13 +36,14 @@ from .accuracy import ClassEntry, class_pixel_counts, class_table_for_raster, re
 from .errors import BandMismatchError, InputError
 from .feedback import Feedback, SubFeedback, check_canceled, ensure_feedback
 from .manifest import ClassInfo
-from .metrics import binary_scores, block_windows, confusion_matrix
+from .metrics import binary_scores, confusion_matrix
 from .modelcard import DEFAULT_COLORS
 from .raster import (
     IGNORE_INDEX,
     RasterGrid,
     aligned,
     atomic_output,
+    block_windows,
     geotiff_profile,
     pixel_area_m2,
     valid_mask,

