@@ -73,7 +73,7 @@ def main() -> int:
         print(body, flush=True)
         block = f"<!-- bench:{name} -->\n{body}\n<!-- /bench:{name} -->"
         pat = re.compile(rf"<!-- bench:{name} -->.*?<!-- /bench:{name} -->", re.S)
-        text = pat.sub(lambda _m: block, text) if pat.search(text) else text.rstrip() + "\n\n" + block + "\n"
+        text = pat.sub(lambda _m, b=block: b, text) if pat.search(text) else text.rstrip() + "\n\n" + block + "\n"
     path.write_text(text, encoding="utf-8")
     print(f"wrote {path}")
     return 1 if failed else 0

@@ -20,7 +20,6 @@ def build():
     from qgis.core import (
         QgsProcessingModelAlgorithm,
         QgsProcessingModelChildAlgorithm,
-        QgsProcessingModelChildParameterSource as Src,
         QgsProcessingModelOutput,
         QgsProcessingModelParameter,
         QgsProcessingParameterField,
@@ -28,6 +27,9 @@ def build():
         QgsProcessingParameterNumber,
         QgsProcessingParameterRasterLayer,
         QgsProcessingParameterVectorLayer,
+    )
+    from qgis.core import (
+        QgsProcessingModelChildParameterSource as Src,
     )
     from qgis.PyQt.QtCore import QPointF
 

@@ -1,0 +1,177 @@
+"""ONNX export of a trained model with its model card, verified against PyTorch every time.
+
+The exported graph is the model followed by a softmax over the class axis, so its output is
+``(B, K, H, W)`` float32 probabilities (``card.output == "probabilities"``), with dynamic batch,
+height and width (time steps of a sequence model are fixed). Uses the TorchScript-based exporter
+(``dynamo=False``), which needs no ``onnxscript``. Pattern after segmentation_models_pytorch's ONNX
+round-trip test (STYLE.md): opset 17, ``onnx.checker``, ONNX Runtime vs PyTorch with
+``assert_allclose``-style tolerances.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from .errors import ModelFileError
+from .manifest import Manifest
+from .modelcard import ModelCard, write_card
+
+OPSET = 17
+RTOL, ATOL = 1e-3, 1e-4
+
+
+class _WithSoftmax(nn.Module):
+    """``softmax(model(x), dim=1)``: the graph outputs probabilities."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # noqa: D102
+        return torch.softmax(self.model(x), dim=1)
+
+
+@dataclass
+class ParityResult:
+    """ONNX Runtime vs PyTorch on one batch.
+
+    Attributes:
+        passed: all values within ``rtol``/``atol``.
+        max_abs_diff: largest absolute difference of the probabilities.
+        shape: the input shape checked.
+    """
+
+    passed: bool
+    max_abs_diff: float
+    shape: list[int]
+    rtol: float = RTOL
+    atol: float = ATOL
+
+    def to_dict(self) -> dict[str, Any]:  # noqa: D102
+        return {"passed": self.passed, "max_abs_diff": self.max_abs_diff, "shape": self.shape,
+                "rtol": self.rtol, "atol": self.atol}
+
+
+def library_versions() -> dict[str, str]:
+    """Versions of the libraries that trained and exported a model."""
+    import onnx
+    import onnxruntime
+
+    return {"torch": str(torch.__version__), "onnx": str(onnx.__version__), "onnxruntime": str(onnxruntime.__version__),
+            "numpy": str(np.__version__)}
+
+
+def card_from_manifest(manifest: Manifest, architecture: str, arch_params: dict[str, Any],
+                       training: dict[str, Any] | None = None) -> ModelCard:
+    """The model card of a model trained on chips described by ``manifest``.
+
+    Bands, normalisation (band mean/std over valid pixels), classes with names and colours, tile
+    size, overlap (tile/4), time steps and dates, pixel size and CRS all come from the manifest.
+    """
+    seq = manifest.kind == "sequence"
+    pair = manifest.kind == "pair"
+    return ModelCard(
+        architecture=architecture,
+        task="change" if pair else "segmentation",
+        layout="BTCHW" if seq else "BCHW",
+        bands=list(manifest.bands),
+        mean=[float(b.mean) for b in manifest.band_stats],
+        std=[float(b.std) for b in manifest.band_stats],
+        bands2=list(manifest.bands2 or manifest.bands) if pair else [],
+        mean2=[float(b.mean) for b in (manifest.band_stats2 or manifest.band_stats)] if pair else [],
+        std2=[float(b.std) for b in (manifest.band_stats2 or manifest.band_stats)] if pair else [],
+        classes=list(manifest.classes),
+        time_steps=manifest.num_time_steps if seq else 0,
+        dates=list(manifest.time_steps) if seq else [],
+        tile_size=int(manifest.tile_size),
+        overlap=int(manifest.tile_size) // 4,
+        pixel_size=[float(p) for p in manifest.pixel_size],
+        pixel_size_units=manifest.pixel_size_units,
+        crs_wkt=manifest.crs_wkt,
+        output="probabilities",
+        ignore_value=int(manifest.ignore_value),
+        arch_params=dict(arch_params),
+        training=dict(training or {}),
+        versions=library_versions(),
+        created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    )
+
+
+def check_parity(onnx_path: str | os.PathLike, model: nn.Module, sample: torch.Tensor) -> ParityResult:
+    """Run ``sample`` through ONNX Runtime and PyTorch (softmax of the logits) and compare.
+
+    Args:
+        onnx_path: the exported model.
+        model: the PyTorch model (logits), any device; evaluated on CPU in eval mode.
+        sample: an input batch, ``(B, C, H, W)`` or ``(B, T, C, H, W)`` float32.
+    """
+    import onnxruntime as ort
+
+    sess = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    x = sample.detach().float().cpu()
+    with torch.inference_mode():
+        ref = torch.softmax(model.cpu().eval()(x), dim=1).numpy()
+    got = sess.run(None, {sess.get_inputs()[0].name: x.numpy()})[0]
+    diff = float(np.max(np.abs(got - ref))) if got.shape == ref.shape else float("inf")
+    ok = got.shape == ref.shape and bool(np.allclose(got, ref, rtol=RTOL, atol=ATOL))
+    return ParityResult(ok, diff, list(x.shape))
+
+
+def export_onnx(model: nn.Module, card: ModelCard, out_path: str | os.PathLike, sample: torch.Tensor) -> ParityResult:
+    """Export ``model`` to ONNX with softmax appended, store ``card``, check and verify the file.
+
+    Steps: ``torch.onnx.export`` (opset 17, dynamic batch/height/width) to a temporary file,
+    :func:`core.modelcard.write_card`, ``onnx.checker.check_model``, the parity check of
+    :func:`check_parity` on ``sample`` (recorded in ``card.training["onnx_parity"]``), then the
+    file is renamed into place. A failed export leaves no file at ``out_path``.
+
+    Args:
+        model: trained model producing logits ``(B, K, H, W)``; moved to CPU and eval mode.
+        card: the model card (its ``output`` is set to ``"probabilities"``).
+        out_path: destination ``.onnx``.
+        sample: a validation batch ``(B, C, H, W)`` or ``(B, T, C, H, W)`` float32 (normalised).
+
+    Returns:
+        The parity result (``passed`` False means ONNX Runtime and PyTorch disagree beyond
+        rtol 1e-3 / atol 1e-4; the file is still written so that the report can say so).
+
+    Raises:
+        ModelFileError: the export or the ONNX checker failed.
+    """
+    import onnx
+
+    out_path = Path(out_path)
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out_path.with_name(f".{out_path.stem}.tmp.onnx")
+    model = model.cpu().eval()
+    x = sample.detach().float().cpu()
+    dyn = {0: "batch", x.dim() - 2: "height", x.dim() - 1: "width"}
+    try:
+        with warnings.catch_warnings(), torch.inference_mode(False), torch.no_grad():
+            warnings.simplefilter("ignore")
+            torch.onnx.export(_WithSoftmax(model), (x,), str(tmp), opset_version=OPSET, input_names=["input"],
+                              output_names=["output"], dynamic_axes={"input": dyn, "output": {0: "batch", 2: "height", 3: "width"}},
+                              do_constant_folding=True, dynamo=False)
+        card.output = "probabilities"
+        parity = check_parity(tmp, model, x)
+        card.training = {**card.training, "onnx_parity": parity.to_dict()}
+        write_card(tmp, card)
+        onnx.checker.check_model(str(tmp))
+        os.replace(tmp, out_path)
+    except ModelFileError:
+        raise
+    except Exception as e:
+        raise ModelFileError(f"ONNX export of {card.architecture} failed ({type(e).__name__}: {e}).") from e
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return parity

