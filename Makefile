@@ -28,7 +28,7 @@ help:
 
 setup: $(STAMP)
 
-$(STAMP): requirements.txt requirements-train.txt requirements-dev.txt
+$(STAMP): requirements.txt requirements-train.txt requirements-batch.txt requirements-dev.txt
 	@if ! command -v qgis_process.bin >/dev/null || ! $(SYS_PY) -c 'import qgis.core' 2>/dev/null; then \
 	  echo ">> installing QGIS from Debian"; \
 	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq \

@@ -32,6 +32,10 @@ class GridMismatchError(InputError):
     """Rasters that must share one pixel grid (size, geotransform, CRS) do not."""
 
 
+class EmptyAreaError(InputError):
+    """Nothing to process: every pixel of the requested area is nodata or outside the mask."""
+
+
 class ModelFileError(DeepLandCoverError, OSError):
     """A model file is missing, unreadable, corrupt, or lacks the metadata needed to run it."""
 

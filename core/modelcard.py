@@ -192,7 +192,7 @@ def card_from_metadata(meta: dict[str, str], input_shape: list[Any] | None = Non
         for i, (k, v) in enumerate(sorted(names.items(), key=lambda kv: int(kv[0])))
     ]
     channels = input_shape[1] if input_shape and isinstance(input_shape[1], int) else 3
-    tile = _jload(meta.get("tile_size"))
+    tile = _jload(meta.get("tile_size", meta.get("tiles_size")))  # Deepness has written both spellings
     if not isinstance(tile, int) and input_shape and isinstance(input_shape[-1], int):
         tile = input_shape[-1]
     tile = int(tile) if isinstance(tile, (int, float)) else 512
@@ -230,6 +230,15 @@ def read_card(path: str | os.PathLike) -> ModelCard:
         sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     except Exception as e:  # onnxruntime raises its own Fail/InvalidProtobuf types
         raise ModelFileError(f"{path.name} is not a readable ONNX model ({str(e).splitlines()[0][:200]}).") from e
+    return card_from_session(sess)
+
+
+def card_from_session(sess) -> ModelCard:
+    """The card of an open ``onnxruntime.InferenceSession`` (ours, or built from Deepness keys).
+
+    Raises:
+        ModelFileError: no usable metadata (see :func:`card_from_metadata`).
+    """
     meta = dict(sess.get_modelmeta().custom_metadata_map)
     out_shape = sess.get_outputs()[0].shape
     k = out_shape[1] if len(out_shape) == 4 and isinstance(out_shape[1], int) else None

@@ -194,14 +194,17 @@ def window_from_bounds_clipped(grid: RasterGrid, bounds: tuple[float, float, flo
 
 # ------------------------------------------------------------------------------- nodata, norm
 def valid_mask(data: np.ndarray, nodata: float | None) -> np.ndarray:
-    """Pixels that hold data in every band.
+    """Pixels that hold data: not NaN in any band, and not equal to ``nodata`` in every band.
+
+    A pixel is nodata when *all* its bands equal the nodata value (GDAL's per-dataset nodata on
+    multiband imagery: a single dark band is a valid measurement), or when any band is NaN.
 
     Args:
         data: ``(C, H, W)`` array of any dtype.
-        nodata: the raster's nodata value, or None. NaN counts as nodata for float arrays.
+        nodata: the raster's nodata value, or None.
 
     Returns:
-        ``(H, W)`` bool, True where all bands are valid.
+        ``(H, W)`` bool, True where the pixel holds data.
     """
     mask = np.ones(data.shape[-2:], dtype=bool)
     if np.issubdtype(data.dtype, np.floating):

@@ -18,6 +18,7 @@ ALGORITHMS: list[tuple[str, str]] = [
     ("export_training_tiles", "ExportTrainingTilesAlgorithm"),
     ("train_model", "TrainModelAlgorithm"),
     ("classify_pixels", "ClassifyPixelsAlgorithm"),
+    ("classify_batch", "ClassifyBatchAlgorithm"),
     ("detect_change", "DetectChangeAlgorithm"),
     ("compute_accuracy", "ComputeAccuracyAlgorithm"),
     ("create_accuracy_points", "CreateAccuracyPointsAlgorithm"),

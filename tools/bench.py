@@ -21,7 +21,7 @@ import traceback
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-BENCHES = ["export", "train", "inference", "change", "rf_vs_unet"]
+BENCHES = ["export", "train", "inference", "batch", "change", "rf_vs_unet"]
 HEADER = """# Benchmarks
 
 Every figure here was measured by `make bench` (or the command its section names) on the machine its

@@ -1,0 +1,132 @@
+"""Processing algorithm ``deeplandcover:classifybatch`` (Classify Pixels (Batch, Dask)).
+
+Thin wrapper over :func:`core.batch.classify_batch`: a folder of rasters (or the blocks of large
+rasters) classified in parallel on a Dask cluster, one GeoTIFF per raster/block and a VRT over them.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from qgis.core import (
+    QgsProcessingContext,
+    QgsProcessingOutputFile,
+    QgsProcessingOutputFolder,
+    QgsProcessingOutputNumber,
+    QgsProcessingParameterBoolean,
+    QgsProcessingParameterFile,
+    QgsProcessingParameterFolderDestination,
+    QgsProcessingParameterNumber,
+    QgsProcessingParameterString,
+)
+
+from ..core import deps
+from ..core.errors import InputError
+from .base import DlcAlgorithm
+
+DASK = deps.Requirement("dask", ("dask",), "2023.1")
+DISTRIBUTED = deps.Requirement("distributed", ("distributed",), "2023.1")
+
+HELP = """Classifies every raster of a folder with an ONNX model, in parallel on a Dask cluster.
+<p><b>Input folder</b> and <b>pattern</b> (e.g. <code>*.tif</code>, <code>T33*.jp2</code>) select the rasters;
+a <code>.vrt</code> mosaic can be selected too. Each raster (or block, see below) becomes one task that reads its
+windows, runs the model and writes its own tiled GeoTIFF <code>&lt;name&gt;_class.tif</code> (with a QML style)
+into the <b>output folder</b>; a VRT <code>classified.vrt</code> ties them together.</p>
+<p><b>Block size</b> (pixels, 0 = whole rasters): cut each raster into blocks of this size, classified as separate
+tasks over a margin of whole tiles and cropped, so the mosaic is seamless (identical to classifying the whole
+raster at once). Use it for big mosaics: e.g. 4096.</p>
+<p><b>Scheduler</b>: leave empty to start a local cluster (one worker process per core, or per GPU with
+onnxruntime-gpu; <b>workers</b> overrides the number), or give the address of an existing cluster
+(<code>tcp://host:8786</code>, started with <code>dask scheduler</code> and <code>dask worker</code>); the
+model and rasters must then be readable at the same paths on every worker.</p>
+<p><b>Resumable</b>: a re-run skips outputs that are complete for the same model and settings (a JSON sidecar
+records them); delete an output to recompute it, or tick <b>overwrite</b>. A task that fails is retried twice
+and reported; the others go on (FAILED_COUNT).</p>"""
+
+
+class ClassifyBatchAlgorithm(DlcAlgorithm):
+    """Classify a folder of rasters on a Dask cluster (``deeplandcover:classifybatch``)."""
+
+    ALG_NAME = "classifybatch"
+    ALG_DISPLAY = "Classify Pixels (Batch, Dask)"
+    ALG_GROUP = "Inference"
+    ALG_GROUP_ID = "inference"
+    REQUIREMENTS = (*deps.INFERENCE, DASK, DISTRIBUTED)
+    HELP = HELP
+
+    INPUT_FOLDER = "INPUT_FOLDER"
+    PATTERN = "PATTERN"
+    MODEL = "MODEL"
+    SCHEDULER = "SCHEDULER"
+    WORKERS = "WORKERS"
+    BLOCK_SIZE = "BLOCK_SIZE"
+    TILE_SIZE = "TILE_SIZE"
+    OVERLAP = "OVERLAP"
+    BATCH_SIZE = "BATCH_SIZE"
+    OVERWRITE = "OVERWRITE"
+    OUTPUT_FOLDER = "OUTPUT_FOLDER"
+    OUTPUT_VRT = "OUTPUT_VRT"
+    FAILED_COUNT = "FAILED_COUNT"
+
+    def initAlgorithm(self, config=None):  # noqa: D102
+        integer = QgsProcessingParameterNumber.Integer
+        self.addParameter(QgsProcessingParameterFile(self.INPUT_FOLDER, self.tr("Input folder of rasters"),
+                                                     QgsProcessingParameterFile.Folder))
+        self.addParameter(QgsProcessingParameterString(self.PATTERN, self.tr("File pattern"), "*.tif"))
+        self.addParameter(QgsProcessingParameterFile(self.MODEL, self.tr("Model (.onnx)"),
+                                                     QgsProcessingParameterFile.File, extension="onnx"))
+        self.addParameter(QgsProcessingParameterString(
+            self.SCHEDULER, self.tr("Dask scheduler address (empty = local cluster)"), "", optional=True))
+        self.addParameter(QgsProcessingParameterNumber(
+            self.WORKERS, self.tr("Local workers (0 = one per core, or per GPU)"), integer, 0, minValue=0))
+        self.addParameter(QgsProcessingParameterNumber(
+            self.BLOCK_SIZE, self.tr("Block size (pixels, 0 = whole rasters)"), integer, 0, minValue=0))
+        self.addParameter(QgsProcessingParameterNumber(
+            self.TILE_SIZE, self.tr("Tile size (pixels, 0 = from the model)"), integer, 0, minValue=0))
+        self.addParameter(QgsProcessingParameterNumber(
+            self.OVERLAP, self.tr("Tile overlap (pixels, -1 = from the model)"), integer, -1, minValue=-1))
+        self.addParameter(QgsProcessingParameterNumber(
+            self.BATCH_SIZE, self.tr("Batch size (tiles per model call)"), integer, 4, minValue=1))
+        self.addParameter(QgsProcessingParameterBoolean(
+            self.OVERWRITE, self.tr("Overwrite finished outputs (otherwise resume)"), False))
+        self.addParameter(QgsProcessingParameterFolderDestination(self.OUTPUT_FOLDER, self.tr("Output folder")))
+        self.addOutput(QgsProcessingOutputFolder(self.OUTPUT_FOLDER, self.tr("Output folder")))
+        self.addOutput(QgsProcessingOutputFile(self.OUTPUT_VRT, self.tr("Mosaic (VRT)")))
+        self.addOutput(QgsProcessingOutputNumber(self.FAILED_COUNT, self.tr("Failed tasks")))
+
+    def plan(self, parameters: dict[str, Any], context: QgsProcessingContext) -> dict[str, Any]:
+        """The keyword arguments of :func:`core.batch.classify_batch` for these parameters (no side effects).
+
+        Raises:
+            InputError: the input folder does not exist.
+        """
+        folder = self.parameterAsFile(parameters, self.INPUT_FOLDER, context)
+        if not folder or not Path(folder).is_dir():
+            raise InputError(f"Input folder {folder!r} does not exist; choose the folder holding the rasters.")
+        return {
+            "inputs": folder,
+            "pattern": (self.parameterAsString(parameters, self.PATTERN, context) or "*.tif").strip(),
+            "model": self.parameterAsFile(parameters, self.MODEL, context),
+            "out_dir": self.parameterAsString(parameters, self.OUTPUT_FOLDER, context),
+            "scheduler": (self.parameterAsString(parameters, self.SCHEDULER, context) or "").strip() or None,
+            "n_workers": self.parameterAsInt(parameters, self.WORKERS, context) or None,
+            "block_size": self.parameterAsInt(parameters, self.BLOCK_SIZE, context) or None,
+            "tile_size": self.parameterAsInt(parameters, self.TILE_SIZE, context) or None,
+            "overlap": self.parameterAsInt(parameters, self.OVERLAP, context),
+            "batch_size": self.parameterAsInt(parameters, self.BATCH_SIZE, context),
+            "overwrite": self.parameterAsBoolean(parameters, self.OVERWRITE, context),
+        }
+
+    def run_core(self, parameters: dict[str, Any], context: QgsProcessingContext, feedback) -> dict[str, Any]:  # noqa: D102
+        from ..core.batch import classify_batch
+
+        kwargs = self.plan(parameters, context)
+        res = classify_batch(feedback=feedback, **kwargs)
+        for f in res.failed:
+            feedback.warning(f"{f.name} failed: {f.error}")
+        feedback.info(f"{len(res.computed)} output(s) computed, {len(res.skipped)} already finished, "
+                      f"{len(res.empty)} empty, {len(res.failed)} failed, in {res.seconds:.1f} s on "
+                      f"{res.n_workers} worker(s).")
+        return {self.OUTPUT_FOLDER: kwargs["out_dir"], self.OUTPUT_VRT: str(res.vrt) if res.vrt else None,
+                self.FAILED_COUNT: len(res.failed)}

@@ -1,0 +1,144 @@
+"""Classify Pixels under headless QGIS (pytest-qgis): parameters -> plan, a full run, styling, errors."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import numpy as np
+import pytest
+import rasterio
+from _onnx_utils import make_model, smooth_image
+from conftest import make_raster
+
+BANDS = ["blue", "green", "red", "nir"]
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory) -> tuple[Path, Path]:
+    d = tmp_path_factory.mktemp("classify_alg")
+    img = smooth_image(4, 120, 140, seed=5)
+    raster = make_raster(d / "img.tif", img, descriptions=BANDS)
+    model = make_model(d / "conv.onnx", BANDS, 3, layers=3, seed=5, balance_on=img, tile_size=64, overlap=16)
+    return raster, model
+
+
+def _alg():
+    from deeplandcover.algorithms.classify_pixels import ClassifyPixelsAlgorithm
+
+    alg = ClassifyPixelsAlgorithm()
+    alg.initAlgorithm()
+    return alg
+
+
+def test_identity_and_parameters(qgis_app):
+    alg = _alg()
+    assert (alg.name(), alg.displayName(), alg.groupId()) == ("classifypixels", "Classify Pixels", "inference")
+    names = [p.name() for p in alg.parameterDefinitions()]
+    assert names == ["INPUT", "ADDITIONAL_INPUTS", "MODEL", "EXTENT", "MASK", "TILE_SIZE", "OVERLAP", "BATCH_SIZE",
+                     "BLENDING", "TTA", "BAND_MAPPING", "DEVICE", "THREADS", "OUTPUT", "OUTPUT_PROBABILITIES",
+                     "OUTPUT_AREA_TABLE"]
+    assert alg.parameterDefinition("DEVICE").defaultValue() == "auto"
+    assert alg.canExecute()[0]
+
+
+def test_plan_maps_parameters(qgis_app, setup, tmp_path):
+    from qgis.core import QgsProcessingContext, QgsVectorLayer
+
+    raster, model = setup
+    with rasterio.open(raster) as ds:
+        left, bottom, right, top = ds.bounds
+    mask = QgsVectorLayer("Polygon?crs=EPSG:32633", "mask", "memory")
+    from qgis.core import QgsFeature, QgsGeometry
+
+    f = QgsFeature()
+    f.setGeometry(QgsGeometry.fromWkt(f"POLYGON(({left} {bottom},{left + 500} {bottom},{left + 500} {bottom + 400},"
+                                      f"{left} {bottom + 400},{left} {bottom}))"))
+    mask.dataProvider().addFeatures([f])
+    ctx = QgsProcessingContext()
+    plan = _alg().plan({
+        "INPUT": str(raster), "MODEL": str(model), "EXTENT": f"{left},{left + 600},{bottom},{bottom + 500} [EPSG:32633]",
+        "MASK": mask, "TILE_SIZE": 128, "OVERLAP": 32, "BATCH_SIZE": 2, "BLENDING": 1, "TTA": True,
+        "BAND_MAPPING": "1, 2,3,4", "DEVICE": "cpu", "THREADS": 1, "OUTPUT": str(tmp_path / "c.tif"),
+        "OUTPUT_AREA_TABLE": str(tmp_path / "a.csv")}, ctx)
+    assert plan["inputs"] == [str(raster)] and plan["model"] == str(model)
+    assert plan["extent"] == pytest.approx((left, bottom, left + 600, bottom + 500))
+    assert len(plan["mask"]) == 1 and plan["mask"][0]["type"] == "Polygon"
+    assert (plan["tile_size"], plan["overlap"], plan["batch_size"], plan["blending"], plan["tta"]) == (128, 32, 2, "center", True)
+    assert (plan["band_map"], plan["device"], plan["threads"]) == ([1, 2, 3, 4], "cpu", 1)
+    assert plan["out_path"] == str(tmp_path / "c.tif") and plan["prob_path"] is None
+    assert plan["area_table_path"] == str(tmp_path / "a.csv")
+    defaults = _alg().plan({"INPUT": str(raster), "MODEL": str(model), "OUTPUT": str(tmp_path / "d.tif")}, ctx)
+    assert (defaults["tile_size"], defaults["overlap"], defaults["blending"], defaults["extent"], defaults["mask"],
+            defaults["band_map"], defaults["device"]) == (None, -1, "gaussian", None, None, None, "auto")
+
+
+def test_run_writes_styled_outputs(qgis_app, setup, tmp_path):
+    from qgis.core import (
+        QgsProcessingContext,
+        QgsProcessingFeedback,
+        QgsProject,
+        QgsRasterLayer,
+    )
+
+    raster, model = setup
+    out = str(tmp_path / "classes.tif")
+    ctx = QgsProcessingContext()
+    ctx.setProject(QgsProject.instance())
+    ctx.addLayerToLoadOnCompletion(out, QgsProcessingContext.LayerDetails("classes", QgsProject.instance(), "OUTPUT"))
+    fb = QgsProcessingFeedback()
+    alg = _alg()
+    res = alg.processAlgorithm({
+        "INPUT": str(raster), "MODEL": str(model), "THREADS": 1, "OUTPUT": out,
+        "OUTPUT_PROBABILITIES": str(tmp_path / "prob.tif"), "OUTPUT_AREA_TABLE": str(tmp_path / "areas.csv")}, ctx, fb)
+    assert res["OUTPUT"] == out and res["EXECUTION_PROVIDER"] == "CPUExecutionProvider"
+    assert res["MEGAPIXELS_PER_SECOND"] > 0
+    with rasterio.open(out) as ds:
+        cls = ds.read(1)
+    assert cls.shape == (120, 140) and set(np.unique(cls)) <= {1, 2, 3}
+    with rasterio.open(res["OUTPUT_PROBABILITIES"]) as ds:
+        assert ds.count == 3
+    with open(res["OUTPUT_AREA_TABLE"], newline="") as f:
+        assert sum(int(r["pixels"]) for r in csv.DictReader(f)) == cls.size
+    # the post-processor styles the layer Processing loads
+    proc = ctx.layerToLoadOnCompletionDetails(out).postProcessor()
+    assert proc is not None
+    layer = QgsRasterLayer(out, "classes")
+    proc.postProcessLayer(layer, ctx, fb)
+    assert layer.renderer().type() == "paletted"
+    assert [c.label for c in layer.renderer().classes()] == ["class1", "class2", "class3"]
+    # the .qml beside the raster is found by QGIS on its own too
+    layer2 = QgsRasterLayer(out, "again")
+    msg, ok = layer2.loadDefaultStyle()
+    assert ok and layer2.renderer().type() == "paletted"
+
+
+def test_core_errors_become_processing_exceptions(qgis_app, setup, tmp_path):
+    from qgis.core import QgsProcessingContext, QgsProcessingException, QgsProcessingFeedback
+
+    raster, model = setup
+    alg = _alg()
+    with pytest.raises(QgsProcessingException, match="Band mapping"):
+        alg.processAlgorithm({"INPUT": str(raster), "MODEL": str(model), "BAND_MAPPING": "1,2",
+                              "OUTPUT": str(tmp_path / "c.tif")}, QgsProcessingContext(), QgsProcessingFeedback())
+    with pytest.raises(QgsProcessingException, match="1-based"):
+        alg.processAlgorithm({"INPUT": str(raster), "MODEL": str(model), "BAND_MAPPING": "a,b",
+                              "OUTPUT": str(tmp_path / "c.tif")}, QgsProcessingContext(), QgsProcessingFeedback())
+    bad = tmp_path / "bad.onnx"
+    bad.write_bytes(b"\x00garbage" * 20)
+    with pytest.raises(QgsProcessingException, match="not a readable ONNX model"):
+        alg.processAlgorithm({"INPUT": str(raster), "MODEL": str(bad), "OUTPUT": str(tmp_path / "c.tif")},
+                             QgsProcessingContext(), QgsProcessingFeedback())
+    assert not (tmp_path / "c.tif").exists()
+
+
+def test_cancel_reports_no_output(qgis_app, setup, tmp_path):
+    from qgis.core import QgsProcessingContext, QgsProcessingException, QgsProcessingFeedback
+
+    raster, model = setup
+    fb = QgsProcessingFeedback()
+    fb.cancel()
+    with pytest.raises(QgsProcessingException, match="canceled"):
+        _alg().processAlgorithm({"INPUT": str(raster), "MODEL": str(model), "OUTPUT": str(tmp_path / "c.tif")},
+                                QgsProcessingContext(), fb)
+    assert list(tmp_path.iterdir()) == []
