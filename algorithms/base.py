@@ -23,6 +23,7 @@ from qgis.PyQt.QtCore import QCoreApplication
 
 from ..core import deps
 from ..core.errors import CanceledError, DeepLandCoverError
+from .geolibs import isolate_geolibs
 
 HELP_URL = "https://github.com/deeplandcover/deeplandcover#readme"
 
@@ -113,6 +114,7 @@ class DlcAlgorithm(QgsProcessingAlgorithm):
             deps.check(self.REQUIREMENTS, self.displayName())
         except deps.DependencyError as e:
             raise QgsProcessingException(str(e)) from e
+        isolate_geolibs()  # before rasterio/shapely/pyproj are first imported in this QGIS process
         fb = QgsFeedbackAdapter(feedback)
         try:
             return self.run_core(parameters, context, fb)

@@ -58,3 +58,13 @@ def test_packaged_zip_installs_and_loads(tmp_path):
     assert run_qgis_process(["plugins", "enable", "deeplandcover"], tmp_path).returncode == 0
     res = run_qgis_process(["list"], tmp_path)
     assert res.returncode == 0 and "deeplandcover:classifypixels" in res.stdout, res.stdout[-2000:] + res.stderr
+
+
+def test_vector_labels_run_and_exit_cleanly(profile, eolearn, tmp_path):
+    """A vector-label export through qgis_process exits 0 (no PROJ clash on exit) and writes the manifest."""
+    out = tmp_path / "chips"
+    res = run_qgis_process(["run", "deeplandcover:exporttrainingtiles", "--",
+                            f"INPUT={eolearn / 's2l1c_2015-07-11.tif'}", f"LABELS={eolearn / 'lulc_polygons.gpkg'}",
+                            "CLASS_FIELD=LULC_ID", "TILE_SIZE=32", "STRIDE=32", f"OUTPUT_FOLDER={out}"], profile)
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert (out / "manifest.json").exists()
