@@ -107,6 +107,24 @@ class BandAccumulator:
 
 # ------------------------------------------------------------------------------ inputs
 @dataclass
+class SensorSource:
+    """A raster of another sensor stacked after the main bands (early fusion, seed 001).
+
+    Attributes:
+        name: sensor name = file stem (``"S1"``), the prefix of its band names.
+        path: the raster (same grid as the main input).
+        bands: chip band names, prefixed (``"S1_VV"``); ``band_index`` their 1-based raster bands.
+        nodata: the raster's nodata value or None.
+    """
+
+    name: str
+    path: Path
+    bands: list[str]
+    band_index: list[int]
+    nodata: float | None
+
+
+@dataclass
 class ImageSources:
     """The rasters chips are cut from, checked to share one grid."""
 
@@ -121,6 +139,7 @@ class ImageSources:
     nodata: float | None
     nodata2: float | None
     dates: list[str] = field(default_factory=list)
+    sensors: list[SensorSource] = field(default_factory=list)
 
     @property
     def kind(self) -> str:
@@ -258,6 +277,15 @@ def _polygons(path: str | os.PathLike, grid: RasterGrid, what: str):
     return geom
 
 
+def default_block_size(grid: RasterGrid, tile_size: int) -> int:
+    """Edge (pixels) of the spatial blocks that train/validation splits keep together.
+
+    ``4 * tile_size`` (blocks much larger than a chip, so little leakage at block borders), but at
+    most half the raster's shorter side, so a small raster still has several blocks to split.
+    """
+    return max(tile_size, min(4 * tile_size, min(grid.width, grid.height) // 2))
+
+
 def _check_tiling(grid: RasterGrid, tile_size: int, stride: int) -> None:
     if tile_size <= 0:
         raise InputError(f"TILE_SIZE must be a positive number of pixels, got {tile_size}.")
@@ -337,6 +365,7 @@ class _Tally:
     outside_aoi: int = 0
     no_data: int = 0
     too_few: int = 0
+    low_coverage: int = 0
     best_fraction: float = 0.0
 
 
@@ -348,7 +377,10 @@ def export_training_tiles(
     aoi: str | Path | None = None, min_labelled_fraction: float = 0.05, export_empty: bool = False,
     line_buffer_px: int = 0, edge_erosion_px: int = 0, bands: Sequence[int] | None = None,
     dates: Sequence[str] | None = None, block_size: int | None = None, holdout: str | Path | None = None,
-    feedback: Feedback | None = None,
+    additional_sensors: Sequence[str | Path] | None = None, water_mask_class: int | None = None,
+    ndwi_threshold: float = 0.0, ndwi_margin: float = 0.2, valid_masks: str | Path | None = None,
+    mask_kind: str = "valid", cloud_threshold: float = 0.5, cloud_policy: str = "none",
+    min_valid_coverage: float = 0.0, feedback: Feedback | None = None,
 ) -> Manifest:
     """Cut image and label chips from rasters and labels into an ArcGIS-compatible chip folder.
 
@@ -372,8 +404,25 @@ def export_training_tiles(
         edge_erosion_px: erosion radius (pixels) of class edges, set to 255 (seed 003).
         bands: 1-based band subset (same for every date); None = all bands.
         dates: ISO dates of a series, one per raster.
-        block_size: spatial block edge (pixels) for ``ChipRecord.block``; default ``4 * tile_size``.
+        block_size: spatial block edge (pixels) for ``ChipRecord.block``; default
+            :func:`default_block_size`.
         holdout: polygon file; chips intersecting it get ``block="holdout"`` (validation only).
+        additional_sensors: rasters of other sensors on the same grid (single-date input only): their
+            bands are appended to the chip (early fusion, seed 001), named ``<file stem>_<band>``;
+            ``sources["sensor_bands"]`` lists each sensor's chip bands. A pixel is valid only where
+            every sensor has data.
+        water_mask_class: class value of water; labels whose NDWI contradicts it, or whose water state
+            flips between dates, become 255 (seed 000, :func:`core.labels.mask_inconsistent_water`).
+            Needs green and NIR bands in the input (by name, :mod:`core.indices`).
+        ndwi_threshold, ndwi_margin: NDWI water threshold, and the extra margin for non-water labels.
+        valid_masks: raster with one band per date (or dates in its band descriptions): valid-data
+            mask, cloud mask or cloud probability (``mask_kind``, ``cloud_threshold``), see
+            :mod:`core.timeseries`.
+        mask_kind: ``valid`` (1 = valid), ``cloud`` (1 = cloud) or ``probability`` (cloudy where
+            ``>= cloud_threshold``).
+        cloud_policy: ``none``, ``drop`` or ``interpolate`` (sequences; a single image under
+            ``drop`` skips chips below the coverage threshold).
+        min_valid_coverage: 0..1 valid share a date needs in a chip to be kept (seed 003: 0.99).
         feedback: progress/cancel/log.
 
     Returns:
@@ -391,6 +440,8 @@ def export_training_tiles(
         raise InputError(f"MIN_LABELLED_FRACTION is a share between 0 and 1, got {min_labelled_fraction}.")
     src = open_sources(images, images2, bands, dates, fb)
     _check_tiling(src.grid, tile_size, stride)
+    prep = make_preprocess(src, additional_sensors, water_mask_class, ndwi_threshold, ndwi_margin, valid_masks,
+                           mask_kind, cloud_threshold, cloud_policy, min_valid_coverage)
     table = read_class_table(class_table) if class_table is not None else None
     lab_src = open_labels(labels, src.grid, class_field=class_field, layer=layer, class_table=table,
                           line_buffer_px=line_buffer_px, edge_erosion_px=edge_erosion_px)
@@ -401,16 +452,233 @@ def export_training_tiles(
     out, created = _prepare_out_dir(out_dir)
     try:
         return _export(src, lab_src, out, tile_size, stride, aoi_geom, hold_geom, min_labelled_fraction,
-                       export_empty, block_size or 4 * tile_size, fb, {
+                       export_empty, block_size or default_block_size(src.grid, tile_size), fb, {
                            "labels": str(Path(labels)), "class_field": class_field, "layer": layer,
                            "class_table": str(class_table) if isinstance(class_table, (str, os.PathLike)) else None,
                            "aoi": str(aoi) if aoi else None, "holdout": str(holdout) if holdout else None,
                            "min_labelled_fraction": min_labelled_fraction, "export_empty": export_empty,
                            "line_buffer_px": line_buffer_px, "edge_erosion_px": edge_erosion_px,
-                       })
+                       }, prep)
     except BaseException:
         _cleanup(out, created)
         raise
+
+
+# ------------------------------------------------------------------------------ preprocessing
+def open_sensors(paths: Sequence[str | os.PathLike], src: ImageSources) -> list[SensorSource]:
+    """Describe additional sensor rasters (all their bands), checked to lie on the main grid.
+
+    Raises:
+        InputError: missing file, used with a series or a pair, two sensors with one name.
+        GridMismatchError: a raster on another grid.
+    """
+    from .errors import GridMismatchError
+
+    if src.kind != "single":
+        raise InputError("ADDITIONAL_SENSORS stacks other sensors onto ONE input raster; it cannot be combined "
+                         "with a time series or a second date.")
+    out: list[SensorSource] = []
+    names = {Path(src.images[0]).stem}
+    for p in map(Path, paths):
+        if not p.is_file():
+            raise InputError(f"Sensor raster {p} does not exist.")
+        g = RasterGrid.from_path(p)
+        if not src.grid.same_as(g):
+            raise GridMismatchError(
+                f"The sensor raster {p.name} is not on the grid of {src.images[0].name}: "
+                f"{src.grid.describe_difference(g)}. Resample it onto the input raster's grid first (Raster > "
+                "Projections > Warp with the input's extent, resolution and CRS).")
+        if p.stem in names:
+            raise InputError(f"Two input rasters are named {p.stem}; sensor band names are prefixed with the file "
+                             "name, so give each sensor raster its own name (e.g. S1.tif).")
+        names.add(p.stem)
+        with rasterio.open(p) as ds:
+            out.append(SensorSource(p.stem, p, [f"{p.stem}_{b}" for b in band_names(ds)],
+                                    list(range(1, ds.count + 1)), ds.nodata))
+    return out
+
+
+def make_preprocess(src: ImageSources, sensors, water_class, ndwi_threshold, ndwi_margin, masks, mask_kind,
+                    cloud_threshold, policy, min_cov) -> Preprocess | None:
+    """A :class:`Preprocess` for the options, or None when none is set (also updates ``src`` for sensors).
+
+    Raises:
+        InputError, GridMismatchError, BandMismatchError: see :func:`open_sensors`,
+            :class:`core.timeseries.DateMasks`, :func:`core.indices.band_positions`.
+    """
+    from . import timeseries as ts
+    from .indices import band_positions
+
+    if policy not in ts.POLICIES:
+        raise InputError(f"Unknown CLOUD_POLICY {policy!r}; use one of {', '.join(ts.POLICIES)}.")
+    if not 0.0 <= min_cov <= 1.0:
+        raise InputError(f"MIN_VALID_COVERAGE is a share between 0 and 1, got {min_cov}.")
+    if policy == "interpolate" and src.kind != "sequence":
+        raise InputError("CLOUD_POLICY interpolate fills gaps in time and needs a time series (several INPUT rasters).")
+    if not (sensors or water_class is not None or masks or policy != "none"):
+        return None
+    if src.kind == "pair":
+        raise InputError("Sensor fusion, water masking and cloud masks work on single images and time series, not "
+                         "on change pairs (ADDITIONAL_INPUT).")
+    sens = open_sensors(sensors, src) if sensors else []
+    water_bands = None
+    if water_class is not None:
+        if not 0 <= int(water_class) < 255:
+            raise InputError(f"WATER_MASK_CLASS must be a class value 0..254, got {water_class}.")
+        with rasterio.open(src.images[0]) as ds:
+            pos = band_positions(["NDWI"], band_names(ds))
+        water_bands = (pos["green"] + 1, pos["nir"] + 1)
+    date_masks = ts.DateMasks(masks, src.grid, src.dates or [""], mask_kind, cloud_threshold) if masks else None
+    if date_masks is not None and src.kind == "single" and len(date_masks.bands) != 1:
+        raise InputError(f"The mask raster has {len(date_masks.bands)} bands for one input raster; give a one-band mask.")
+    if sens:
+        src.bands = [*src.bands, *[b for ss in sens for b in ss.bands]]
+    fill = src.nodata
+    if (sens or date_masks is not None) and fill is None:
+        dts = [src.dtype]
+        for ss in sens:
+            with rasterio.open(ss.path) as ds:
+                dts.append(ds.dtypes[0])
+        fill = ts.default_nodata(str(np.result_type(*dts)))
+        src.nodata = fill
+    return Preprocess(sens, date_masks, policy, float(min_cov), ts.date_offsets(src.dates) if src.dates else
+                      np.zeros(1), water_class, float(ndwi_threshold), float(ndwi_margin), water_bands, fill, src.dates,
+                      {"valid_masks": str(masks) if masks else None, "mask_kind": mask_kind,
+                       "cloud_threshold": cloud_threshold})
+
+
+class Preprocess:
+    """The optional per-window steps of an export, in order (one instance per export, a context manager):
+
+    1. :meth:`read`: append the bands of other sensors (early fusion, seed 001); combine nodata with
+       the per-date valid masks (:class:`core.timeseries.DateMasks`, seed 003).
+    2. :meth:`water`: NDWI-inconsistent water labels -> 255 (seed 000).
+    3. :meth:`apply_policy`: cloud policy per chip (drop dates / interpolate, seed 003); invalid
+       pixels written as the nodata value.
+
+    Counts go to ``sources["preprocessing"]`` (:meth:`manifest_entries`) and the log (:meth:`log`).
+    """
+
+    def __init__(self, sensors: list[SensorSource], masks, policy: str, min_cov: float, times: np.ndarray,
+                 water_class: int | None, ndwi_threshold: float, ndwi_margin: float,
+                 water_bands: tuple[int, int] | None, fill: float | None, dates: list[str], mask_info: dict) -> None:
+        self.sensors, self.masks, self.policy, self.min_cov, self.times = sensors, masks, policy, min_cov, times
+        self.water_class, self.thr, self.margin, self.water_bands = water_class, ndwi_threshold, ndwi_margin, water_bands
+        self.fill, self.dates, self.mask_info = fill, dates, mask_info
+        self.contradicted = self.flipped = self.filled = self.skipped_coverage = 0
+        self.chip_coverage: dict[str, list[float]] = {}
+        self.chip_dropped: dict[str, list[str]] = {}
+        self._cov: np.ndarray | None = None
+        self._dropped: list[int] = []
+
+    def __enter__(self) -> Preprocess:
+        self._stack = contextlib.ExitStack()
+        self._sds = [self._stack.enter_context(rasterio.open(ss.path)) for ss in self.sensors]
+        if self.masks is not None:
+            self._stack.enter_context(self.masks)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stack.close()
+
+    def read(self, datas: list[np.ndarray], valids: list[np.ndarray], win) -> tuple[list[np.ndarray], list[np.ndarray]]:
+        """Fuse sensors and apply the masks: ``T x (C, h, w)`` data and ``T x (h, w)`` valid in and out."""
+        if self._sds:
+            parts, v = [datas[0]], valids[0].copy()
+            for ds, ss in zip(self._sds, self.sensors):
+                d = ds.read(ss.band_index, window=win)
+                v &= valid_mask(d, ss.nodata)
+                parts.append(d)
+            dt_ = np.result_type(*parts)
+            datas, valids = [np.concatenate([p.astype(dt_, copy=False) for p in parts])], [v]
+        if self.masks is not None:
+            mv = self.masks.read(win)
+            valids = [v & mv[t] for t, v in enumerate(valids)]
+        return datas, valids
+
+    def water(self, lab: np.ndarray, dss, win, valids: list[np.ndarray]) -> np.ndarray:
+        """Labels with NDWI-inconsistent water pixels set to 255 (unchanged without WATER_MASK_CLASS)."""
+        if self.water_class is None:
+            return lab
+        from .indices import normalized_difference
+        from .labels import mask_inconsistent_water
+
+        ndwi = []
+        for ds, v in zip(dss, valids):
+            g, n = ds.read(list(self.water_bands), window=win)
+            ndwi.append(normalized_difference(g, n, v))
+        lab, a, b = mask_inconsistent_water(lab, np.stack(ndwi), np.stack(valids), int(self.water_class), self.thr,
+                                            self.margin)
+        self.contradicted += a
+        self.flipped += b
+        return lab
+
+    def apply_policy(self, datas: list[np.ndarray], valids: list[np.ndarray]
+                     ) -> tuple[list[np.ndarray], list[np.ndarray], bool]:
+        """The cloud policy on one chip; False = skip the chip (single image below the coverage threshold)."""
+        from . import timeseries as ts
+
+        self._cov, self._dropped = None, []
+        if self.masks is None and not self.sensors and self.policy == "none":
+            return datas, valids, True
+        if len(datas) > 1:
+            res = ts.apply_policy(np.stack(datas), np.stack(valids), self.times, self.policy, self.min_cov)
+            self._cov, self._dropped = res.coverage, res.dropped
+            self.pending_filled = res.filled
+            data = ts.to_dtype(res.data, datas[0].dtype) if self.policy == "interpolate" else res.data
+            datas, valids = [np.array(d) for d in data], list(res.valid)
+        else:
+            self._cov = ts.chip_coverage(valids[0][None])
+            self.pending_filled = 0
+            if self.policy != "none" and self._cov[0] < self.min_cov:
+                self.skipped_coverage += 1
+                return datas, valids, False
+        if self.fill is not None:
+            for d, v in zip(datas, valids):
+                d[:, ~v] = self.fill
+        return datas, valids, True
+
+    def chip_done(self, cid: str) -> None:
+        """Record the coverage / dropped dates of the chip just written."""
+        if self._cov is not None:
+            self.chip_coverage[cid] = [round(float(c), 4) for c in self._cov]
+            if self._dropped:
+                self.chip_dropped[cid] = [self.dates[i] if self.dates else str(i) for i in self._dropped]
+            self.filled += getattr(self, "pending_filled", 0)
+
+    def manifest_entries(self, src: ImageSources) -> dict:
+        """``preprocessing`` (and ``sensor_bands``) entries of ``manifest.sources``."""
+        pre: dict = {}
+        if self.water_class is not None:
+            pre["water_mask"] = {"class": int(self.water_class), "ndwi_threshold": self.thr, "ndwi_margin": self.margin,
+                                 "green_nir_bands": list(self.water_bands), "masked_contradicting": self.contradicted,
+                                 "masked_flipping": self.flipped, "masked_pixels": self.contradicted + self.flipped}
+        if self.masks is not None or self.policy != "none":
+            cov = np.array(list(self.chip_coverage.values())) if self.chip_coverage else np.zeros((0, 1))
+            pre["cloud"] = {**self.mask_info, "policy": self.policy, "min_valid_coverage": self.min_cov,
+                            "mask_bands": list(self.masks.bands) if self.masks is not None else [],
+                            "mean_coverage_per_date": [round(float(c), 4) for c in cov.mean(axis=0)] if len(cov) else [],
+                            "chips_skipped_low_coverage": self.skipped_coverage, "pixels_interpolated": self.filled,
+                            "dropped_dates": self.chip_dropped, "chip_coverage": self.chip_coverage}
+        out: dict = {"preprocessing": pre} if pre else {}
+        if self.sensors:
+            main = [b for b in src.bands if not any(b in ss.bands for ss in self.sensors)]
+            out["sensor_bands"] = {Path(src.images[0]).stem: main, **{ss.name: ss.bands for ss in self.sensors}}
+        return out
+
+    def log(self, fb: Feedback) -> None:
+        """Report the counts."""
+        if self.water_class is not None:
+            fb.info(f"Water shoreline masking (NDWI threshold {self.thr:g}): {self.contradicted + self.flipped} label "
+                    f"pixels set to 255 ({self.contradicted} contradict the NDWI, {self.flipped} flip between dates).")
+        if self.chip_coverage or self.skipped_coverage:
+            n_drop = sum(len(v) for v in self.chip_dropped.values())
+            fb.info(f"Cloud policy {self.policy} (min valid coverage {self.min_cov:g}): {n_drop} chip dates dropped, "
+                    f"{self.filled} pixels interpolated, {self.skipped_coverage} chips skipped for low coverage.")
+        if self.dates and self.chip_dropped and len(self.chip_dropped) == len(self.chip_coverage):
+            always = [d for d in self.dates if all(d in v for v in self.chip_dropped.values())]
+            if always:
+                fb.warning(f"Dates {always} were dropped in every chip; consider removing them from the series.")
 
 
 def _cleanup(out: Path, created: bool) -> None:
@@ -427,14 +695,14 @@ def _cleanup(out: Path, created: bool) -> None:
 
 def _export(src: ImageSources, lab_src: LabelSource, out: Path, tile_size: int, stride: int, aoi_geom,
             hold_geom, min_frac: float, export_empty: bool, block_size: int, fb: Feedback,
-            options: dict) -> Manifest:
+            options: dict, prep: Preprocess | None = None) -> Manifest:
     from shapely.geometry import box
 
     grid, kind = src.grid, src.kind
     windows = tile_windows(grid.width, grid.height, tile_size, stride, cover_edges=False)
     for sub in ("images", "labels", *(["images2"] if kind == "pair" else [])):
         (out / sub).mkdir()
-    c = len(src.band_index)
+    c = len(src.bands)
     chip_names = [f"{d}:{b}" for d in src.dates for b in src.bands] if kind == "sequence" else src.bands
     acc, acc2 = BandAccumulator(c), BandAccumulator(c)
     counts_total = np.zeros(256, np.int64)
@@ -450,6 +718,8 @@ def _export(src: ImageSources, lab_src: LabelSource, out: Path, tile_size: int, 
         ds2 = stack.enter_context(rasterio.open(src.images2)) if src.images2 else None
         lab_ds = stack.enter_context(aligned(lab_src.path, grid, Resampling.nearest)) if lab_src.kind == "raster" else None
         writer = stack.enter_context(_Writer())
+        if prep is not None:
+            stack.enter_context(prep)
         for i, win in enumerate(windows):
             check_canceled(fb)
             fb.set_progress(100.0 * i / len(windows))
@@ -460,6 +730,8 @@ def _export(src: ImageSources, lab_src: LabelSource, out: Path, tile_size: int, 
                 continue
             datas = [ds.read(src.band_index, window=win) for ds in dss]
             valids = [valid_mask(d, src.nodata) for d in datas]
+            if prep is not None:
+                datas, valids = prep.read(datas, valids, win)
             data2 = ds2.read(src.band_index, window=win) if ds2 else None
             valid2 = valid_mask(data2, src.nodata2) if ds2 else None
             if kind == "sequence":
@@ -472,6 +744,13 @@ def _export(src: ImageSources, lab_src: LabelSource, out: Path, tile_size: int, 
                 tally.no_data += 1
                 continue
             lab = lab_src.read(win, lab_ds)
+            if prep is not None:
+                lab = prep.water(lab, dss, win, valids)
+                datas, valids, keep = prep.apply_policy(datas, valids)
+                if not keep:
+                    tally.low_coverage += 1
+                    continue
+                has_data = np.logical_or.reduce(valids)
             lab[~has_data] = IGNORE_INDEX
             frac = float((lab != IGNORE_INDEX).mean())
             tally.best_fraction = max(tally.best_fraction, frac)
@@ -496,6 +775,8 @@ def _export(src: ImageSources, lab_src: LabelSource, out: Path, tile_size: int, 
             block = f"{int(win.row_off) // block_size}_{int(win.col_off) // block_size}"
             if hold_geom is not None and hold_geom.intersects(chip_box):
                 block = "holdout"
+            if prep is not None:
+                prep.chip_done(cid)
             records.append(ChipRecord(
                 id=cid, image=f"images/{cid}.tif", label=f"labels/{cid}.tif",
                 image2=f"images2/{cid}.tif" if ds2 is not None else None,
@@ -516,7 +797,8 @@ def _export(src: ImageSources, lab_src: LabelSource, out: Path, tile_size: int, 
         sources={"images": [str(p) for p in src.images], "images2": str(src.images2) if src.images2 else None,
                  "label_kind": lab_src.kind, "band_index": src.band_index, **options,
                  "candidate_windows": tally.windows, "skipped_outside_aoi": tally.outside_aoi,
-                 "skipped_no_data": tally.no_data, "skipped_few_labels": tally.too_few},
+                 "skipped_no_data": tally.no_data, "skipped_few_labels": tally.too_few,
+                 **(prep.manifest_entries(src) if prep is not None else {})},
         created=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), software=SOFTWARE,
     )
     arcgis.write_map_txt(out, records)
@@ -528,6 +810,8 @@ def _export(src: ImageSources, lab_src: LabelSource, out: Path, tile_size: int, 
     fb.info(f"Wrote {len(records)} chips of {tally.windows} windows ({tally.too_few} with too few labels, "
             f"{tally.no_data} without image data, {tally.outside_aoi} outside the AOI skipped).")
     fb.info("Class pixels: " + ", ".join(f"{ci.value} {ci.name}: {ci.pixel_count}" for ci in final_classes))
+    if prep is not None:
+        prep.log(fb)
     return manifest
 
 
@@ -558,6 +842,8 @@ def _empty_message(t: _Tally, min_frac: float) -> str:
         parts.append(f"{t.outside_aoi} are not fully inside the AOI")
     if t.no_data:
         parts.append(f"{t.no_data} have no image data")
+    if t.low_coverage:
+        parts.append(f"{t.low_coverage} have less valid (cloud-free) coverage than MIN_VALID_COVERAGE")
     if t.too_few:
         parts.append(f"{t.too_few} have less than MIN_LABELLED_FRACTION={min_frac:g} labelled pixels "
                      f"(the best has {t.best_fraction:.3f})")
@@ -568,5 +854,7 @@ def _empty_message(t: _Tally, min_frac: float) -> str:
                    "window holds a label), or set EXPORT_EMPTY")
     if t.outside_aoi:
         fix.append("enlarge the AOI or use a smaller TILE_SIZE")
+    if t.low_coverage:
+        fix.append("lower MIN_VALID_COVERAGE or use CLOUD_POLICY none")
     return (f"No chip was written: of {t.windows} windows, " + "; ".join(parts) + ". To get chips, "
             + " and ".join(fix) + ".")

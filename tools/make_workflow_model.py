@@ -20,7 +20,6 @@ def build():
     from qgis.core import (
         QgsProcessingModelAlgorithm,
         QgsProcessingModelChildAlgorithm,
-        QgsProcessingModelOutput,
         QgsProcessingModelParameter,
         QgsProcessingParameterField,
         QgsProcessingParameterFile,
@@ -35,7 +34,8 @@ def build():
 
     m = QgsProcessingModelAlgorithm("Land cover workflow", "Deep Land Cover", "deeplandcover")
     m.setHelpContent({"ALG_DESC": "Export Training Tiles -> Train Model (U-Net) -> Classify Pixels -> "
-                      "Compute Accuracy on a separate reference layer. All intermediate files go to the work folder."})
+                      "Compute Accuracy on a separate reference layer. Every output goes to the work folder: chips/, "
+                      "model/model.onnx, classified.tif (styled), confusion_matrix.csv, accuracy_report.html."})
 
     def add_input(param, x, y):
         m.addModelParameter(param, QgsProcessingModelParameter(param.name()))
@@ -53,41 +53,35 @@ def build():
     add_input(QgsProcessingParameterNumber("epochs", "Epochs", QgsProcessingParameterNumber.Integer, 10, minValue=1),
               1320, 60)
 
-    def child(cid, alg, desc, params, x, y, outputs=None):
+    def child(cid, alg, desc, params, x, y):
         c = QgsProcessingModelChildAlgorithm(alg)
         c.setChildId(cid)
         c.setDescription(desc)
         c.setPosition(QPointF(x, y))
         for k, v in params.items():
             c.addParameterSources(k, [v])
-        for out_name, (child_out, label) in (outputs or {}).items():
-            o = QgsProcessingModelOutput(label)
-            o.setChildOutputName(child_out)
-            o.setChildId(cid)
-            c.setModelOutputs({**c.modelOutputs(), label: o})
-            del out_name
         m.addChildAlgorithm(c)
 
     child("export", "deeplandcover:exporttrainingtiles", "Export Training Tiles", {
         "INPUT": Src.fromModelParameter("image"), "LABELS": Src.fromModelParameter("labels"),
         "CLASS_FIELD": Src.fromModelParameter("class_field"), "TILE_SIZE": Src.fromModelParameter("tile_size"),
-        "STRIDE": Src.fromExpression("@tile_size / 2"),
+        "STRIDE": Src.fromModelParameter("tile_size"),  # no overlap: no leakage into validation blocks
         "OUTPUT_FOLDER": Src.fromExpression("@work_folder || '/chips'"),
     }, 300, 220)
     child("train", "deeplandcover:trainmodel", "Train Model", {
         "INPUT": Src.fromChildOutput("export", "OUTPUT_FOLDER"), "EPOCHS": Src.fromModelParameter("epochs"),
         "OUTPUT_FOLDER": Src.fromExpression("@work_folder || '/model'"),
-    }, 500, 360, {"model": ("OUTPUT_MODEL", "Trained model (ONNX)")})
+    }, 500, 360)
     child("classify", "deeplandcover:classifypixels", "Classify Pixels", {
         "INPUT": Src.fromModelParameter("image"), "MODEL": Src.fromChildOutput("train", "OUTPUT_MODEL"),
         "OUTPUT": Src.fromExpression("@work_folder || '/classified.tif'"),
-    }, 700, 500, {"classified": ("OUTPUT", "Classified raster")})
+    }, 700, 500)
     child("accuracy", "deeplandcover:computeaccuracy", "Compute Accuracy", {
         "INPUT": Src.fromChildOutput("classify", "OUTPUT"), "REFERENCE": Src.fromModelParameter("reference"),
         "REFERENCE_FIELD": Src.fromModelParameter("class_field"),
         "OUTPUT_MATRIX": Src.fromExpression("@work_folder || '/confusion_matrix.csv'"),
         "OUTPUT_REPORT": Src.fromExpression("@work_folder || '/accuracy_report.html'"),
-    }, 900, 640, {"report": ("OUTPUT_REPORT", "Accuracy report")})
+    }, 900, 640)
     return m
 
 
