@@ -31,6 +31,7 @@ MONITORS = ["val_loss", "miou", "f1"]
 CLASS_WEIGHTS = ["none", "inverse", "median"]
 LOSSES = ["ce", "ce_jaccard", "focal"]
 DEVICES = ["auto", "cpu", "cuda"]
+SCHEDULES = ["plateau", "cosine"]
 
 HELP = """Trains a pixel-classification model on chip folders made by <i>Export Training Tiles</i> (or ArcGIS
 "Export Training Data For Deep Learning", Classified Tiles) and exports it as an ONNX model with its model card.
@@ -80,6 +81,7 @@ def config_from_values(v: dict[str, Any]):
         jaccard_alpha=float(v["JACCARD_ALPHA"]), augment=bool(v["AUGMENT"]), seed=int(v["SEED"]),
         device=DEVICES[v["DEVICE"]], resume=v.get("RESUME") or None, finetune=v.get("FINETUNE") or None,
         base_filters=int(v["BASE_FILTERS"]), depth=int(v["DEPTH"]), backbone=BACKBONES[v["BACKBONE"]],
+        schedule=SCHEDULES[v.get("SCHEDULE", 0)], warmup_epochs=int(v.get("WARMUP_EPOCHS", 1)),
     )
 
 
@@ -115,6 +117,10 @@ class TrainModelAlgorithm(DlcAlgorithm):
         self.addParameter(QgsProcessingParameterEnum("LOSS", self.tr("Loss"), LOSSES, defaultValue=0))
         self.addParameter(P("JACCARD_ALPHA", self.tr("Alpha of CE + log-Jaccard (weight of the CE)"), P.Double, 0.5,
                             minValue=0.0, maxValue=1.0))
+        self.addParameter(QgsProcessingParameterEnum(
+            "SCHEDULE", self.tr("Learning-rate schedule (plateau: reduce on plateau; cosine: warm-up + cosine decay)"),
+            SCHEDULES, defaultValue=0))
+        self.addParameter(P("WARMUP_EPOCHS", self.tr("Warm-up epochs (cosine schedule)"), P.Integer, 1, minValue=0))
         self.addParameter(QgsProcessingParameterBoolean("AUGMENT", self.tr("Augment (flips and 90° rotations)"), True))
         self.addParameter(P("SEED", self.tr("Random seed"), P.Integer, 42))
         self.addParameter(QgsProcessingParameterEnum("DEVICE", self.tr("Device"), DEVICES, defaultValue=0))
@@ -131,9 +137,9 @@ class TrainModelAlgorithm(DlcAlgorithm):
     def values(self, parameters: dict[str, Any], context: QgsProcessingContext) -> dict[str, Any]:
         """Evaluated parameter values (enums as indices, empty optional values as None)."""
         v: dict[str, Any] = {}
-        for k in ("ARCHITECTURE", "BACKBONE", "MONITOR", "CLASS_WEIGHTS", "LOSS", "DEVICE"):
+        for k in ("ARCHITECTURE", "BACKBONE", "MONITOR", "CLASS_WEIGHTS", "LOSS", "DEVICE", "SCHEDULE"):
             v[k] = self.parameterAsEnum(parameters, k, context)
-        for k in ("BASE_FILTERS", "DEPTH", "EPOCHS", "BATCH_SIZE", "PATIENCE", "SEED"):
+        for k in ("BASE_FILTERS", "DEPTH", "EPOCHS", "BATCH_SIZE", "PATIENCE", "SEED", "WARMUP_EPOCHS"):
             v[k] = self.parameterAsInt(parameters, k, context)
         for k in ("VALIDATION_FRACTION", "MIN_DELTA", "JACCARD_ALPHA"):
             v[k] = self.parameterAsDouble(parameters, k, context)

@@ -32,13 +32,15 @@ from typing import Any, Literal
 
 import numpy as np
 import torch
-from torch.utils.data import ConcatDataset, DataLoader
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import ConcatDataset, DataLoader, DistributedSampler, Subset
 
 from ..models import SEQUENCE_MODELS, build_model
+from . import distributed as dist_utils
 from .dataset import ChipDataset, split_by_block
 from .errors import BandMismatchError, CanceledError, ChipFolderError, InputError, ModelFileError
 from .export import card_from_manifest, export_onnx
-from .feedback import Feedback, SubFeedback, ensure_feedback
+from .feedback import Feedback, NullFeedback, SubFeedback, ensure_feedback
 from .losses import class_weights, confusion, make_loss, scores
 from .manifest import BandStats, Manifest, load_chip_folder
 
@@ -71,6 +73,10 @@ class TrainConfig:
         num_threads: torch CPU threads; None = every core (``os.cpu_count()``).
         base_filters, depth: U-Net arguments; backbone: DeepLab encoder; arch_params: extra ones.
         lr_finder_steps: iterations of the LR range test.
+        schedule: ``plateau`` (halve the LR when the monitored value stalls for ``patience // 2``
+            epochs) or ``cosine`` (``warmup_epochs`` of linear warm-up, then cosine annealing to 1 %
+            of ``lr`` at ``epochs``; Loshchilov & Hutter, SGDR, ICLR 2017).
+        warmup_epochs: linear warm-up epochs of the ``cosine`` schedule.
     """
 
     architecture: Literal["unet", "deeplabv3plus", "unet_convlstm", "unet_early_fusion"] = "unet"
@@ -97,6 +103,8 @@ class TrainConfig:
     backbone: str = "resnet18"
     arch_params: dict[str, Any] = field(default_factory=dict)
     lr_finder_steps: int = 30
+    schedule: Literal["plateau", "cosine"] = "plateau"
+    warmup_epochs: int = 1
 
     def model_params(self) -> dict[str, Any]:
         """Constructor arguments of the chosen architecture."""
@@ -114,6 +122,8 @@ class TrainConfig:
             raise InputError(f"Learning rate {self.lr} is invalid; leave it empty to find one automatically.")
         if self.monitor not in ("val_loss", "miou", "f1"):
             raise InputError(f"Unknown monitor {self.monitor!r}; use val_loss, miou or f1.")
+        if self.schedule not in ("plateau", "cosine") or self.warmup_epochs < 0:
+            raise InputError(f"Unknown schedule {self.schedule!r} (use plateau or cosine) or negative warm-up epochs.")
         if self.device not in ("auto", "cpu", "cuda"):
             raise InputError(f"Unknown device {self.device!r}; use auto, cpu or cuda.")
         if self.device == "cuda" and not torch.cuda.is_available():
@@ -216,11 +226,26 @@ def build_datasets(loaded: list[tuple[Path, Manifest]], merged: Manifest, config
     return ConcatDataset(train), ConcatDataset(val)
 
 
-def _loader(ds: ConcatDataset, batch: int, shuffle: bool, config: TrainConfig, cuda: bool) -> DataLoader:
+def _loader(ds: ConcatDataset, batch: int, shuffle: bool, config: TrainConfig, cuda: bool,
+            ctx: dist_utils.DistContext | None = None) -> DataLoader:
+    """Training (``shuffle``) or validation loader; under DDP each rank gets its share of the chips.
+
+    Training under DDP: a :class:`DistributedSampler` (shuffled with ``config.seed`` and the epoch,
+    padded so that every rank runs the same number of steps). Validation under DDP: disjoint shards
+    (:func:`core.distributed.shard`), so the all-reduced confusion matrix counts each pixel once.
+    """
     g = torch.Generator()
     g.manual_seed(config.seed)
-    return DataLoader(ds, batch_size=batch, shuffle=shuffle, num_workers=config.num_workers, generator=g,
-                      pin_memory=cuda, drop_last=shuffle and len(ds) > batch,
+    sampler = None
+    if ctx is not None and ctx.enabled:
+        if shuffle:
+            sampler = DistributedSampler(ds, num_replicas=ctx.world_size, rank=ctx.rank, shuffle=True,
+                                         seed=config.seed, drop_last=False)
+        else:
+            ds = Subset(ds, dist_utils.shard(len(ds), ctx))
+    n = len(sampler) if sampler is not None else len(ds)
+    return DataLoader(ds, batch_size=batch, shuffle=shuffle and sampler is None, sampler=sampler,
+                      num_workers=config.num_workers, generator=g, pin_memory=cuda, drop_last=shuffle and n > batch,
                       persistent_workers=config.num_workers > 0)
 
 
@@ -311,12 +336,20 @@ def lr_range_test(model: torch.nn.Module, loader: DataLoader, loss_fn, device: t
 
 
 # -------------------------------------------------------------------------------- epoch steps
-def _run_epoch(model, loader, loss_fn, opt, scaler, device, fb: Feedback, amp: bool) -> float:
-    """One training epoch; returns the mean loss. Checks cancel between batches."""
+def _run_epoch(model, loader, loss_fn, opt, scaler, device, fb: Feedback, amp: bool,
+               ctx: dist_utils.DistContext | None = None, epoch: int = 0) -> float:
+    """One training epoch; returns the mean loss (over all ranks under DDP).
+
+    Checks cancel between batches in a single process; under DDP the ranks must stay in step, so
+    cancel is checked (and agreed on) after the epoch by the caller.
+    """
     model.train()
+    ddp = ctx is not None and ctx.enabled
+    if isinstance(loader.sampler, DistributedSampler):
+        loader.sampler.set_epoch(epoch)  # a new shuffle per epoch, the same on every rank
     total, n = 0.0, 0
     for i, (x, y) in enumerate(loader):
-        if fb.is_canceled():
+        if not ddp and fb.is_canceled():
             raise CanceledError("Canceled by the user.")
         x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
         with torch.autocast(device.type, enabled=amp):
@@ -328,12 +361,20 @@ def _run_epoch(model, loader, loss_fn, opt, scaler, device, fb: Feedback, amp: b
         total += float(loss.detach()) * len(x)
         n += len(x)
         fb.set_progress(100 * (i + 1) / max(len(loader), 1))
-    return total / max(n, 1)
+    if ddp:
+        total, n = dist_utils.all_reduce_sum(ctx, np.array([total, n], dtype=np.float64), device)
+    return float(total / max(n, 1))
+
 
 
 @torch.no_grad()
-def evaluate(model, loader, loss_fn, device, num_classes: int, amp: bool = False) -> tuple[float, np.ndarray]:
-    """Mean validation loss and the ``(K, K)`` confusion matrix (ignored pixels excluded)."""
+def evaluate(model, loader, loss_fn, device, num_classes: int, amp: bool = False,
+             ctx: dist_utils.DistContext | None = None) -> tuple[float, np.ndarray]:
+    """Mean validation loss and the ``(K, K)`` confusion matrix (ignored pixels excluded).
+
+    Under DDP (``ctx.enabled``) each rank evaluates its shard of the validation chips and the loss
+    sums, chip counts and confusion matrices are all-reduced, so every rank returns the same values.
+    """
     model.eval()
     cm = np.zeros((num_classes, num_classes), dtype=np.int64)
     total, n = 0.0, 0
@@ -344,7 +385,25 @@ def evaluate(model, loader, loss_fn, device, num_classes: int, amp: bool = False
         total += float(loss_fn(logits.float(), y)) * len(x)
         n += len(x)
         cm += confusion(logits.argmax(1).cpu().numpy(), y.cpu().numpy(), num_classes)
-    return total / max(n, 1), cm
+    if ctx is not None and ctx.enabled:
+        cm = dist_utils.all_reduce_sum(ctx, cm, device).astype(np.int64)
+        total, n = dist_utils.all_reduce_sum(ctx, np.array([total, n], dtype=np.float64), device)
+    return float(total / max(n, 1)), cm
+
+
+def _scheduler(opt: torch.optim.Optimizer, config: TrainConfig, mode: str):
+    """The per-epoch LR schedule of ``config.schedule`` (see :class:`TrainConfig`)."""
+    if config.schedule == "plateau":
+        return torch.optim.lr_scheduler.ReduceLROnPlateau(opt, mode=mode, factor=0.5, patience=max(1, config.patience // 2))
+    warm, total = config.warmup_epochs, config.epochs
+
+    def factor(e: int) -> float:  # e = finished epochs; the factor applies to epoch e + 1
+        if e < warm:
+            return (e + 1) / (warm + 1)
+        t = (e - warm) / max(total - warm, 1)
+        return 0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * min(t, 1.0)))
+
+    return torch.optim.lr_scheduler.LambdaLR(opt, factor)
 
 
 def _score(row: dict[str, float], monitor: str) -> float:
@@ -392,14 +451,31 @@ def train_model(chip_folders: Sequence[str | os.PathLike], out_dir: str | os.Pat
         ModelFileError: unreadable resume/fine-tune checkpoint, or a failed ONNX export.
         CanceledError: the user canceled; ``model.pt`` keeps the best epoch so far and ``last.pt``
             the last finished one (resume from it).
+
+    Distributed training: under ``torchrun`` (``RANK``/``WORLD_SIZE``/``LOCAL_RANK`` set) every process
+    calls this function; it joins the process group (:mod:`core.distributed`: nccl on CUDA, gloo on
+    CPU), wraps the model in DistributedDataParallel, gives each rank its share of the training chips
+    (``DistributedSampler``; ``batch_size`` is per process) and of the validation chips (confusion
+    matrices all-reduced), seeds each rank with ``seed + rank`` and broadcasts rank 0's learning rate
+    and early-stopping decisions. Only rank 0 writes files (``out_dir`` on rank 0's machine); every
+    rank returns the same metrics. Without those variables the run is the single-process one.
     """
     fb = ensure_feedback(feedback)
     config.validate()
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    torch.set_num_threads(config.num_threads or os.cpu_count() or 1)
-    _seed_all(config.seed)
-    device = torch.device("cuda" if config.device == "cuda" or (config.device == "auto" and torch.cuda.is_available()) else "cpu")
+    ctx, device = dist_utils.setup(config.device)
+    try:
+        return _train(chip_folders, Path(out_dir), config, fb if ctx.is_main else NullFeedback(), ctx, device)
+    finally:
+        dist_utils.cleanup(ctx)
+
+
+def _train(chip_folders: Sequence[str | os.PathLike], out: Path, config: TrainConfig, fb: Feedback,
+           ctx: dist_utils.DistContext, device: torch.device) -> TrainResult:
+    """The body of :func:`train_model` once the (possibly distributed) context is set up."""
+    if ctx.is_main:
+        out.mkdir(parents=True, exist_ok=True)
+    torch.set_num_threads(config.num_threads or max(1, (os.cpu_count() or 1) // ctx.local_world_size))
+    _seed_all(config.seed + ctx.rank)
     amp = device.type == "cuda"
 
     loaded, merged = load_folders(chip_folders, config.architecture)
@@ -408,7 +484,8 @@ def train_model(chip_folders: Sequence[str | os.PathLike], out_dir: str | os.Pat
     train_ds, val_ds = build_datasets(loaded, merged, config)
     in_channels = len(merged.bands) * (2 if merged.kind == "pair" else 1)
     fb.info(f"{len(train_ds)} training and {len(val_ds)} validation chips ({merged.kind}, {in_channels} channels"
-            f"{f', {merged.num_time_steps} dates' if merged.kind == 'sequence' else ''}, {num_classes} classes), device {device}.")
+            f"{f', {merged.num_time_steps} dates' if merged.kind == 'sequence' else ''}, {num_classes} classes), device {device}"
+            + (f", DDP over {ctx.world_size} processes ({ctx.backend}, batch {config.batch_size} per process)." if ctx.enabled else "."))
 
     params = config.model_params()
     model = build_model(config.architecture, in_channels, num_classes, **params).to(device)
@@ -427,15 +504,20 @@ def train_model(chip_folders: Sequence[str | os.PathLike], out_dir: str | os.Pat
         _apply_finetune(model, _load_state(config.finetune), config.architecture, fb)
 
     batch = int(ck["batch_size"]) if ck else config.batch_size
-    train_dl = _loader(train_ds, batch, True, config, amp)
-    val_dl = _loader(val_ds, batch, False, config, amp)
+    train_dl = _loader(train_ds, batch, True, config, amp, ctx)
+    val_dl = _loader(val_ds, batch, False, config, amp, ctx)
     lr = float(ck["lr"]) if ck else config.lr
     if lr is None:
-        lr = lr_range_test(model, train_dl, loss_fn, device, config.lr_finder_steps, feedback=SubFeedback(fb, 0, 5))
-        fb.info(f"LR range test: learning rate {lr:.2e}.")
+        if ctx.is_main:  # on rank 0's shard, before DDP wraps the model; the others wait for the result
+            lr = lr_range_test(model, train_dl, loss_fn, device, config.lr_finder_steps, feedback=SubFeedback(fb, 0, 5))
+            fb.info(f"LR range test: learning rate {lr:.2e}.")
+        lr = float(dist_utils.broadcast_object(ctx, lr))
+    net = model
+    if ctx.enabled:  # rank 0's weights and buffers are broadcast to every rank here
+        net = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
     mode = "min" if config.monitor == "val_loss" else "max"
-    sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, mode=mode, factor=0.5, patience=max(1, config.patience // 2))
+    sched = _scheduler(opt, config, mode)
     scaler = torch.amp.GradScaler(device.type, enabled=amp)
     history: list[dict[str, float]] = list(ck["history"]) if ck else []
     start = int(ck["epoch"]) if ck else 0
@@ -446,10 +528,12 @@ def train_model(chip_folders: Sequence[str | os.PathLike], out_dir: str | os.Pat
         opt.load_state_dict(ck["optimizer"])
         sched.load_state_dict(ck["scheduler"])
         torch.set_rng_state(ck["torch_rng"])
+        if ctx.rank > 0:  # rank 0 continues the saved random stream; the others get their own
+            _seed_all(config.seed + ctx.rank + 7919 * start)
         fb.info(f"Resuming after epoch {start} (best epoch {best_epoch}).")
     card = card_from_manifest(merged, config.architecture, params)
     best_path, last_path, log_path = out / "model.pt", out / "last.pt", out / "training_log.csv"
-    if ck and not best_path.exists():
+    if ck and ctx.is_main and not best_path.exists():
         _save(best_path, ck)
 
     def payload(epoch: int) -> dict[str, Any]:
@@ -467,7 +551,7 @@ def train_model(chip_folders: Sequence[str | os.PathLike], out_dir: str | os.Pat
         t0 = time.perf_counter()
         while True:
             try:
-                train_loss = _run_epoch(model, train_dl, loss_fn, opt, scaler, device, efb, amp)
+                train_loss = _run_epoch(net, train_dl, loss_fn, opt, scaler, device, efb, amp, ctx, epoch)
                 break
             except CanceledError:
                 raise CanceledError(
@@ -478,6 +562,9 @@ def train_model(chip_folders: Sequence[str | os.PathLike], out_dir: str | os.Pat
                     raise
                 if device.type == "cuda":
                     torch.cuda.empty_cache()
+                if ctx.enabled:  # the ranks cannot agree on a retry mid-epoch
+                    raise InputError(f"Rank {ctx.rank} ran out of GPU memory with batch size {batch} per process; "
+                                     "start again with a smaller batch size (or tile size / model).") from e
                 if batch <= 1:
                     raise InputError("The GPU ran out of memory even with batch size 1; use a smaller tile size, a "
                                      "smaller model (fewer base filters / a lighter backbone) or the CPU.") from e
@@ -485,63 +572,157 @@ def train_model(chip_folders: Sequence[str | os.PathLike], out_dir: str | os.Pat
                 fb.warning(f"Out of memory: retrying epoch {epoch} with batch size {batch}.")
                 train_dl = _loader(train_ds, batch, True, config, amp)
                 val_dl = _loader(val_ds, batch, False, config, amp)
-        val_loss, cm = evaluate(model, val_dl, loss_fn, device, num_classes, amp)
+        val_loss, cm = evaluate(model, val_dl, loss_fn, device, num_classes, amp, ctx)
         s = scores(cm)
         row = {"epoch": epoch, "train_loss": train_loss, "val_loss": val_loss, "oa": s["oa"], "miou": s["miou"],
                "f1": s["f1"], "lr": opt.param_groups[0]["lr"], "batch_size": batch,
                "seconds": time.perf_counter() - t0, **{f"f1_{n}": v for n, v in zip(class_names, s["f1_per_class"])}}
         history.append(row)
-        sched.step(val_loss if mode == "min" else s[config.monitor])
+        if isinstance(sched, torch.optim.lr_scheduler.ReduceLROnPlateau):
+            sched.step(val_loss if mode == "min" else s[config.monitor])
+        else:
+            sched.step()
         score = _score(row, config.monitor)
         improved = score > best_score + config.min_delta or best_epoch == 0
         if improved:
             best_score, best_epoch, bad = score, epoch, 0
         else:
             bad += 1
+        # the metrics are all-reduced, so the ranks agree already; rank 0's decision is made binding
+        improved, best_score, best_epoch, bad = dist_utils.broadcast_object(ctx, (improved, best_score, best_epoch, bad))
         fb.info(f"Epoch {epoch}/{config.epochs}: train loss {train_loss:.4f}, val loss {val_loss:.4f}, OA {s['oa']:.3f}, "
                 f"mIoU {s['miou']:.3f}, F1 {s['f1']:.3f} [" + ", ".join(f"{n} {v:.2f}" for n, v in zip(class_names, s["f1_per_class"]))
                 + "]" + (" *best*" if improved else ""))
-        if improved:
-            _save(best_path, payload(epoch))
-        _save(last_path, payload(epoch))
-        _write_log(log_path, history, class_names)
-        if fb.is_canceled():
+        if ctx.is_main:
+            if improved:
+                _save(best_path, payload(epoch))
+            _save(last_path, payload(epoch))
+            _write_log(log_path, history, class_names)
+        if dist_utils.all_any(ctx, fb.is_canceled(), device):
             raise CanceledError(f"Training canceled after epoch {epoch}. The best model so far (epoch {best_epoch}) is "
                                 f"in {best_path}; resume from {last_path}.")
         if bad >= config.patience:
             fb.info(f"Early stopping: no improvement of {config.monitor} larger than {config.min_delta} for {bad} epochs.")
-    return _finish(out, model, merged, config, params, val_dl, loss_fn, device, num_classes, history, best_epoch, lr, fb)
+    return _finish(out, model, merged, config, params, val_dl, loss_fn, device, num_classes, history, best_epoch, lr, fb,
+                   ctx)
 
 
 def _finish(out, model, merged, config, params, val_dl, loss_fn, device, num_classes, history, best_epoch, lr,
-            fb: Feedback) -> TrainResult:
-    """Reload the best checkpoint, validate it, export ONNX with its card, write the report."""
+            fb: Feedback, ctx: dist_utils.DistContext) -> TrainResult:
+    """Reload the best checkpoint, validate it, export ONNX with its card, write the report (rank 0 writes)."""
     from .report import write_report
 
-    best = _load_state(out / "model.pt")
+    best = _load_state(out / "model.pt") if ctx.is_main else None
+    best = dist_utils.broadcast_object(ctx, best)  # out_dir need not be shared between nodes
     model.load_state_dict(best["state_dict"])
-    val_loss, cm = evaluate(model, val_dl, loss_fn, device, num_classes)
+    val_loss, cm = evaluate(model, val_dl, loss_fn, device, num_classes, ctx=ctx)
     s = scores(cm)
     metrics = {"val_loss": val_loss, **s, "confusion_matrix": cm.tolist(), "class_names": [c.name for c in merged.classes]}
     training = {"chip_folders": [str(p) for p in config_sources(val_dl)], "best_epoch": best["best_epoch"],
                 "epochs_run": len(history), "lr": lr, "config": asdict(config),
                 "val_metrics": {k: metrics[k] for k in ("val_loss", "oa", "miou", "f1", "f1_per_class", "iou_per_class")},
-                "val_chips": len(val_dl.dataset)}
-    card = card_from_manifest(merged, config.architecture, params, training)
-    sample = next(iter(val_dl))[0][:2]
-    fb.set_progress(93)
-    parity = export_onnx(model, card, out / "model.onnx", sample)
-    fb.info(f"ONNX export: parity with PyTorch {'passed' if parity.passed else 'FAILED'} "
-            f"(max |diff| {parity.max_abs_diff:.2e}, rtol {parity.rtol}, atol {parity.atol}).")
-    if not parity.passed:
-        fb.warning("ONNX Runtime and PyTorch outputs differ beyond tolerance; check the report before using the model.")
-    report = write_report(out, history, metrics, card, parity.to_dict())
-    fb.set_progress(100)
-    return TrainResult(out, out / "model.onnx", out / "model.pt", report, out / "training_log.csv", metrics,
-                       int(best["best_epoch"]), len(history), lr, parity.to_dict(), history)
+                "val_chips": int(sum(len(d) for d in _base_datasets(val_dl))),
+                "val_pixels": int(cm.sum()), "world_size": ctx.world_size}
+    parity_d: dict[str, Any] | None = None
+    if ctx.is_main:
+        card = card_from_manifest(merged, config.architecture, params, training)
+        sample = next(iter(val_dl))[0][:2]
+        fb.set_progress(93)
+        parity = export_onnx(model, card, out / "model.onnx", sample)
+        fb.info(f"ONNX export: parity with PyTorch {'passed' if parity.passed else 'FAILED'} "
+                f"(max |diff| {parity.max_abs_diff:.2e}, rtol {parity.rtol}, atol {parity.atol}).")
+        if not parity.passed:
+            fb.warning("ONNX Runtime and PyTorch outputs differ beyond tolerance; check the report before using the model.")
+        write_report(out, history, metrics, card, parity.to_dict())
+        parity_d = parity.to_dict()
+        fb.set_progress(100)
+    parity_d = dist_utils.broadcast_object(ctx, parity_d)  # also the barrier: rank 0's files are complete
+    return TrainResult(out, out / "model.onnx", out / "model.pt", out / "report.html", out / "training_log.csv", metrics,
+                       int(best["best_epoch"]), len(history), lr, parity_d, history)
+
+
+def _base_datasets(loader: DataLoader) -> list[ChipDataset]:
+    """The :class:`ChipDataset` s behind a loader (through a DDP shard ``Subset`` and ``ConcatDataset``)."""
+    ds = loader.dataset
+    while isinstance(ds, Subset):
+        ds = ds.dataset
+    return list(getattr(ds, "datasets", [ds]))
 
 
 def config_sources(loader: DataLoader) -> list[Path]:
     """Chip folders behind a loader's (concatenated) dataset."""
-    ds = loader.dataset
-    return [d.folder for d in getattr(ds, "datasets", [ds])]
+    return [d.folder for d in _base_datasets(loader)]
+
+
+# ---------------------------------------------------------------------------------------- CLI
+def build_parser():
+    """``argparse`` parser of the CLI: ``--chips``, ``--out`` and one option per :class:`TrainConfig` field.
+
+    Field ``x_y`` becomes ``--x-y``; booleans get ``--x``/``--no-x``; ``Literal`` fields list their
+    choices; ``arch_params`` takes JSON (``'{"dropout": 0.1}'``); ``--lr`` omitted = LR range test.
+    """
+    import argparse
+    import json
+    import typing
+
+    ap = argparse.ArgumentParser(
+        prog="python -m deeplandcover.core.train",
+        description="Train a segmentation model on chip folders (Export Training Tiles) and export it to ONNX. "
+                    "Run under torchrun for multi-GPU / multi-node DistributedDataParallel training.")
+    ap.add_argument("--chips", nargs="+", required=True, help="chip folder(s) (same bands, classes and kind)")
+    ap.add_argument("--out", required=True, help="output folder (model.onnx, model.pt, report.html ...)")
+    hints = typing.get_type_hints(TrainConfig)
+    for f in dataclasses.fields(TrainConfig):
+        opt = "--" + f.name.replace("_", "-")
+        default = f.default_factory() if f.default is dataclasses.MISSING else f.default  # type: ignore[misc]
+        hint = hints[f.name]
+        args = [a for a in typing.get_args(hint) if a is not type(None)]
+        if typing.get_origin(hint) is Literal:
+            ap.add_argument(opt, choices=list(typing.get_args(hint)), default=default, help=f"default {default}")
+        elif hint is bool:
+            ap.add_argument(opt, action=argparse.BooleanOptionalAction, default=default)
+        elif f.name == "arch_params":
+            ap.add_argument(opt, type=json.loads, default=default, help="extra architecture arguments as JSON")
+        else:
+            typ = hint if hint in (int, float, str) else (args[0] if args and args[0] in (int, float, str) else str)
+            ap.add_argument(opt, type=typ, default=default, help=f"default {default}")
+    return ap
+
+
+def config_from_args(ns) -> TrainConfig:
+    """The :class:`TrainConfig` of parsed CLI arguments."""
+    return TrainConfig(**{f.name: getattr(ns, f.name) for f in dataclasses.fields(TrainConfig)})
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """CLI entry point (``python -m deeplandcover.core.train`` or ``torchrun ... -m deeplandcover.core.train``).
+
+    Returns:
+        0 on success, 2 on a user error or cancel (message on stderr), the traceback otherwise.
+    """
+    import json
+    import sys
+
+    from .errors import DeepLandCoverError
+    from .feedback import PrintFeedback
+
+    ns = build_parser().parse_args(argv)
+    try:
+        res = train_model(ns.chips, ns.out, config_from_args(ns), PrintFeedback())
+    except DeepLandCoverError as e:
+        print(f"ERROR: {e}", file=sys.stderr)
+        return 2
+    if dist_utils.env_context().is_main:
+        print(json.dumps({"model": str(res.model_path), "checkpoint": str(res.checkpoint_path),
+                          "report": str(res.report_path), "best_epoch": res.best_epoch, "epochs_run": res.epochs_run,
+                          "oa": round(res.metrics["oa"], 4), "miou": round(res.metrics["miou"], 4),
+                          "onnx_parity": res.parity.get("passed")}, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    import sys
+
+    from deeplandcover.core.train import main as _main  # the package's classes, not __main__'s copies
+
+    sys.exit(_main())
