@@ -21,6 +21,7 @@ from qgis.core import (
     QgsProcessingParameterNumber,
     QgsProcessingParameterRasterDestination,
     QgsProcessingParameterRasterLayer,
+    QgsProcessingParameterString,
 )
 
 from ..core import deps
@@ -28,7 +29,6 @@ from ..core.errors import InputError
 from .base import DlcAlgorithm, layer_path
 
 MODES = ["from_to", "model", "cva"]
-DEVICES = ["auto", "cpu", "cuda", "tensorrt"]
 
 HELP = """Maps change between two dates, three ways:
 <p><b>0 Post-classification (from-to)</b>: INPUT and INPUT2 are two classifications (e.g. two Classify Pixels
@@ -68,7 +68,7 @@ class ChangePlan:
 
 def build_plan(mode: int, before: str, after: str, output: str, *, model: str = "", class_table: str = "",
                changed_only: bool = False, mmu: int = 0, threshold: float | None = None, tile_size: int = 0,
-               overlap: int = -1, batch_size: int = 4, device: int = 0, probabilities: str = "",
+               overlap: int = -1, batch_size: int = 4, device: str = "auto", probabilities: str = "",
                table: str = "") -> ChangePlan:
     """Turn parameter values into a :class:`ChangePlan`.
 
@@ -89,7 +89,7 @@ def build_plan(mode: int, before: str, after: str, output: str, *, model: str = 
             raise InputError("Mode 1 (deep-learning change) needs a change model (.onnx) in MODEL.")
         kw = {"prob_path": probabilities or None, "table_path": table or None, "tile_size": int(tile_size) or None,
               "overlap": None if overlap is None or overlap < 0 else int(overlap), "batch_size": int(batch_size),
-              "device": DEVICES[device]}
+              "device": (device or "auto").strip()}
         return ChangePlan(name, before, after, output, model=model, kwargs=kw)
     return ChangePlan(name, before, after, output, kwargs={"threshold": threshold, "magnitude_path": probabilities or None})
 
@@ -161,7 +161,7 @@ class DetectChangeAlgorithm(DlcAlgorithm):
         self.addParameter(P("TILE_SIZE", self.tr("Tile size (pixels, 0 = the model's)"), P.Integer, 0, minValue=0))
         self.addParameter(P("OVERLAP", self.tr("Tile overlap (pixels, -1 = the model's)"), P.Integer, -1, minValue=-1))
         self.addParameter(P("BATCH_SIZE", self.tr("Batch size (tiles)"), P.Integer, 4, minValue=1))
-        self.addParameter(QgsProcessingParameterEnum("DEVICE", self.tr("Device"), options=DEVICES, defaultValue=0))
+        self.addParameter(QgsProcessingParameterString("DEVICE", self.tr("Device (auto, cpu, cuda, cuda:1, tensorrt)"), "auto"))
         self.addParameter(QgsProcessingParameterRasterDestination("OUTPUT", self.tr("Change raster")))
         self.addParameter(QgsProcessingParameterRasterDestination(
             "OUTPUT_PROBABILITIES", self.tr("Change probabilities (method 1) / magnitude (method 2)"), optional=True,
@@ -191,7 +191,7 @@ class DetectChangeAlgorithm(DlcAlgorithm):
             tile_size=self.parameterAsInt(parameters, "TILE_SIZE", context),
             overlap=self.parameterAsInt(parameters, "OVERLAP", context),
             batch_size=self.parameterAsInt(parameters, "BATCH_SIZE", context),
-            device=self.parameterAsEnum(parameters, "DEVICE", context), probabilities=probs, table=table)
+            device=self.parameterAsString(parameters, "DEVICE", context), probabilities=probs, table=table)
         qml, extra = run_plan(plan, feedback)
         if qml and context.willLoadLayerOnCompletion(out):
             context.layerToLoadOnCompletionDetails(out).setPostProcessor(_LoadStyle.create(str(qml)))

@@ -33,7 +33,7 @@ def test_build_plan_maps_parameters(qgis_app):
     p = build_plan(0, "a.tif", "b.tif", "o.tif", class_table="t.csv", changed_only=True, mmu=9, table="x.csv")
     assert (p.mode, p.kwargs) == ("from_to", {"changed_only": True, "mmu_px": 9, "transition_table_path": "x.csv",
                                               "classes_before": "t.csv", "classes_after": "t.csv"})
-    p = build_plan(1, "a.tif", "b.tif", "o.tif", model="m.onnx", tile_size=0, overlap=-1, batch_size=2, device=1,
+    p = build_plan(1, "a.tif", "b.tif", "o.tif", model="m.onnx", tile_size=0, overlap=-1, batch_size=2, device="cpu",
                    probabilities="p.tif")
     assert p.model == "m.onnx" and p.kwargs == {"prob_path": "p.tif", "table_path": None, "tile_size": None,
                                                 "overlap": None, "batch_size": 2, "device": "cpu"}
@@ -86,7 +86,7 @@ def test_model_mode_and_single_date_model_error(qgis_app, tmp_path, raster_facto
     a = raster_factory("d2.tif", d2, descriptions=bands)
     model = diff_model(tmp_path / "change.onnx", bands, "change")
     res, _ = _run({"MODE": 1, "INPUT": str(b), "INPUT2": str(a), "MODEL": str(model), "TILE_SIZE": 32, "OVERLAP": 8,
-                   "BATCH_SIZE": 2, "DEVICE": 1, "OUTPUT": str(tmp_path / "dl.tif")})
+                   "BATCH_SIZE": 2, "DEVICE": "cpu", "OUTPUT": str(tmp_path / "dl.tif")})
     with rasterio.open(res["OUTPUT"]) as ds:
         assert int(ds.read(1).sum()) == 200
     single = diff_model(tmp_path / "single.onnx", bands, "segmentation")
