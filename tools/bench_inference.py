@@ -21,7 +21,6 @@ import argparse
 import datetime as dt
 import json
 import os
-import platform
 import resource
 import shutil
 import subprocess
@@ -32,18 +31,11 @@ from pathlib import Path
 
 import numpy as np
 
+from deeplandcover.tools.machine import cpu_model
+
 CLASSES = 6
 BANDS = ["B1", "B2", "B3", "B4"]
 
-
-def _cpu() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 def _maxrss_mb() -> float:
@@ -216,7 +208,7 @@ def _report(args, argv, gen_s, e, raw, raw_tiles, raw_s, mem1, mem2, es, nv, tot
     mp = args.size**2 / 1e6
     print("## Classify Pixels (tiled ONNX Runtime inference)\n")
     print(f"- command: `python -m deeplandcover.tools.bench_inference {' '.join(sys.argv[1:] if argv is None else argv)}`")
-    print(f"- machine: {os.cpu_count()} cores, {_cpu()}; date {dt.date.today().isoformat()}; "
+    print(f"- machine: {os.cpu_count()} cores, {cpu_model()}; date {dt.date.today().isoformat()}; "
           f"execution provider {e['provider']}, {args.threads} threads")
     print(f"- model: U-Net from `models/unet.py` (base_filters {args.base_filters}, depth {args.depth}, random "
           f"weights, {CLASSES} classes) exported with `core.export.export_onnx`; tile {args.tile} px, overlap "

