@@ -10,6 +10,7 @@ Nothing heavy is imported at module level: qgis_process loads the provider on ev
 
 from __future__ import annotations
 
+import re
 import traceback
 from typing import Any
 
@@ -79,8 +80,9 @@ class DlcAlgorithm(QgsProcessingAlgorithm):
     def groupId(self) -> str:  # noqa: D102
         return self.ALG_GROUP_ID
 
-    def shortHelpString(self) -> str:  # noqa: D102
-        return self.tr(self.HELP)
+    def shortHelpString(self) -> str:
+        """HELP with source line wraps removed (QGIS shows every newline as a line break)."""
+        return self.tr(re.sub(r"(?<!\n)\n(?!\n)", " ", self.HELP.strip()))
 
     def helpUrl(self) -> str:  # noqa: D102
         return HELP_URL

@@ -25,7 +25,8 @@ def main(argv: list[str]) -> int:
     Processing.initialize()
     from deeplandcover.provider.provider import DeepLandCoverProvider
 
-    QgsApplication.processingRegistry().addProvider(DeepLandCoverProvider())
+    provider = DeepLandCoverProvider()  # keep a reference: the registry does not own Python providers
+    QgsApplication.processingRegistry().addProvider(provider)
     for p in argv[2:]:
         QgsProject.instance().addMapLayer(QgsRasterLayer(p, Path(p).stem))
     from processing.gui.AlgorithmDialog import AlgorithmDialog
@@ -42,6 +43,11 @@ def main(argv: list[str]) -> int:
     out.parent.mkdir(parents=True, exist_ok=True)
     dlg.grab().save(str(out))
     print(f"saved {out}")
+    dlg.close()
+    del dlg, alg
+    QgsProject.instance().clear()
+    QgsApplication.processingRegistry().removeProvider(provider)
+    app.exitQgis()
     return 0
 
 
