@@ -49,6 +49,9 @@ written while it runs, so rasters of any size fit in memory. Needs only numpy, r
 <li><b>Input raster</b>: bands are picked by the model's band names (band descriptions), or by the band mapping.</li>
 <li><b>Additional rasters</b> (optional): the further dates of a time-series model (oldest first, the input
 raster being the first date), or the second date of a change model. All on the input raster's grid.</li>
+<li>Multi-sensor models (Export Training Tiles with additional sensors): the first sensor's raster as input and
+the other sensors' rasters, in the model's order, as additional rasters. Spectral indices (NDVI/NDWI/NDBI) that the
+model was trained with are recomputed from the bands named in its card.</li>
 <li><b>Model</b>: the <code>.onnx</code> file; its card gives bands, normalisation, classes, tile size and overlap.</li>
 <li><b>Extent</b> / <b>Mask polygons</b> (optional): classify only this area; pixels outside the polygons are nodata.</li>
 <li><b>Tile size</b> (pixels, 0 = the model's) and <b>Overlap</b> (pixels, -1 = the model's, ArcGIS

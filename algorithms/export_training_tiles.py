@@ -15,6 +15,7 @@ from qgis.core import (
     QgsProcessingException,
     QgsProcessingOutputNumber,
     QgsProcessingParameterBoolean,
+    QgsProcessingParameterEnum,
     QgsProcessingParameterField,
     QgsProcessingParameterFile,
     QgsProcessingParameterFolderDestination,
@@ -56,6 +57,18 @@ unless <b>Export chips without labels</b> is checked.</li>
 <li><b>Line label buffer</b> (pixels): widens line labels such as roads by morphological dilation.</li>
 <li><b>Class edge erosion</b> (pixels): pixels this close to a class edge are set to 255.</li>
 <li><b>Bands</b> (optional): 1-based band numbers to keep, e.g. 2,3,4,8.</li>
+<li><b>Additional sensors</b> (optional): rasters of other sensors on the same grid (e.g. Sentinel-1 VV/VH)
+stacked after the input bands (early fusion); their bands are named <i>file name</i>_<i>band</i>. Train them
+with any single-date architecture, or with the two-branch U-Net (one encoder per sensor).</li>
+<li><b>Water class</b> (optional): labels of this class whose NDWI (green/NIR, found by band name) is below the
+<b>NDWI threshold</b>, other labels whose NDWI is above threshold + margin, and (time series) pixels whose
+water state flips between dates are set to 255 (inconsistent shorelines).</li>
+<li><b>Valid-data masks</b> (optional): a raster with one band per date (or with the dates as band
+descriptions): valid-data mask (1 = valid), cloud mask (1 = cloud) or cloud probability (cloudy at or above
+the <b>cloud probability threshold</b>).</li>
+<li><b>Cloud policy</b>: none (masked pixels become nodata), drop (dates with less than the <b>minimum valid
+coverage</b> in a chip become nodata in that chip; single images: such chips are skipped) or interpolate
+(time series: gaps filled by linear interpolation in time between the valid observations).</li>
 <li><b>Output folder</b>: must be empty or new.</li>
 </ul>"""
 
@@ -84,6 +97,17 @@ class ExportTrainingTilesAlgorithm(DlcAlgorithm):
     LINE_BUFFER_PX = "LINE_BUFFER_PX"
     EDGE_EROSION_PX = "EDGE_EROSION_PX"
     BANDS = "BANDS"
+    ADDITIONAL_SENSORS = "ADDITIONAL_SENSORS"
+    WATER_MASK_CLASS = "WATER_MASK_CLASS"
+    NDWI_THRESHOLD = "NDWI_THRESHOLD"
+    NDWI_MARGIN = "NDWI_MARGIN"
+    VALID_MASKS = "VALID_MASKS"
+    MASK_TYPE = "MASK_TYPE"
+    CLOUD_THRESHOLD = "CLOUD_THRESHOLD"
+    CLOUD_POLICY = "CLOUD_POLICY"
+    MIN_VALID_COVERAGE = "MIN_VALID_COVERAGE"
+    MASK_TYPES = ("valid", "cloud", "probability")
+    CLOUD_POLICIES = ("none", "drop", "interpolate")
     OUTPUT_FOLDER = "OUTPUT_FOLDER"
     CHIP_COUNT = "CHIP_COUNT"
 
@@ -120,6 +144,28 @@ class ExportTrainingTilesAlgorithm(DlcAlgorithm):
             self.EDGE_EROSION_PX, self.tr("Class edge erosion (pixels)"), integer, 0, minValue=0))
         self.addParameter(QgsProcessingParameterString(
             self.BANDS, self.tr("Bands to export (1-based, e.g. 2,3,4,8; empty = all)"), optional=True))
+        self.addParameter(QgsProcessingParameterMultipleLayers(
+            self.ADDITIONAL_SENSORS, self.tr("Additional sensors (rasters on the same grid, stacked as extra bands)"),
+            QgsProcessing.TypeRaster, optional=True))
+        self.addParameter(QgsProcessingParameterNumber(
+            self.WATER_MASK_CLASS, self.tr("Water class value (mask inconsistent shorelines by NDWI)"), integer,
+            None, optional=True, minValue=0, maxValue=254))
+        self.addParameter(QgsProcessingParameterNumber(
+            self.NDWI_THRESHOLD, self.tr("NDWI water threshold"), double, 0.0, minValue=-1.0, maxValue=1.0))
+        self.addParameter(QgsProcessingParameterNumber(
+            self.NDWI_MARGIN, self.tr("NDWI margin for non-water labels"), double, 0.2, minValue=0.0, maxValue=2.0))
+        self.addParameter(QgsProcessingParameterRasterLayer(
+            self.VALID_MASKS, self.tr("Valid-data / cloud masks (one band per date)"), optional=True))
+        self.addParameter(QgsProcessingParameterEnum(
+            self.MASK_TYPE, self.tr("Mask type"), ["valid-data mask (1 = valid)", "cloud mask (1 = cloud)",
+                                                   "cloud probability"], defaultValue=0))
+        self.addParameter(QgsProcessingParameterNumber(
+            self.CLOUD_THRESHOLD, self.tr("Cloud probability threshold (raster units)"), double, 0.5, minValue=0.0))
+        self.addParameter(QgsProcessingParameterEnum(
+            self.CLOUD_POLICY, self.tr("Cloud policy"), list(self.CLOUD_POLICIES), defaultValue=0))
+        self.addParameter(QgsProcessingParameterNumber(
+            self.MIN_VALID_COVERAGE, self.tr("Minimum valid coverage of a date in a chip"), double, 0.0,
+            minValue=0.0, maxValue=1.0))
         self.addParameter(QgsProcessingParameterFolderDestination(self.OUTPUT_FOLDER, self.tr("Output chip folder")))
         self.addOutput(QgsProcessingOutputNumber(self.CHIP_COUNT, self.tr("Number of chips")))
 
@@ -168,7 +214,33 @@ class ExportTrainingTilesAlgorithm(DlcAlgorithm):
             "export_empty": self.parameterAsBool(parameters, self.EXPORT_EMPTY, context),
             "line_buffer_px": self.parameterAsInt(parameters, self.LINE_BUFFER_PX, context),
             "edge_erosion_px": self.parameterAsInt(parameters, self.EDGE_EROSION_PX, context),
-            "bands": bands,
+            "bands": bands, **self.preprocessing_plan(parameters, context),
+        }
+
+    def preprocessing_plan(self, parameters: dict[str, Any], context: QgsProcessingContext) -> dict[str, Any]:
+        """Keyword arguments of the seed methods (sensors, water masking, cloud masks and policy).
+
+        Raises:
+            QgsProcessingException: a sensor or mask layer is not a valid raster.
+        """
+        sensors = []
+        for lyr in self.parameterAsLayerList(parameters, self.ADDITIONAL_SENSORS, context) or []:
+            if not isinstance(lyr, QgsRasterLayer) or not lyr.isValid():
+                raise QgsProcessingException(self.tr(f"Sensor layer {lyr.name() if lyr else '?'} is not a valid raster."))
+            sensors.append(layer_path(lyr))
+        masks = self.parameterAsRasterLayer(parameters, self.VALID_MASKS, context)
+        water = parameters.get(self.WATER_MASK_CLASS)
+        return {
+            "additional_sensors": sensors or None,
+            "water_mask_class": self.parameterAsInt(parameters, self.WATER_MASK_CLASS, context)
+            if water not in (None, "") else None,
+            "ndwi_threshold": self.parameterAsDouble(parameters, self.NDWI_THRESHOLD, context),
+            "ndwi_margin": self.parameterAsDouble(parameters, self.NDWI_MARGIN, context),
+            "valid_masks": layer_path(masks) if masks else None,
+            "mask_kind": self.MASK_TYPES[self.parameterAsEnum(parameters, self.MASK_TYPE, context)],
+            "cloud_threshold": self.parameterAsDouble(parameters, self.CLOUD_THRESHOLD, context),
+            "cloud_policy": self.CLOUD_POLICIES[self.parameterAsEnum(parameters, self.CLOUD_POLICY, context)],
+            "min_valid_coverage": self.parameterAsDouble(parameters, self.MIN_VALID_COVERAGE, context),
         }
 
     def run_core(self, parameters: dict[str, Any], context: QgsProcessingContext, feedback) -> dict[str, Any]:  # noqa: D102

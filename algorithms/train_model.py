@@ -25,7 +25,7 @@ from ..core import deps
 from ..core.errors import InputError
 from .base import DlcAlgorithm
 
-ARCHITECTURES = ["unet", "deeplabv3plus", "unet_convlstm", "unet_early_fusion"]
+ARCHITECTURES = ["unet", "deeplabv3plus", "unet_convlstm", "unet_early_fusion", "two_branch_unet"]
 BACKBONES = ["resnet18", "resnet34", "resnet50"]
 MONITORS = ["val_loss", "miou", "f1"]
 CLASS_WEIGHTS = ["none", "inverse", "median"]
@@ -37,7 +37,12 @@ HELP = """Trains a pixel-classification model on chip folders made by <i>Export 
 "Export Training Data For Deep Learning", Classified Tiles) and exports it as an ONNX model with its model card.
 <p><b>Architectures</b>: U-Net (32 base filters, batch norm), DeepLabv3+ (ResNet-18/34/50 encoder, ASPP),
 U-Net+ConvLSTM for time-series chips (a shared U-Net per date, two ConvLSTM layers), U-Net early fusion for two-date
-change chips.</p>
+change chips, two-branch U-Net for multi-sensor chips (one encoder per sensor, loss 0.7 main + 0.3 auxiliary heads).</p>
+<p><b>Spectral indices</b> (e.g. <code>NDVI,NDWI,NDBI</code>): added as input channels after each date's bands, computed
+from the bands by name (Sentinel-2 B03/B04/B08/B11, Landsat 8/9 B3/B4/B5/B6); Classify Pixels recomputes them.
+<b>Sequence length</b> (time series, 0 = all dates): the model takes this many dates; with <b>random sequences</b>
+each training sample draws that many dates at random (sorted by time), validation and inference use evenly spaced
+fixed dates (listed in the model card).</p>
 <p><b>Validation</b> uses whole spatial blocks of chips (blocks marked "holdout" always), and training chips
 overlapping validation chips are dropped, so the scores are not inflated by leakage. Nodata and unlabelled (255)
 pixels are excluded from the loss and the scores.</p>
@@ -82,6 +87,8 @@ def config_from_values(v: dict[str, Any]):
         device=DEVICES[v["DEVICE"]], resume=v.get("RESUME") or None, finetune=v.get("FINETUNE") or None,
         base_filters=int(v["BASE_FILTERS"]), depth=int(v["DEPTH"]), backbone=BACKBONES[v["BACKBONE"]],
         schedule=SCHEDULES[v.get("SCHEDULE", 0)], warmup_epochs=int(v.get("WARMUP_EPOCHS", 1)),
+        indices=str(v.get("INDICES") or ""), sequence_length=int(v.get("SEQUENCE_LENGTH") or 0),
+        random_sequences=bool(v.get("RANDOM_SEQUENCES", False)),
     )
 
 
@@ -121,6 +128,12 @@ class TrainModelAlgorithm(DlcAlgorithm):
             "SCHEDULE", self.tr("Learning-rate schedule (plateau: reduce on plateau; cosine: warm-up + cosine decay)"),
             SCHEDULES, defaultValue=0))
         self.addParameter(P("WARMUP_EPOCHS", self.tr("Warm-up epochs (cosine schedule)"), P.Integer, 1, minValue=0))
+        self.addParameter(QgsProcessingParameterString(
+            "INDICES", self.tr("Spectral indices as extra inputs (e.g. NDVI,NDWI,NDBI)"), optional=True))
+        self.addParameter(P("SEQUENCE_LENGTH", self.tr("Dates per sequence (time series; 0 = all)"), P.Integer, 0,
+                            minValue=0))
+        self.addParameter(QgsProcessingParameterBoolean(
+            "RANDOM_SEQUENCES", self.tr("Random sequences (draw the dates of each training sample at random)"), False))
         self.addParameter(QgsProcessingParameterBoolean("AUGMENT", self.tr("Augment (flips and 90° rotations)"), True))
         self.addParameter(P("SEED", self.tr("Random seed"), P.Integer, 42))
         self.addParameter(QgsProcessingParameterEnum("DEVICE", self.tr("Device"), DEVICES, defaultValue=0))
@@ -139,13 +152,15 @@ class TrainModelAlgorithm(DlcAlgorithm):
         v: dict[str, Any] = {}
         for k in ("ARCHITECTURE", "BACKBONE", "MONITOR", "CLASS_WEIGHTS", "LOSS", "DEVICE", "SCHEDULE"):
             v[k] = self.parameterAsEnum(parameters, k, context)
-        for k in ("BASE_FILTERS", "DEPTH", "EPOCHS", "BATCH_SIZE", "PATIENCE", "SEED", "WARMUP_EPOCHS"):
+        for k in ("BASE_FILTERS", "DEPTH", "EPOCHS", "BATCH_SIZE", "PATIENCE", "SEED", "WARMUP_EPOCHS", "SEQUENCE_LENGTH"):
             v[k] = self.parameterAsInt(parameters, k, context)
         for k in ("VALIDATION_FRACTION", "MIN_DELTA", "JACCARD_ALPHA"):
             v[k] = self.parameterAsDouble(parameters, k, context)
         lr = parameters.get("LEARNING_RATE")
         v["LEARNING_RATE"] = self.parameterAsDouble(parameters, "LEARNING_RATE", context) if lr not in (None, "") else None
         v["AUGMENT"] = self.parameterAsBool(parameters, "AUGMENT", context)
+        v["RANDOM_SEQUENCES"] = self.parameterAsBool(parameters, "RANDOM_SEQUENCES", context)
+        v["INDICES"] = self.parameterAsString(parameters, "INDICES", context) or ""
         v["RESUME"] = self.parameterAsFile(parameters, "RESUME", context) or None
         v["FINETUNE"] = self.parameterAsFile(parameters, "FINETUNE", context) or None
         return v

@@ -59,16 +59,25 @@ class ChipDataset(Dataset):
             makes it reproducible).
         cache: keep decoded chips in memory after the first read (chips are small; this keeps the
             data pipeline far below the model step's time).
+        spectral_indices: index names (``["NDVI", "NDWI"]``, :mod:`core.indices`, seed 003) appended
+            after each date's normalised bands, computed from the raw bands (not standardised).
+        sequence_length: L dates per item of a sequence folder (0 or T = all T dates).
+        random_sequences: with L < T, each item draws L distinct dates at random, sorted by time
+            (seed 000_92b8837726c3be0f.txt, the FCN+LSTM that "randomly builds a new sequence of
+            images"; torch's global RNG); otherwise the fixed, evenly spaced dates of
+            :func:`fixed_dates`.
 
     Items:
         ``image``: ``(C, H, W)`` float32 (single), ``(2C, H, W)`` (pair: date 1 bands then date 2),
-        ``(T, C, H, W)`` (sequence, from the time-major T*C-band chip); ``target``: ``(H, W)`` int64
+        ``(T, C, H, W)`` (sequence, from the time-major T*C-band chip; ``(L, C, H, W)`` with
+        ``sequence_length``), C grown by the index channels; ``target``: ``(H, W)`` int64
         in ``0..K-1`` or 255 (ignored). H = W = ``manifest.tile_size`` (smaller edge chips are padded
         with nodata).
     """
 
     def __init__(self, folder: str | os.PathLike, manifest: Manifest, indices: Sequence[int] | None = None,
-                 class_values: Sequence[int] | None = None, augment: bool = False, cache: bool = True) -> None:
+                 class_values: Sequence[int] | None = None, augment: bool = False, cache: bool = True,
+                 spectral_indices: Sequence[str] = (), sequence_length: int = 0, random_sequences: bool = False) -> None:
         self.folder = Path(folder)
         self.manifest = manifest
         self.records: list[ChipRecord] = [manifest.chips[i] for i in (indices if indices is not None else range(len(manifest.chips)))]
@@ -84,6 +93,18 @@ class ChipDataset(Dataset):
         self.std2 = [b.std for b in (m.band_stats2 or m.band_stats)]
         if len(self.mean) != self.c:
             raise ChipFolderError(f"{folder}: manifest has {len(self.mean)} band statistics for {self.c} bands; export the chips again.")
+        self.spectral_indices = list(spectral_indices)
+        if self.spectral_indices:
+            from .indices import band_positions
+
+            band_positions(self.spectral_indices, m.bands)  # BandMismatchError naming the missing band
+            if m.kind == "pair":
+                band_positions(self.spectral_indices, m.bands2 or m.bands)
+        self.seq_len = int(sequence_length) if m.kind == "sequence" and 0 < sequence_length < self.t else 0
+        if m.kind == "sequence" and sequence_length > self.t:
+            raise InputError(f"SEQUENCE_LENGTH {sequence_length} is longer than the {self.t} dates of the chips.")
+        self.random_sequences = bool(random_sequences) and self.seq_len > 0
+        self.fixed = fixed_dates(self.t, self.seq_len) if self.seq_len else list(range(self.t))
 
     def __len__(self) -> int:
         return len(self.records)
@@ -107,19 +128,20 @@ class ChipDataset(Dataset):
                 raise ChipFolderError(f"Chip {rec.image} has {raw.shape[0]} bands, expected T*C = {self.t}*{self.c}.")
             raw = raw.reshape(self.t, self.c, *raw.shape[-2:])
             valid_t = np.stack([valid_mask(d, m.nodata) for d in raw])  # (T, H, W)
-            image = normalize(raw, self.mean, self.std, valid_t)
+            image = self._indices(normalize(raw, self.mean, self.std, valid_t), raw, m.bands, valid_t)
             valid = valid_t.any(axis=0)
         else:
             if raw.shape[0] != self.c:
                 raise ChipFolderError(f"Chip {rec.image} has {raw.shape[0]} bands, the manifest lists {self.c}.")
             valid = valid_mask(raw, m.nodata)
-            image = normalize(raw, self.mean, self.std, valid)
+            image = self._indices(normalize(raw, self.mean, self.std, valid), raw, m.bands, valid)
             if m.kind == "pair":
                 if not rec.image2:
                     raise ChipFolderError(f"Chip {rec.id} of a two-date folder has no images2 chip; export the chips again.")
                 raw2 = self._read(rec.image2)
                 valid2 = valid_mask(raw2, m.nodata)
-                image = np.concatenate([image, normalize(raw2, self.mean2, self.std2, valid2)], axis=0)
+                image2 = self._indices(normalize(raw2, self.mean2, self.std2, valid2), raw2, m.bands2 or m.bands, valid2)
+                image = np.concatenate([image, image2], axis=0)
                 valid &= valid2
         if rec.label:
             lab = self._read(rec.label)[0]
@@ -132,6 +154,20 @@ class ChipDataset(Dataset):
             self._cache[i] = (image, target)
         return image, target
 
+    def _indices(self, norm: np.ndarray, raw: np.ndarray, names: Sequence[str], valid: np.ndarray) -> np.ndarray:
+        """``norm`` ``(..., C, H, W)`` with the spectral index channels of ``raw`` appended (see :mod:`core.indices`)."""
+        if not self.spectral_indices:
+            return norm
+        from .indices import append_indices
+
+        return append_indices(norm, raw, names, self.spectral_indices, valid)
+
+    def dates_for_item(self) -> list[int]:
+        """Date positions of the next item: random sorted L of T (training with random sequences) or the fixed ones."""
+        if not self.random_sequences:
+            return self.fixed
+        return sorted(torch.randperm(self.t)[: self.seq_len].tolist())
+
     def _pad(self, image: np.ndarray, target: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         ts = int(self.manifest.tile_size) or max(target.shape)
         h, w = target.shape
@@ -142,6 +178,8 @@ class ChipDataset(Dataset):
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
         image, target = self.load(i)
+        if self.seq_len:
+            image = image[self.dates_for_item()]
         if self.augment:
             image, target = dihedral([image, target], int(torch.randint(8, ()).item()))
         return torch.from_numpy(np.ascontiguousarray(image)), torch.from_numpy(target.astype(np.int64))
@@ -163,6 +201,16 @@ class ChipDataset(Dataset):
             t = self.load(i)[1]
             counts += np.bincount(t[t != IGNORE_INDEX].ravel(), minlength=num_classes)[:num_classes]
         return counts
+
+
+def fixed_dates(t: int, length: int) -> list[int]:
+    """``length`` evenly spaced date positions of ``t`` (first and last included), the fixed ordered sequence.
+
+    ``fixed_dates(24, 6) == [0, 5, 9, 14, 18, 23]``; ``length`` 0 or >= t gives all dates.
+    """
+    if length <= 0 or length >= t:
+        return list(range(t))
+    return [int(v) for v in np.round(np.linspace(0, t - 1, length)).astype(int)]
 
 
 # ------------------------------------------------------------------------------------- split

@@ -71,14 +71,27 @@ def library_versions() -> dict[str, str]:
 
 
 def card_from_manifest(manifest: Manifest, architecture: str, arch_params: dict[str, Any],
-                       training: dict[str, Any] | None = None) -> ModelCard:
+                       training: dict[str, Any] | None = None, *, indices: list[str] | None = None,
+                       dates: list[str] | None = None) -> ModelCard:
     """The model card of a model trained on chips described by ``manifest``.
 
     Bands, normalisation (band mean/std over valid pixels), classes with names and colours, tile
     size, overlap (tile/4), time steps and dates, pixel size and CRS all come from the manifest.
+    The export preprocessing (``sources["preprocessing"]``) and the sensor groups of a multi-sensor
+    export (``sources["sensor_bands"]``, read back by Classify Pixels) are copied into ``training``.
+
+    Args:
+        indices: spectral index channels appended to each date's bands (:mod:`core.indices`).
+        dates: for a sequence model fed a subset of the chip dates (random sequences, seed 000), the
+            dates it takes at inference; default all ``manifest.time_steps``.
     """
     seq = manifest.kind == "sequence"
     pair = manifest.kind == "pair"
+    training = dict(training or {})
+    for key in ("sensor_bands", "preprocessing"):
+        if manifest.sources.get(key):
+            training.setdefault(key, manifest.sources[key])
+    seq_dates = list(dates) if dates is not None else list(manifest.time_steps)
     return ModelCard(
         architecture=architecture,
         task="change" if pair else "segmentation",
@@ -90,8 +103,8 @@ def card_from_manifest(manifest: Manifest, architecture: str, arch_params: dict[
         mean2=[float(b.mean) for b in (manifest.band_stats2 or manifest.band_stats)] if pair else [],
         std2=[float(b.std) for b in (manifest.band_stats2 or manifest.band_stats)] if pair else [],
         classes=list(manifest.classes),
-        time_steps=manifest.num_time_steps if seq else 0,
-        dates=list(manifest.time_steps) if seq else [],
+        time_steps=(len(seq_dates) if dates is not None else manifest.num_time_steps) if seq else 0,
+        dates=seq_dates if seq else [],
         tile_size=int(manifest.tile_size),
         overlap=int(manifest.tile_size) // 4,
         pixel_size=[float(p) for p in manifest.pixel_size],
@@ -99,8 +112,9 @@ def card_from_manifest(manifest: Manifest, architecture: str, arch_params: dict[
         crs_wkt=manifest.crs_wkt,
         output="probabilities",
         ignore_value=int(manifest.ignore_value),
+        indices=list(indices or []),
         arch_params=dict(arch_params),
-        training=dict(training or {}),
+        training=training,
         versions=library_versions(),
         created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
     )

@@ -125,6 +125,8 @@ class _Source:
     bands: tuple[int, ...]  # 1-based raster band indexes, model order
     mean: tuple[float, ...]
     std: tuple[float, ...]
+    date: int = 0  # model date this source belongs to (sources of one date are concatenated)
+    names: tuple[str, ...] = ()  # the model's names of these bands (to compute spectral indices)
 
 
 def parse_band_map(text: str | Sequence[int] | None) -> list[int] | None:
@@ -192,34 +194,77 @@ def plan_sources(card: ModelCard, inputs: Sequence[Path], names: Sequence[Sequen
         BandMismatchError: see :func:`select_bands`.
     """
     pos = card.architecture == "deepness"
+    bn = tuple(card.bands)
     if card.indices:
-        raise InputError(f"The model uses spectral index channels {card.indices}, which Classify Pixels cannot "
-                         "compute in this version; add the index bands to the raster and retrain without indices.")
+        from .indices import band_positions
+
+        band_positions(card.indices, card.bands)  # BandMismatchError naming the missing band
     if card.layout == "BTCHW":
         if len(inputs) != card.time_steps:
             raise InputError(f"The model takes a series of {card.time_steps} dates but {len(inputs)} raster(s) were "
                              "given; pass the first date as INPUT and the others, in date order, as ADDITIONAL_INPUTS.")
         return [_Source(t, select_bands(card.bands, names[t], inputs[t].name, band_map, pos), tuple(card.mean),
-                        tuple(card.std)) for t in range(len(inputs))]
+                        tuple(card.std), t, bn) for t in range(len(inputs))]
     if card.task == "change":
         b2 = card.bands2 or card.bands
         m2, s2 = (card.mean2, card.std2) if card.mean2 else (card.mean, card.std)
         if len(inputs) == 2:
             return [_Source(0, select_bands(card.bands, names[0], inputs[0].name, band_map, pos),
-                            tuple(card.mean), tuple(card.std)),
-                    _Source(1, select_bands(b2, names[1], inputs[1].name, band_map, pos), tuple(m2), tuple(s2))]
+                            tuple(card.mean), tuple(card.std), 0, bn),
+                    _Source(1, select_bands(b2, names[1], inputs[1].name, band_map, pos), tuple(m2), tuple(s2), 1,
+                            tuple(b2))]
         if len(inputs) == 1:  # one composite raster holding both dates (ArcGIS style)
             both = select_bands([*card.bands, *[f"{b} (date 2)" for b in b2]], names[0], inputs[0].name, band_map,
                                 positional=True)
             c = len(card.bands)
-            return [_Source(0, both[:c], tuple(card.mean), tuple(card.std)),
-                    _Source(0, both[c:], tuple(m2), tuple(s2))]
+            return [_Source(0, both[:c], tuple(card.mean), tuple(card.std), 0, bn),
+                    _Source(0, both[c:], tuple(m2), tuple(s2), 1, tuple(b2))]
         raise InputError(f"A change model takes two rasters (or one two-date composite); {len(inputs)} were given.")
+    sensors = sensor_groups(card)
+    if len(sensors) > 1:
+        return _sensor_sources(card, sensors, inputs, names)
     if len(inputs) != 1:
         raise InputError(f"This model classifies one raster at a time but {len(inputs)} were given; remove the "
                          "additional inputs (they are for time-series and change models).")
     return [_Source(0, select_bands(card.bands, names[0], inputs[0].name, band_map, pos), tuple(card.mean),
-                    tuple(card.std))]
+                    tuple(card.std), 0, bn)]
+
+
+def sensor_groups(card: ModelCard) -> list[tuple[str, list[str]]]:
+    """``[(sensor, [model band names])]`` of a multi-sensor (early fusion) model, in channel order; [] otherwise.
+
+    Read from ``card.training["sensor_bands"]`` (written by :func:`core.export.card_from_manifest`
+    from the chip manifest's ``sources["sensor_bands"]``, see :mod:`core.chips`).
+    """
+    groups = (card.training or {}).get("sensor_bands") or {}
+    return [(str(k), list(v)) for k, v in groups.items()]
+
+
+def _sensor_sources(card: ModelCard, sensors: list[tuple[str, list[str]]], inputs: Sequence[Path],
+                    names: Sequence[Sequence[str]]) -> list[_Source]:
+    """One source per sensor raster (INPUT = first sensor, ADDITIONAL_INPUTS = the others, in card order).
+
+    A sensor's model band names carry the sensor prefix (``S1_VV``); the raster's bands may be named
+    with or without it.
+    """
+    if len(inputs) != len(sensors):
+        raise InputError(f"The model fuses {len(sensors)} sensors ({', '.join(s for s, _ in sensors)}) but "
+                         f"{len(inputs)} raster(s) were given; pass the {sensors[0][0]} raster as INPUT and the "
+                         f"{', '.join(s for s, _ in sensors[1:])} raster(s), in this order, as ADDITIONAL_INPUTS.")
+    out, off = [], 0
+    for i, (sensor, model_names) in enumerate(sensors):
+        n = len(model_names)
+        low = [b.lower() for b in names[i]]
+        plain = [b[len(sensor) + 1:] if b.lower().startswith(sensor.lower() + "_") and b.lower() not in low else b
+                 for b in model_names]
+        bands = select_bands(plain, names[i], inputs[i].name)
+        out.append(_Source(i, bands, tuple(card.mean[off:off + n]), tuple(card.std[off:off + n]), 0,
+                           tuple(card.bands[off:off + n])))
+        off += n
+    if off != len(card.bands):
+        raise InputError(f"The model card lists {len(card.bands)} bands but its sensors {off}; the model file is "
+                         "inconsistent, export it again.")
+    return out
 
 
 # ------------------------------------------------------------------------------------ reading
@@ -254,8 +299,10 @@ class _Reader:
     """Reads tiles of all sources, builds the valid mask and the normalised model input."""
 
     def __init__(self, datasets: list, sources: list[_Source], layout: str, scale: float, tile: int,
-                 origin: tuple[int, int], mask: list[GeoJSON] | None, transform) -> None:
+                 origin: tuple[int, int], mask: list[GeoJSON] | None, transform,
+                 indices: Sequence[str] = ()) -> None:
         self.datasets, self.sources, self.layout, self.scale, self.tile = datasets, sources, layout, scale, tile
+        self.indices = list(indices)
         self.origin, self.mask, self.transform = origin, mask, transform
         self.mask_bounds = _union_bounds(mask) if mask else None
         self.use_mask_band = [bool({MaskFlags.per_dataset, MaskFlags.alpha} & set(ds.mask_flag_enums[0]))
@@ -281,11 +328,26 @@ class _Reader:
         vmask = None if valid.all() else valid
         parts = [normalize(d * np.float32(self.scale) if self.scale != 1 else d, s.mean, s.std, vmask)
                  for d, s in zip(raw, self.sources)]
+        if self.indices:
+            parts = self._with_indices(parts, raw, vmask)
         x = np.stack(parts) if self.layout == "BTCHW" else np.concatenate(parts)
         if h < self.tile or w < self.tile:  # raster smaller than a tile: mirror-pad, crop after
             pad = [(0, 0)] * (x.ndim - 2) + [(0, self.tile - h), (0, self.tile - w)]
             x = np.pad(x, pad, mode="reflect" if min(h, w) > 1 else "edge")
         return x, valid
+
+    def _with_indices(self, parts: list[np.ndarray], raw: list[np.ndarray], vmask: np.ndarray | None) -> list[np.ndarray]:
+        """Per model date: its normalised bands, then the spectral indices of its raw bands (see :mod:`core.indices`)."""
+        from .indices import append_indices
+
+        out = []
+        for date in dict.fromkeys(s.date for s in self.sources):
+            idx = [i for i, s in enumerate(self.sources) if s.date == date]
+            names = [n for i in idx for n in self.sources[i].names]
+            rw = raw[idx[0]] if len(idx) == 1 else np.concatenate([raw[i].astype(np.float32) for i in idx])
+            norm = parts[idx[0]] if len(idx) == 1 else np.concatenate([parts[i] for i in idx])
+            out.append(append_indices(norm, rw, names, self.indices, vmask))
+        return out
 
     def _mask_valid(self, awin: Window, h: int, w: int) -> np.ndarray:
         if not self.mask:
@@ -459,14 +521,16 @@ def classify_raster(
             fb.warning(w)
 
         channels = [len(s.bands) for s in sources]
-        x_shape = ((len(sources), channels[0]) if card.layout == "BTCHW" else (sum(channels),)) + (tile, tile)
+        n_idx = len(card.indices)
+        x_shape = ((len(sources), channels[0] + n_idx) if card.layout == "BTCHW"
+                   else (sum(channels) + n_idx * len({s.date for s in sources}),)) + (tile, tile)
         m = prepare_model(sess, card, tile, batch_size, x_shape)
         provider = sess.get_providers()[0]
         fb.info(f"Execution provider: {provider}; tile {tile} px, overlap {ov} px, batch {m.run_batch}, "
                 f"blending {blending}{', TTA x8' if tta else ''}; extent {ogrid.width} x {ogrid.height} px.")
 
         reader = _Reader(datasets, sources, card.layout, card.input_scale, tile, (int(ext.col_off), int(ext.row_off)),
-                         geoms, grid.transform)
+                         geoms, grid.transform, card.indices)
         return _run(m, reader, ogrid, tile, ov, batch_size, blending, tta, Path(out_path),
                     Path(prob_path) if prob_path else None, Path(area_table_path) if area_table_path else None,
                     provider, warnings, fb)

@@ -519,3 +519,41 @@ def rasterize_full(source: LabelSource, window: Window | None = None) -> np.ndar
             return source.read(window, ds)
     return source.read(window)
 
+
+
+def mask_inconsistent_water(labels: np.ndarray, ndwi: np.ndarray, valid: np.ndarray, water_value: int,
+                            threshold: float = 0.0, margin: float = 0.2) -> tuple[np.ndarray, int, int]:
+    """Set labels whose water state the imagery contradicts to IGNORE_INDEX (seed 000_92b8837726c3be0f.txt).
+
+    Seed 000 masks "inconsistent water shorelines" with the NDWI (McFeeters, green/NIR): a shoreline
+    moves between acquisitions, so its labels are unreliable. Two rules, on labelled pixels only:
+
+    * contradiction: labelled ``water_value`` but mean NDWI over the valid dates ``< threshold``, or
+      labelled another class but mean NDWI ``> threshold + margin``;
+    * flip (T >= 2): the pixel's water state (NDWI > ``threshold``) differs between its valid dates.
+
+    Args:
+        labels: ``(H, W)`` uint8 label chip (IGNORE_INDEX = unlabelled).
+        ndwi: ``(T, H, W)`` float32 NDWI of each date (T = 1 for a single image).
+        valid: ``(T, H, W)`` bool, observations to use (nodata/cloud excluded).
+        water_value: the class value of water.
+        threshold: NDWI above which a pixel is water (McFeeters: 0).
+        margin: how far above ``threshold`` the NDWI of a non-water label must be to count as a
+            contradiction (dark wet soil and shadows have slightly positive NDWI).
+
+    Returns:
+        ``(labels, contradicted, flipped)``: the masked copy (uint8) and the pixels masked by each
+        rule (a pixel masked by both counts as contradicted).
+    """
+    lab = labels.copy()
+    labelled = lab != IGNORE_INDEX
+    n_obs = valid.sum(axis=0)
+    seen = labelled & (n_obs > 0)
+    mean = np.where(valid, ndwi, 0).sum(axis=0) / np.maximum(n_obs, 1)
+    water = lab == water_value
+    contra = seen & ((water & (mean < threshold)) | (~water & (mean > threshold + margin)))
+    is_w = (ndwi > threshold) & valid
+    not_w = (ndwi <= threshold) & valid
+    flip = seen & is_w.any(axis=0) & not_w.any(axis=0) & ~contra
+    lab[contra | flip] = IGNORE_INDEX
+    return lab, int(contra.sum()), int(flip.sum())

@@ -35,17 +35,18 @@ import torch
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import ConcatDataset, DataLoader, DistributedSampler, Subset
 
-from ..models import SEQUENCE_MODELS, build_model
+from ..models import AUX_MODELS, SEQUENCE_MODELS, AuxLoss, branches_from_sensors, build_model
 from . import distributed as dist_utils
 from .dataset import ChipDataset, split_by_block
 from .errors import BandMismatchError, CanceledError, ChipFolderError, InputError, ModelFileError
 from .export import card_from_manifest, export_onnx
 from .feedback import Feedback, NullFeedback, SubFeedback, ensure_feedback
+from .indices import parse_indices
 from .losses import class_weights, confusion, make_loss, scores
 from .manifest import BandStats, Manifest, load_chip_folder
 
 CKPT_FORMAT = "deeplandcover-checkpoint"
-ARCHITECTURES = ("unet", "deeplabv3plus", "unet_convlstm", "unet_early_fusion")
+ARCHITECTURES = ("unet", "deeplabv3plus", "unet_convlstm", "unet_early_fusion", "two_branch_unet")
 
 
 @dataclass
@@ -77,9 +78,15 @@ class TrainConfig:
             epochs) or ``cosine`` (``warmup_epochs`` of linear warm-up, then cosine annealing to 1 %
             of ``lr`` at ``epochs``; Loshchilov & Hutter, SGDR, ICLR 2017).
         warmup_epochs: linear warm-up epochs of the ``cosine`` schedule.
+        indices: spectral indices appended as input channels, comma-separated (``"NDVI,NDWI"``;
+            :mod:`core.indices`, seed 003); recorded in the model card, recomputed at inference.
+        sequence_length: dates per sequence sample (0 = all the chips' dates); the model, its card
+            and inference take this many dates.
+        random_sequences: training samples draw ``sequence_length`` dates at random, sorted by time
+            (seed 000); validation and the card use the fixed evenly spaced dates.
     """
 
-    architecture: Literal["unet", "deeplabv3plus", "unet_convlstm", "unet_early_fusion"] = "unet"
+    architecture: Literal["unet", "deeplabv3plus", "unet_convlstm", "unet_early_fusion", "two_branch_unet"] = "unet"
     epochs: int = 20
     batch_size: int = 8
     lr: float | None = None
@@ -105,6 +112,9 @@ class TrainConfig:
     lr_finder_steps: int = 30
     schedule: Literal["plateau", "cosine"] = "plateau"
     warmup_epochs: int = 1
+    indices: str = ""
+    sequence_length: int = 0
+    random_sequences: bool = False
 
     def model_params(self) -> dict[str, Any]:
         """Constructor arguments of the chosen architecture."""
@@ -128,6 +138,15 @@ class TrainConfig:
             raise InputError(f"Unknown device {self.device!r}; use auto, cpu or cuda.")
         if self.device == "cuda" and not torch.cuda.is_available():
             raise InputError("Device 'cuda' was asked for but PyTorch sees no CUDA GPU; choose auto or cpu.")
+        parse_indices(self.indices)  # InputError naming an unknown index
+        if self.sequence_length < 0:
+            raise InputError(f"Sequence length must be 0 (all dates) or positive, got {self.sequence_length}.")
+        if (self.sequence_length or self.random_sequences) and self.architecture not in SEQUENCE_MODELS:
+            raise InputError("Sequence length and random sequences are options of time-series models; choose "
+                             "unet_convlstm (and time-series chips).")
+        if self.random_sequences and self.sequence_length < 1:
+            raise InputError("Random sequences need a sequence length smaller than the number of chip dates "
+                             "(e.g. 4 of 12 dates).")
 
 
 @dataclass
@@ -207,6 +226,11 @@ def load_folders(chip_folders: Sequence[str | os.PathLike], architecture: str) -
     if architecture == "unet_early_fusion" and m0.kind != "pair":
         raise InputError("unet_early_fusion needs two-date chips (images + images2); export them with a second date, "
                          "or choose unet.")
+    if architecture == "two_branch_unet" and (m0.kind != "single" or len(m0.sources.get("sensor_bands") or {}) < 2):
+        raise InputError("two_branch_unet needs multi-sensor chips: export them with ADDITIONAL_SENSORS (one encoder "
+                         "per sensor), or choose unet for early fusion.")
+    if any((m.sources.get("sensor_bands") or {}) != (m0.sources.get("sensor_bands") or {}) for _, m in loaded[1:]):
+        raise BandMismatchError("The chip folders stack different sensors (sources.sensor_bands); export them alike.")
     merged = dataclasses.replace(
         m0, band_stats=_pooled_stats([m.band_stats for _, m in loaded]),
         band_stats2=_pooled_stats([m.band_stats2 for _, m in loaded]) if m0.band_stats2 else [],
@@ -216,13 +240,19 @@ def load_folders(chip_folders: Sequence[str | os.PathLike], architecture: str) -
 
 def build_datasets(loaded: list[tuple[Path, Manifest]], merged: Manifest, config: TrainConfig
                    ) -> tuple[ConcatDataset, ConcatDataset]:
-    """Training and validation datasets (spatial-block split per folder, pooled normalisation)."""
+    """Training and validation datasets (spatial-block split per folder, pooled normalisation).
+
+    Spectral indices and (random) sequences of ``config`` are applied; validation always uses the
+    fixed ordered sequence.
+    """
     train, val = [], []
     for folder, m in loaded:
         m = dataclasses.replace(m, band_stats=merged.band_stats, band_stats2=merged.band_stats2)
         ti, vi = split_by_block(m, config.val_fraction, config.seed)
-        train.append(ChipDataset(folder, m, ti, merged.class_values, augment=config.augment))
-        val.append(ChipDataset(folder, m, vi, merged.class_values, augment=False))
+        kw = {"spectral_indices": parse_indices(config.indices), "sequence_length": config.sequence_length}
+        train.append(ChipDataset(folder, m, ti, merged.class_values, augment=config.augment,
+                                 random_sequences=config.random_sequences, **kw))
+        val.append(ChipDataset(folder, m, vi, merged.class_values, augment=False, **kw))
     return ConcatDataset(train), ConcatDataset(val)
 
 
@@ -482,17 +512,22 @@ def _train(chip_folders: Sequence[str | os.PathLike], out: Path, config: TrainCo
     num_classes = len(merged.classes)
     class_names = [c.name for c in merged.classes]
     train_ds, val_ds = build_datasets(loaded, merged, config)
-    in_channels = len(merged.bands) * (2 if merged.kind == "pair" else 1)
+    indices = parse_indices(config.indices)
+    in_channels = (len(merged.bands) + len(indices)) * (2 if merged.kind == "pair" else 1)
     fb.info(f"{len(train_ds)} training and {len(val_ds)} validation chips ({merged.kind}, {in_channels} channels"
             f"{f', {merged.num_time_steps} dates' if merged.kind == 'sequence' else ''}, {num_classes} classes), device {device}"
             + (f", DDP over {ctx.world_size} processes ({ctx.backend}, batch {config.batch_size} per process)." if ctx.enabled else "."))
 
     params = config.model_params()
+    if config.architecture == "two_branch_unet" and "branches" not in params:
+        params["branches"] = branches_from_sensors(merged.sources["sensor_bands"], merged.bands, len(indices))
     model = build_model(config.architecture, in_channels, num_classes, **params).to(device)
     counts = np.sum([d.class_counts(num_classes) for d in train_ds.datasets], axis=0)
     w = class_weights(counts, config.class_weights)
     weight = torch.as_tensor(w, device=device) if w is not None else None
     loss_fn = make_loss(config.loss, weight, config.jaccard_alpha, config.focal_gamma)
+    if config.architecture in AUX_MODELS:  # (main, aux) in training mode: 0.7 main + 0.3 mean(aux), seed 001
+        loss_fn = AuxLoss(loss_fn, float(params.get("main_weight", 0.7)))
 
     ck = _load_state(config.resume) if config.resume else None
     if ck is not None:
@@ -531,7 +566,7 @@ def _train(chip_folders: Sequence[str | os.PathLike], out: Path, config: TrainCo
         if ctx.rank > 0:  # rank 0 continues the saved random stream; the others get their own
             _seed_all(config.seed + ctx.rank + 7919 * start)
         fb.info(f"Resuming after epoch {start} (best epoch {best_epoch}).")
-    card = card_from_manifest(merged, config.architecture, params)
+    card = card_from_manifest(merged, config.architecture, params, indices=indices, dates=_model_dates(merged, config))
     best_path, last_path, log_path = out / "model.pt", out / "last.pt", out / "training_log.csv"
     if ck and ctx.is_main and not best_path.exists():
         _save(best_path, ck)
@@ -625,7 +660,8 @@ def _finish(out, model, merged, config, params, val_dl, loss_fn, device, num_cla
                 "val_pixels": int(cm.sum()), "world_size": ctx.world_size}
     parity_d: dict[str, Any] | None = None
     if ctx.is_main:
-        card = card_from_manifest(merged, config.architecture, params, training)
+        card = card_from_manifest(merged, config.architecture, params, training, indices=parse_indices(config.indices),
+                                  dates=_model_dates(merged, config))
         sample = next(iter(val_dl))[0][:2]
         fb.set_progress(93)
         parity = export_onnx(model, card, out / "model.onnx", sample)
@@ -639,6 +675,15 @@ def _finish(out, model, merged, config, params, val_dl, loss_fn, device, num_cla
     parity_d = dist_utils.broadcast_object(ctx, parity_d)  # also the barrier: rank 0's files are complete
     return TrainResult(out, out / "model.onnx", out / "model.pt", out / "report.html", out / "training_log.csv", metrics,
                        int(best["best_epoch"]), len(history), lr, parity_d, history)
+
+
+def _model_dates(merged: Manifest, config: TrainConfig) -> list[str] | None:
+    """The dates a sequence model takes at inference: the fixed subset with ``sequence_length``, else all (None)."""
+    from .dataset import fixed_dates
+
+    if merged.kind != "sequence" or not 0 < config.sequence_length < merged.num_time_steps:
+        return None
+    return [merged.time_steps[i] for i in fixed_dates(merged.num_time_steps, config.sequence_length)]
 
 
 def _base_datasets(loader: DataLoader) -> list[ChipDataset]:

@@ -3,7 +3,8 @@
 Every model maps a normalised input to **logits** ``(B, K, H, W)`` float32 (softmax is appended at
 ONNX export, see :mod:`core.export`). Inputs: ``(B, C, H, W)`` for ``unet``/``deeplabv3plus``,
 ``(B, 2C, H, W)`` (date 1 bands, then date 2 bands) for ``unet_early_fusion`` and
-``(B, T, C, H, W)`` for ``unet_convlstm``. Any H and W work (no multiple-of-32 requirement).
+``(B, T, C, H, W)`` for ``unet_convlstm``; ``two_branch_unet`` (:mod:`models.fusion`, seed 001) takes
+``(B, C, H, W)`` multi-sensor stacks and returns ``(main, aux)`` in training mode. Any H and W work (no multiple-of-32 requirement).
 
 This package imports only torch, so it can be used without the rest of the plugin.
 Registry pattern after torchgeo / segmentation_models_pytorch (see STYLE.md).
@@ -17,6 +18,7 @@ from torch import nn
 
 from .convlstm import ConvLSTMCell, UNetConvLSTM
 from .deeplab import DeepLabV3Plus, ResNetEncoder
+from .fusion import AuxLoss, TwoBranchUNet, branches_from_sensors
 from .unet import UNet, UNetEarlyFusion
 
 #: Architecture name -> builder ``(in_channels, num_classes, **params) -> nn.Module``.
@@ -25,10 +27,14 @@ MODELS: dict[str, Callable[..., nn.Module]] = {
     "deeplabv3plus": DeepLabV3Plus,
     "unet_convlstm": UNetConvLSTM,
     "unet_early_fusion": UNetEarlyFusion,
+    "two_branch_unet": TwoBranchUNet,
 }
 
 #: Architectures whose input is a time sequence ``(B, T, C, H, W)``.
 SEQUENCE_MODELS = frozenset({"unet_convlstm"})
+
+#: Architectures that return ``(main, aux)`` in training mode (train with :class:`~models.fusion.AuxLoss`).
+AUX_MODELS = frozenset({"two_branch_unet"})
 
 
 def build_model(name: str, in_channels: int, num_classes: int, **params: Any) -> nn.Module:
@@ -58,6 +64,7 @@ def build_model(name: str, in_channels: int, num_classes: int, **params: Any) ->
 
 
 __all__ = [
-    "MODELS", "SEQUENCE_MODELS", "build_model", "UNet", "UNetEarlyFusion", "DeepLabV3Plus", "ResNetEncoder",
+    "MODELS", "SEQUENCE_MODELS", "AUX_MODELS", "build_model", "TwoBranchUNet", "AuxLoss", "branches_from_sensors",
+    "UNet", "UNetEarlyFusion", "DeepLabV3Plus", "ResNetEncoder",
     "UNetConvLSTM", "ConvLSTMCell",
 ]

@@ -30,7 +30,8 @@ def test_identity_and_parameters(alg):
     keys = [p.name() for p in alg.parameterDefinitions()]
     assert keys == ["INPUT", "ADDITIONAL_INPUT", "LABELS", "CLASS_FIELD", "CLASS_TABLE", "TILE_SIZE", "STRIDE", "AOI",
                     "HOLDOUT", "MIN_LABELLED_FRACTION", "EXPORT_EMPTY", "LINE_BUFFER_PX", "EDGE_EROSION_PX", "BANDS",
-                    "OUTPUT_FOLDER"]
+                    "ADDITIONAL_SENSORS", "WATER_MASK_CLASS", "NDWI_THRESHOLD", "NDWI_MARGIN", "VALID_MASKS",
+                    "MASK_TYPE", "CLOUD_THRESHOLD", "CLOUD_POLICY", "MIN_VALID_COVERAGE", "OUTPUT_FOLDER"]
     assert {o.name() for o in alg.outputDefinitions()} == {"OUTPUT_FOLDER", "CHIP_COUNT"}
     assert "Tile size" in alg.shortHelpString()
 

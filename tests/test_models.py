@@ -13,7 +13,8 @@ from deeplandcover.models import MODELS, ConvLSTMCell, build_model
 torch.set_num_threads(2)
 SMALL = {"unet": {"base_filters": 4, "depth": 3}, "unet_early_fusion": {"base_filters": 4, "depth": 2},
          "unet_convlstm": {"base_filters": 4, "depth": 2, "hidden": 8},
-         "deeplabv3plus": {"backbone": "resnet18", "aspp_channels": 16}}
+         "deeplabv3plus": {"backbone": "resnet18", "aspp_channels": 16},
+         "two_branch_unet": {"base_filters": 4, "depth": 2}}
 
 
 def _input(name: str, b: int, c: int, h: int, w: int, t: int = 3) -> torch.Tensor:
@@ -46,7 +47,7 @@ def test_training_step_backprop():
 
 
 def test_registry_errors():
-    with pytest.raises(ValueError, match="valid names: deeplabv3plus, unet, unet_convlstm, unet_early_fusion"):
+    with pytest.raises(ValueError, match="valid names: deeplabv3plus, two_branch_unet, unet, unet_convlstm, unet_early_fusion"):
         build_model("segformer", 3, 2)
     with pytest.raises(ValueError, match="resnet18"):
         build_model("deeplabv3plus", 3, 2, backbone="vgg")
