@@ -231,10 +231,15 @@ def load_folders(chip_folders: Sequence[str | os.PathLike], architecture: str) -
                          "per sensor), or choose unet for early fusion.")
     if any((m.sources.get("sensor_bands") or {}) != (m0.sources.get("sensor_bands") or {}) for _, m in loaded[1:]):
         raise BandMismatchError("The chip folders stack different sensors (sources.sensor_bands); export them alike.")
+    # A class without a single labelled pixel (a legend entry absent from this area) cannot be learnt:
+    # leave it out of the model's outputs. Kept when no folder counts pixels (ArcGIS exports may not).
+    totals = {c.value: sum(cc.pixel_count for _, m in loaded for cc in m.classes if cc.value == c.value)
+              for c in m0.classes}
+    present = [c for c in m0.classes if totals[c.value] > 0] if any(totals.values()) else list(m0.classes)
     merged = dataclasses.replace(
         m0, band_stats=_pooled_stats([m.band_stats for _, m in loaded]),
         band_stats2=_pooled_stats([m.band_stats2 for _, m in loaded]) if m0.band_stats2 else [],
-        chips=[c for _, m in loaded for c in m.chips])
+        chips=[c for _, m in loaded for c in m.chips], classes=present)
     return loaded, merged
 
 
@@ -511,6 +516,9 @@ def _train(chip_folders: Sequence[str | os.PathLike], out: Path, config: TrainCo
     loaded, merged = load_folders(chip_folders, config.architecture)
     num_classes = len(merged.classes)
     class_names = [c.name for c in merged.classes]
+    absent = [c.name for c in loaded[0][1].classes if c.value not in merged.class_values]
+    if absent:
+        fb.warning(f"Classes without any labelled pixel are left out of the model: {', '.join(absent)}.")
     train_ds, val_ds = build_datasets(loaded, merged, config)
     indices = parse_indices(config.indices)
     in_channels = (len(merged.bands) + len(indices)) * (2 if merged.kind == "pair" else 1)

@@ -22,7 +22,7 @@ from pathlib import Path
 from deeplandcover.tools.machine import machine
 
 REPO = Path(__file__).resolve().parents[1]
-BENCHES = ["export", "train", "inference", "batch", "change", "rf_vs_unet"]
+BENCHES = ["export", "train", "inference", "batch", "change", "rf_vs_unet", "seed_methods"]
 HEADER = """# Benchmarks
 
 Every figure here was measured by `make bench` (or the command its section names) on the machine its

@@ -6,8 +6,10 @@ Markdown section (command, machine, date, figures). Per city (OSCD bercy, rennes
 - change vector analysis (CVA, Otsu threshold, no training) on all bands and on ``--bands``;
 - the trivial "everything changed" baseline (its F1 is the floor any method must beat; "nothing
   changed" has F1 0);
-- with ``--model``: a trained two-date change model run through the inference engine (the hook the
-  lead uses once training exists: :func:`evaluate_model`).
+- a two-date early-fusion U-Net trained with Train Model's core on the *other* city's chips
+  (cross-city: trained on bercy, scored on rennes, and the reverse; ``--no-train`` skips it), and
+  with ``--model`` any trained two-date change model, both run through the inference engine
+  (:func:`evaluate_model`).
 
 Every score comes from :func:`evaluate_change` (streamed, :mod:`core.metrics`).
 """
@@ -61,6 +63,21 @@ def evaluate_model(model: str | os.PathLike, city: str, out_dir: Path, no_change
     return evaluate_change(out, m, no_change_values)
 
 
+def train_change_model(city: str, out_dir: Path, epochs: int = 15) -> Path:
+    """Export pair chips of ``city`` and train an early-fusion U-Net on them; returns the .onnx path."""
+    from deeplandcover.core.chips import export_training_tiles
+    from deeplandcover.core.train import TrainConfig, train_model
+
+    b, a, m = city_paths(city)
+    chips = out_dir / f"{city}_chips"
+    export_training_tiles([b], m, chips, images2=a, tile_size=64, stride=16, min_labelled_fraction=0.5,
+                          export_empty=True)
+    cfg = TrainConfig(architecture="unet_early_fusion", epochs=epochs, batch_size=16, lr=0.003, base_filters=16,
+                      depth=3, loss="ce_jaccard", class_weights="inverse", schedule="cosine", patience=epochs,
+                      monitor="val_loss", seed=0)
+    return Path(train_model([chips], out_dir / f"{city}_model", cfg).model_path)
+
+
 def _fmt(v: float | None) -> str:
     return "–" if v is None else f"{v:.3f}"
 
@@ -70,6 +87,8 @@ def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--model", help="optional two-date change model (.onnx) to score next to CVA")
     ap.add_argument("--model-no-change", default="0", help="comma-separated 'no change' values of the model output")
+    ap.add_argument("--no-train", action="store_true", help="skip the cross-city trained early-fusion U-Net")
+    ap.add_argument("--epochs", type=int, default=15, help="epochs of the cross-city change model")
     ap.add_argument("--bands", default="2,3,4,8", help="band subset for the second CVA row (1-based; B02,B03,B04,B08)")
     args = ap.parse_args(argv)
     sub = [int(b) for b in args.bands.split(",") if b.strip()]
@@ -90,6 +109,14 @@ def main(argv: list[str] | None = None) -> None:
                 s = evaluate_change(r.output, m)
                 rows.append((city, label, s["precision"], s["recall"], s["f1"], r.threshold))
                 timing.append((city, label, sec, npx / sec / 1e6))
+            if not args.no_train:
+                other = next(c for c in CITIES if c != city)
+                t = time.perf_counter()
+                model = train_change_model(other, tmp / "train", args.epochs)
+                train_s = time.perf_counter() - t
+                s = evaluate_model(model, city, tmp)
+                rows.append((city, f"early-fusion U-Net trained on {other} ({args.epochs} epochs, {train_s:.0f} s)",
+                             s["precision"], s["recall"], s["f1"], None))
             if args.model:
                 nc = tuple(int(v) for v in args.model_no_change.split(","))
                 s = evaluate_model(args.model, city, tmp, nc)

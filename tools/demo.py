@@ -101,9 +101,9 @@ def landcover(demo: Demo) -> None:
     model_dir = out / "model"
     shutil.rmtree(model_dir, ignore_errors=True)
     r = demo.run("landcover", "train U-Net", "trainmodel", {
-        "INPUT": str(chips), "ARCHITECTURE": 0, "BASE_FILTERS": 8 if FAST else 32, "DEPTH": 3,
-        "EPOCHS": 2 if FAST else 25, "BATCH_SIZE": 16, "LEARNING_RATE": 0.003, "PATIENCE": 6,
-        "LOSS": 1, "CLASS_WEIGHTS": 2, "OUTPUT_FOLDER": str(model_dir),
+        "INPUT": str(chips), "ARCHITECTURE": 0, "BASE_FILTERS": 8 if FAST else 16, "DEPTH": 3,
+        "EPOCHS": 2 if FAST else 40, "BATCH_SIZE": 8, "LEARNING_RATE": 0.003, "PATIENCE": 40, "MONITOR": 0,
+        "SCHEDULE": 1, "LOSS": 1, "CLASS_WEIGHTS": 2, "OUTPUT_FOLDER": str(model_dir),
     })
     demo.note(f"val OA {_f(r.get('VAL_OA'))}, mIoU {_f(r.get('VAL_MIOU'))}")
     model = r.get("OUTPUT_MODEL", str(model_dir / "model.onnx"))
@@ -145,8 +145,8 @@ def change(demo: Demo) -> None:
     model_dir = out / "model"
     shutil.rmtree(model_dir, ignore_errors=True)
     r = demo.run("change", "train early-fusion U-Net on bercy", "trainmodel", {
-        "INPUT": str(chips), "ARCHITECTURE": 3, "BASE_FILTERS": 8 if FAST else 16, "DEPTH": 3, "EPOCHS": 2 if FAST else 20,
-        "BATCH_SIZE": 16, "LEARNING_RATE": 0.003, "LOSS": 1, "CLASS_WEIGHTS": 1, "PATIENCE": 6,
+        "INPUT": str(chips), "ARCHITECTURE": 3, "BASE_FILTERS": 8 if FAST else 16, "DEPTH": 3, "EPOCHS": 2 if FAST else 15,
+        "BATCH_SIZE": 16, "LEARNING_RATE": 0.003, "LOSS": 1, "CLASS_WEIGHTS": 1, "PATIENCE": 15, "SCHEDULE": 1,
         "OUTPUT_FOLDER": str(model_dir),
     })
     demo.note(f"val mIoU {_f(r.get('VAL_MIOU'))}")
@@ -201,8 +201,9 @@ def timeseries(demo: Demo) -> None:
     model_dir = out / "model"
     shutil.rmtree(model_dir, ignore_errors=True)
     r = demo.run("timeseries", "train U-Net+ConvLSTM", "trainmodel", {
-        "INPUT": str(chips), "ARCHITECTURE": 2, "BASE_FILTERS": 16, "DEPTH": 2, "EPOCHS": 2 if FAST else 15,
-        "BATCH_SIZE": 8, "LEARNING_RATE": 0.003, "PATIENCE": 5, "OUTPUT_FOLDER": str(model_dir),
+        "INPUT": str(chips), "ARCHITECTURE": 2, "BASE_FILTERS": 16, "DEPTH": 2, "EPOCHS": 2 if FAST else 40,
+        "BATCH_SIZE": 8, "LEARNING_RATE": 0.003, "PATIENCE": 40, "SCHEDULE": 1, "LOSS": 1, "CLASS_WEIGHTS": 2,
+        "OUTPUT_FOLDER": str(model_dir),
     })
     demo.note(f"val OA {_f(r.get('VAL_OA'))}, mIoU {_f(r.get('VAL_MIOU'))}")
     classified = out / "slovenia_convlstm.tif"
