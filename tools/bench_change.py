@@ -63,7 +63,7 @@ def evaluate_model(model: str | os.PathLike, city: str, out_dir: Path, no_change
     return evaluate_change(out, m, no_change_values)
 
 
-def train_change_model(city: str, out_dir: Path, epochs: int = 15) -> Path:
+def train_change_model(city: str, out_dir: Path, epochs: int = 60) -> Path:
     """Export pair chips of ``city`` and train an early-fusion U-Net on them; returns the .onnx path."""
     from deeplandcover.core.chips import export_training_tiles
     from deeplandcover.core.train import TrainConfig, train_model
@@ -73,7 +73,7 @@ def train_change_model(city: str, out_dir: Path, epochs: int = 15) -> Path:
     export_training_tiles([b], m, chips, images2=a, tile_size=64, stride=16, min_labelled_fraction=0.5,
                           export_empty=True)
     cfg = TrainConfig(architecture="unet_early_fusion", epochs=epochs, batch_size=16, lr=0.003, base_filters=16,
-                      depth=3, loss="ce_jaccard", class_weights="inverse", schedule="cosine", patience=epochs,
+                      depth=3, loss="ce_jaccard", class_weights="none", schedule="cosine", patience=epochs,
                       monitor="val_loss", seed=0)
     return Path(train_model([chips], out_dir / f"{city}_model", cfg).model_path)
 
@@ -88,7 +88,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--model", help="optional two-date change model (.onnx) to score next to CVA")
     ap.add_argument("--model-no-change", default="0", help="comma-separated 'no change' values of the model output")
     ap.add_argument("--no-train", action="store_true", help="skip the cross-city trained early-fusion U-Net")
-    ap.add_argument("--epochs", type=int, default=15, help="epochs of the cross-city change model")
+    ap.add_argument("--epochs", type=int, default=60, help="epochs of the cross-city change model")
     ap.add_argument("--bands", default="2,3,4,8", help="band subset for the second CVA row (1-based; B02,B03,B04,B08)")
     args = ap.parse_args(argv)
     sub = [int(b) for b in args.bands.split(",") if b.strip()]

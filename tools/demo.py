@@ -145,8 +145,8 @@ def change(demo: Demo) -> None:
     model_dir = out / "model"
     shutil.rmtree(model_dir, ignore_errors=True)
     r = demo.run("change", "train early-fusion U-Net on bercy", "trainmodel", {
-        "INPUT": str(chips), "ARCHITECTURE": 3, "BASE_FILTERS": 8 if FAST else 16, "DEPTH": 3, "EPOCHS": 2 if FAST else 15,
-        "BATCH_SIZE": 16, "LEARNING_RATE": 0.003, "LOSS": 1, "CLASS_WEIGHTS": 1, "PATIENCE": 15, "SCHEDULE": 1,
+        "INPUT": str(chips), "ARCHITECTURE": 3, "BASE_FILTERS": 8 if FAST else 16, "DEPTH": 3, "EPOCHS": 2 if FAST else 60,
+        "BATCH_SIZE": 16, "LEARNING_RATE": 0.003, "LOSS": 1, "CLASS_WEIGHTS": 0, "PATIENCE": 60, "SCHEDULE": 1,
         "OUTPUT_FOLDER": str(model_dir),
     })
     demo.note(f"val mIoU {_f(r.get('VAL_MIOU'))}")
