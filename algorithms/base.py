@@ -95,6 +95,17 @@ class DlcAlgorithm(QgsProcessingAlgorithm):
 
         return plugin_icon()
 
+    def add_tiling_parameters(self) -> None:
+        """TILE_SIZE (0 = the model's), OVERLAP (-1 = the model's) and BATCH_SIZE, shared by every
+        algorithm that runs a model through the tiled inference engine."""
+        from qgis.core import QgsProcessingParameterNumber as Num
+
+        self.addParameter(Num("TILE_SIZE", self.tr("Tile size (pixels, 0 = from the model)"), Num.Integer, 0,
+                              minValue=0))
+        self.addParameter(Num("OVERLAP", self.tr("Tile overlap (pixels, -1 = from the model)"), Num.Integer, -1,
+                              minValue=-1))
+        self.addParameter(Num("BATCH_SIZE", self.tr("Batch size (tiles per model call)"), Num.Integer, 4, minValue=1))
+
     # -- runtime -------------------------------------------------------------------------------
     def canExecute(self) -> tuple[bool, str]:
         """False with the pip command when a required package is missing or too old."""

@@ -82,12 +82,7 @@ class ClassifyBatchAlgorithm(DlcAlgorithm):
             self.WORKERS, self.tr("Local workers (0 = one per core, or per GPU)"), integer, 0, minValue=0))
         self.addParameter(QgsProcessingParameterNumber(
             self.BLOCK_SIZE, self.tr("Block size (pixels, 0 = whole rasters)"), integer, 0, minValue=0))
-        self.addParameter(QgsProcessingParameterNumber(
-            self.TILE_SIZE, self.tr("Tile size (pixels, 0 = from the model)"), integer, 0, minValue=0))
-        self.addParameter(QgsProcessingParameterNumber(
-            self.OVERLAP, self.tr("Tile overlap (pixels, -1 = from the model)"), integer, -1, minValue=-1))
-        self.addParameter(QgsProcessingParameterNumber(
-            self.BATCH_SIZE, self.tr("Batch size (tiles per model call)"), integer, 4, minValue=1))
+        self.add_tiling_parameters()
         self.addParameter(QgsProcessingParameterBoolean(
             self.OVERWRITE, self.tr("Overwrite finished outputs (otherwise resume)"), False))
         self.addParameter(QgsProcessingParameterFolderDestination(self.OUTPUT_FOLDER, self.tr("Output folder")))

@@ -129,12 +129,7 @@ class ClassifyPixelsAlgorithm(DlcAlgorithm):
         self.addParameter(QgsProcessingParameterFeatureSource(
             self.MASK, self.tr("Mask polygons (classify inside only)"), [QgsProcessing.TypeVectorPolygon],
             optional=True))
-        self.addParameter(QgsProcessingParameterNumber(
-            self.TILE_SIZE, self.tr("Tile size (pixels, 0 = from the model)"), integer, 0, minValue=0))
-        self.addParameter(QgsProcessingParameterNumber(
-            self.OVERLAP, self.tr("Tile overlap (pixels, -1 = from the model)"), integer, -1, minValue=-1))
-        self.addParameter(QgsProcessingParameterNumber(
-            self.BATCH_SIZE, self.tr("Batch size (tiles per model call)"), integer, 4, minValue=1))
+        self.add_tiling_parameters()
         advanced = [
             QgsProcessingParameterEnum(self.BLENDING, self.tr("Blending of overlapping tiles"),
                                        [self.tr("Gaussian cross-fade"), self.tr("Centre crop (ArcGIS-like)")],

@@ -158,9 +158,7 @@ class DetectChangeAlgorithm(DlcAlgorithm):
                             P.Integer, 0, minValue=0))
         self.addParameter(P("THRESHOLD", self.tr("Change magnitude threshold (method 2; empty = Otsu)"), P.Double,
                             None, optional=True, minValue=0.0))
-        self.addParameter(P("TILE_SIZE", self.tr("Tile size (pixels, 0 = the model's)"), P.Integer, 0, minValue=0))
-        self.addParameter(P("OVERLAP", self.tr("Tile overlap (pixels, -1 = the model's)"), P.Integer, -1, minValue=-1))
-        self.addParameter(P("BATCH_SIZE", self.tr("Batch size (tiles)"), P.Integer, 4, minValue=1))
+        self.add_tiling_parameters()
         self.addParameter(QgsProcessingParameterString("DEVICE", self.tr("Device (auto, cpu, cuda, cuda:1, tensorrt)"), "auto"))
         self.addParameter(QgsProcessingParameterRasterDestination("OUTPUT", self.tr("Change raster")))
         self.addParameter(QgsProcessingParameterRasterDestination(
