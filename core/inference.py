@@ -660,15 +660,18 @@ def _open_outputs(stack: contextlib.ExitStack, grid: RasterGrid, classes: list[C
 
 
 def _gdal_cache_mb(grid: RasterGrid, tile: int, reader: _Reader, k: int, prob_path: Path | None) -> int:
-    """GDAL block cache (MiB) for about two tile rows of input and output blocks, 64..1024 MiB.
+    """GDAL block cache (MiB): two tile rows of output blocks, plus at most 96 MiB of input blocks.
 
     GDAL's default (5 % of RAM) would otherwise fill up with blocks of a large raster and make the
-    process's memory grow with the raster size.
+    process's memory grow with the raster size. Output blocks of the rows being written must stay
+    cached (else partly written blocks are flushed and compressed again); input blocks only save
+    decoding the overlap rows twice, so their share is capped: on rasters wider than about 8000
+    pixels some overlap rows are decoded again instead of memory growing with the width.
     """
     in_bytes = sum(len(s.bands) * np.dtype(reader.datasets[s.ds_index].dtypes[0]).itemsize for s in reader.sources)
     out_bytes = 1 + (4 * k if prob_path is not None else 0)
-    need = (tile + 512) * grid.width * (in_bytes + out_bytes) * 1.5 / 2**20
-    return int(min(max(need, 64), 1024))
+    rows = (tile + 512) * grid.width * 1.5 / 2**20
+    return int(min(max(rows * out_bytes + min(rows * in_bytes, 96), 64), 1024))
 
 
 @contextlib.contextmanager

@@ -82,6 +82,8 @@ def open_session(model: str | os.PathLike, device: str = "auto", threads: int = 
     so.intra_op_num_threads = int(threads) if threads and threads > 0 else (os.cpu_count() or 1)
     so.inter_op_num_threads = 1
     so.log_severity_level = 3
+    # Idle intra-op threads must not spin: the reader and writer threads need those cores meanwhile.
+    so.add_session_config_entry("session.intra_op.allow_spinning", "0")
     try:
         sess = ort.InferenceSession(str(path), so, providers=providers)
     except Exception as e:  # onnxruntime raises Fail/InvalidProtobuf/NoSuchFile of its own

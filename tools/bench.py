@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import importlib
+import inspect
 import io
 import os
 import re
@@ -38,17 +39,13 @@ def main() -> int:
     text = path.read_text(encoding="utf-8") if path.exists() else HEADER
     failed = False
     for name in only:
-        try:
-            mod = importlib.import_module(f"deeplandcover.tools.bench_{name}")
-        except ModuleNotFoundError:
-            print(f"(no benchmark tools/bench_{name}.py)")
-            continue
         buf = io.StringIO()
         t0 = time.perf_counter()
         print(f">> bench_{name}", flush=True)
         try:
+            mod = importlib.import_module(f"deeplandcover.tools.bench_{name}")
             with contextlib.redirect_stdout(buf):
-                mod.main()
+                mod.main([]) if inspect.signature(mod.main).parameters else mod.main()
             body = buf.getvalue().strip()
         except Exception:
             failed = True
@@ -58,7 +55,7 @@ def main() -> int:
         block = f"<!-- bench:{name} -->\n{body}\n<!-- /bench:{name} -->"
         pat = re.compile(rf"<!-- bench:{name} -->.*?<!-- /bench:{name} -->", re.S)
         text = pat.sub(lambda _m, b=block: b, text) if pat.search(text) else text.rstrip() + "\n\n" + block + "\n"
-    path.write_text(text, encoding="utf-8")
+        path.write_text(text, encoding="utf-8")  # after each section: a later failure keeps the earlier ones
     print(f"wrote {path}")
     return 1 if failed else 0
 

