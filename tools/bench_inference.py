@@ -152,6 +152,9 @@ def _spawn(kind: str, args: dict) -> dict:
 
 
 # ----------------------------------------------------------------------------------- main
+LOAD_AT_START = os.getloadavg()[0]
+
+
 def main(argv: list[str] | None = None) -> None:
     """Run the benchmark (or one worker) and print a Markdown section."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -238,7 +241,7 @@ def _report(args, argv, gen_s, e, raw, raw_tiles, raw_s, mem1, mem2, es, nv, tot
     print(f"\nTotal benchmark time {total:.0f} s. Engine times include opening the session, the probe run, "
           "reading/normalising (reader thread), blending and the deflate GeoTIFF writes (writer thread); the raw "
           "figure is `session.run` alone on pre-built batches. Each run is a fresh subprocess (peak RSS = "
-          "`ru_maxrss`). The machine was shared with other jobs, so throughput figures are noisy.")
+          f"`ru_maxrss`). Load average when the benchmark started: {LOAD_AT_START:.1f}.")
 
 
 if __name__ == "__main__":

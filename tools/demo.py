@@ -246,7 +246,7 @@ def quicklook_rgb(path: Path, png: Path, title: str) -> None:
     ax.imshow(rgb)
     ax.set_title(title)
     ax.axis("off")
-    fig.savefig(png, dpi=90, bbox_inches="tight")
+    fig.savefig(png, dpi=60, bbox_inches="tight")  # natural images compress poorly in PNG
     plt.close(fig)
 
 
