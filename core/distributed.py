@@ -10,6 +10,7 @@ no-ops in a single process. Launch commands: ``docs/training.md``.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from dataclasses import dataclass
 from typing import Any
@@ -107,8 +108,14 @@ def setup(device: str = "auto") -> tuple[DistContext, torch.device]:
 
 
 def cleanup(ctx: DistContext) -> None:
-    """Destroy the process group if :func:`setup` created it."""
+    """Destroy the process group if :func:`setup` created it.
+
+    All ranks meet at a barrier first: a rank that tears gloo down while a peer still talks to it
+    makes the peer abort on exit ("terminate called without an active exception").
+    """
     if ctx.owns_group and dist.is_initialized():
+        with contextlib.suppress(Exception):  # a peer that already failed must not hide the real error
+            dist.barrier()
         dist.destroy_process_group()
         ctx.owns_group = False
 
