@@ -70,6 +70,8 @@ probabilities (one float band per class) and a CSV table of per-class areas (pix
 execution provider ran (CPU/CUDA/TensorRT) and the throughput in megapixels per second.</p>"""
 
 BLENDINGS = ["gaussian", "center"]
+MASK_TYPES = ["valid", "cloud", "probability"]
+MASK_TYPES_LABELS = ["valid-data mask (1 = valid)", "cloud mask (1 = cloud)", "cloud probability"]
 
 #: Keeps the post-processors alive until QGIS has used them (QGIS does not own Python objects).
 _POST_PROCESSORS: dict[str, QgsProcessingLayerPostProcessorInterface] = {}
@@ -139,6 +141,12 @@ class ClassifyPixelsAlgorithm(DlcAlgorithm):
                                                                     "e.g. 4,3,2,8)"), optional=True),
             QgsProcessingParameterString(self.DEVICE, self.tr("Device (auto, cpu, cuda, cuda:1)"), "auto"),
             QgsProcessingParameterNumber(self.THREADS, self.tr("CPU threads (0 = all cores)"), integer, 0, minValue=0),
+            QgsProcessingParameterRasterLayer(
+                "VALID_MASKS", self.tr("Valid-data / cloud masks, one band per date (time-series models trained "
+                                       "with a cloud policy)"), optional=True),
+            QgsProcessingParameterEnum("MASK_TYPE", self.tr("Mask type"), MASK_TYPES_LABELS, defaultValue=0),
+            QgsProcessingParameterNumber("CLOUD_THRESHOLD", self.tr("Cloud probability threshold (raster units)"),
+                                         QgsProcessingParameterNumber.Double, 0.5),
         ]
         for p in advanced:
             p.setFlags(p.flags() | QgsProcessingParameterDefinition.FlagAdvanced)
@@ -204,6 +212,10 @@ class ClassifyPixelsAlgorithm(DlcAlgorithm):
             "device": (self.parameterAsString(parameters, self.DEVICE, context) or "auto").strip(),
             "threads": self.parameterAsInt(parameters, self.THREADS, context),
             "band_map": band_map,
+            "valid_masks": layer_path(masks) if (masks := self.parameterAsRasterLayer(
+                parameters, "VALID_MASKS", context)) is not None and parameters.get("VALID_MASKS") else None,
+            "mask_kind": MASK_TYPES[self.parameterAsEnum(parameters, "MASK_TYPE", context)],
+            "cloud_threshold": self.parameterAsDouble(parameters, "CLOUD_THRESHOLD", context),
         }
 
     def run_core(self, parameters: dict[str, Any], context: QgsProcessingContext, feedback) -> dict[str, Any]:  # noqa: D102

@@ -307,6 +307,7 @@ class _Reader:
         self.mask_bounds = _union_bounds(mask) if mask else None
         self.use_mask_band = [bool({MaskFlags.per_dataset, MaskFlags.alpha} & set(ds.mask_flag_enums[0]))
                               for ds in datasets]
+        self.cloud: _CloudPolicy | None = None
 
     def read(self, win: Window) -> tuple[np.ndarray | None, np.ndarray]:
         """``win`` in extent pixels -> (input ``([T,] C, tile, tile) float32`` or None, valid ``(h, w) bool``)."""
@@ -315,14 +316,21 @@ class _Reader:
         valid = self._mask_valid(awin, h, w)
         if not valid.any():
             return None, valid
-        raw = []
+        raw, per_date = [], []
         for s in self.sources:
             ds = self.datasets[s.ds_index]
             data = ds.read(list(s.bands), window=awin)
-            valid &= valid_mask(data, ds.nodata)
+            ok = valid_mask(data, ds.nodata)
             if self.use_mask_band[s.ds_index]:
-                valid &= ds.read_masks(s.bands[0], window=awin) > 0
+                ok &= ds.read_masks(s.bands[0], window=awin) > 0
+            per_date.append(ok)
             raw.append(data)
+        if self.cloud is not None:  # fill cloudy/nodata dates as in training; valid where any date is
+            raw, ok = self.cloud.apply(raw, np.stack(per_date), awin)
+            valid &= ok
+        else:
+            for ok in per_date:
+                valid &= ok
         if not valid.any():
             return None, valid
         vmask = None if valid.all() else valid
@@ -359,6 +367,57 @@ class _Reader:
         if min(left, right) > mb[2] or max(left, right) < mb[0] or min(top, bottom) > mb[3] or max(top, bottom) < mb[1]:
             return np.zeros((h, w), bool)
         return rasterio.features.geometry_mask(self.mask, (h, w), tr, invert=True)
+
+
+@dataclass
+class _CloudPolicy:
+    """The training cloud policy repeated per tile (see :func:`classify_raster` ``valid_masks``)."""
+
+    masks: Any  # core.timeseries.DateMasks, open
+    times: np.ndarray
+    policy: str
+    min_valid_coverage: float
+    fill: np.ndarray  # (T, C) raw values that normalise to 0 (the training means / input scale)
+
+    def apply(self, raw: list[np.ndarray], ok: np.ndarray, awin: Window) -> tuple[list[np.ndarray], np.ndarray]:
+        """``raw`` T arrays ``(C, h, w)`` and ``ok`` ``(T, h, w)`` -> filled arrays and ``(h, w)`` validity.
+
+        Dates still invalid after the policy (dropped, or no valid date to interpolate from) get the
+        value that normalises to 0, as nodata does in training chips; a pixel is valid when any
+        date is.
+        """
+        from .timeseries import apply_policy
+
+        valid = ok & self.masks.read(awin)
+        res = apply_policy(np.stack(raw).astype(np.float32), valid, self.times, self.policy, self.min_valid_coverage)
+        data = np.where(res.valid[:, None], res.data, self.fill[:, :, None, None]).astype(np.float32)
+        return list(data), res.valid.any(axis=0)
+
+
+def _cloud_preprocessing(card: ModelCard, paths: Sequence[Path], sources: list[_Source], grid: RasterGrid,
+                         valid_masks, mask_kind: str, threshold: float, stack: contextlib.ExitStack,
+                         fb: Feedback) -> _CloudPolicy | None:
+    """The card's cloud policy with the given per-date masks, or None (no policy, or no masks: warned)."""
+    cloud = ((card.training or {}).get("preprocessing") or {}).get("cloud") or {}
+    policy = cloud.get("policy", "none")
+    if policy == "none" and valid_masks is None:
+        return None
+    if card.layout != "BTCHW" or len(sources) != len(paths):
+        raise InputError("Valid-data masks apply to time-series models (one raster per date); this model takes "
+                         f"{card.layout} input. Leave VALID_MASKS empty.")
+    if valid_masks is None:
+        fb.warning(f"The model was trained with cloud policy '{policy}' but no valid-data masks were given: the "
+                   "dates are classified as they are. Give VALID_MASKS (one band per date) to repeat the policy.")
+        return None
+    from .chips import parse_date
+    from .timeseries import DateMasks, date_offsets
+
+    dates = [parse_date(p.name) or str(i) for i, p in enumerate(paths)]
+    masks = stack.enter_context(DateMasks(valid_masks, grid, dates, mask_kind, threshold))
+    policy = policy if policy != "none" else "interpolate"
+    fb.info(f"Cloud policy '{policy}' with valid-data masks {Path(valid_masks).name} applied to every tile.")
+    fill = np.array([s.mean for s in sources], np.float32) / np.float32(card.input_scale or 1.0)
+    return _CloudPolicy(masks, date_offsets(dates), policy, float(cloud.get("min_valid_coverage", 0.0)), fill)
 
 
 def _union_bounds(geoms: Sequence[GeoJSON]) -> tuple[float, float, float, float]:
@@ -455,6 +514,9 @@ def classify_raster(
     threads: int = 0,
     band_map: Sequence[int] | None = None,
     area_table_path: str | os.PathLike | None = None,
+    valid_masks: str | os.PathLike | None = None,
+    mask_kind: str = "valid",
+    cloud_threshold: float = 0.5,
     feedback: Feedback | None = None,
 ) -> InferenceResult:
     """Classify a raster (or series, or pair) with an ONNX model, tile by tile, streamed.
@@ -468,6 +530,13 @@ def classify_raster(
         extent: ``(left, bottom, right, top)`` in the CRS of ``inputs[0]``; None: the whole raster.
         mask: polygons (vector file, or GeoJSON-like geometries in the raster CRS); pixels outside
             become nodata.
+        valid_masks: for a time-series model trained with a cloud policy (Export Training Tiles
+            ``CLOUD_POLICY``, recorded in the card's ``training["preprocessing"]["cloud"]``): a raster
+            with one band per input date (or dates in its band descriptions) marking valid pixels;
+            the same policy (drop / linear temporal interpolation, :func:`core.timeseries.apply_policy`)
+            is applied to every tile before normalisation, so the model sees what it saw in training.
+        mask_kind, cloud_threshold: how ``valid_masks`` is read (:class:`core.timeseries.DateMasks`):
+            ``valid`` (non-zero = valid), ``cloud`` (non-zero = cloud) or ``probability``.
         tile_size: tile edge in pixels (None/0: the card's; models with a fixed input size use theirs).
         overlap: pixels shared by neighbouring tiles (None/negative: the card's); ``< tile_size``.
         batch_size: tiles per ``session.run`` (models with a fixed batch of 1 run one at a time).
@@ -531,6 +600,7 @@ def classify_raster(
 
         reader = _Reader(datasets, sources, card.layout, card.input_scale, tile, (int(ext.col_off), int(ext.row_off)),
                          geoms, grid.transform, card.indices)
+        reader.cloud = _cloud_preprocessing(card, paths, sources, grid, valid_masks, mask_kind, cloud_threshold, stack, fb)
         return _run(m, reader, ogrid, tile, ov, batch_size, blending, tta, Path(out_path),
                     Path(prob_path) if prob_path else None, Path(area_table_path) if area_table_path else None,
                     provider, warnings, fb)

@@ -36,8 +36,8 @@ def test_identity_and_parameters(qgis_app):
     assert (alg.name(), alg.displayName(), alg.groupId()) == ("classifypixels", "Classify Pixels", "inference")
     names = [p.name() for p in alg.parameterDefinitions()]
     assert names == ["INPUT", "ADDITIONAL_INPUTS", "MODEL", "EXTENT", "MASK", "TILE_SIZE", "OVERLAP", "BATCH_SIZE",
-                     "BLENDING", "TTA", "BAND_MAPPING", "DEVICE", "THREADS", "OUTPUT", "OUTPUT_PROBABILITIES",
-                     "OUTPUT_AREA_TABLE"]
+                     "BLENDING", "TTA", "BAND_MAPPING", "DEVICE", "THREADS", "VALID_MASKS", "MASK_TYPE",
+                     "CLOUD_THRESHOLD", "OUTPUT", "OUTPUT_PROBABILITIES", "OUTPUT_AREA_TABLE"]
     assert alg.parameterDefinition("DEVICE").defaultValue() == "auto"
     assert alg.canExecute()[0]
 
@@ -71,6 +71,7 @@ def test_plan_maps_parameters(qgis_app, setup, tmp_path):
     defaults = _alg().plan({"INPUT": str(raster), "MODEL": str(model), "OUTPUT": str(tmp_path / "d.tif")}, ctx)
     assert (defaults["tile_size"], defaults["overlap"], defaults["blending"], defaults["extent"], defaults["mask"],
             defaults["band_map"], defaults["device"]) == (None, -1, "gaussian", None, None, None, "auto")
+    assert (defaults["valid_masks"], defaults["mask_kind"]) == (None, "valid")
 
 
 def test_run_writes_styled_outputs(qgis_app, setup, tmp_path):
