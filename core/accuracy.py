@@ -30,6 +30,7 @@ from rasterio.windows import Window
 
 from .errors import InputError, NoOverlapError
 from .feedback import Feedback, SubFeedback, check_canceled, ensure_feedback
+from .labels import is_raster
 from .metrics import (
     AccuracyReport,
     PairCounts,
@@ -109,14 +110,6 @@ def _colormap(path: str | os.PathLike) -> dict[int, str]:
 
 
 # ------------------------------------------------------------------------------ references
-def _is_raster(path: str | os.PathLike) -> bool:
-    try:
-        with rasterio.open(path):
-            return True
-    except rasterio.errors.RasterioIOError:
-        return False
-
-
 def _read_vector(path: str | os.PathLike, field: str | None, grid: RasterGrid, layer: str | None = None):
     """Read a vector layer, check the class field, reproject to the grid's CRS, drop empty rows."""
     import geopandas as gpd
@@ -302,7 +295,7 @@ def assess_accuracy(classified: str | os.PathLike, reference: str | os.PathLike,
     table = class_table_for_raster(classified, class_table)
     grid = RasterGrid.from_path(classified)
     info: dict[str, Any] = {}
-    if _is_raster(reference):
+    if is_raster(reference):
         fb.info(f"Reference: raster {Path(reference).name}")
         pairs = accumulate_confusion(classified, reference, ignore=ignore, window_size=window_size, feedback=fb)
         kind = "raster"
