@@ -9,7 +9,7 @@ group, every pixel left of the next column's start is final for the rows of that
 - rows shared with the next group (the vertical overlap) go into a *carry* buffer, added back when
   the next group finalises the same columns.
 
-Memory: a working buffer of ``K x group height x tile`` plus two carry buffers of
+Memory: a working buffer of ``K x group height x tile`` plus one carry buffer of
 ``K x overlap x width`` (float32), so it grows neither with the raster height nor, much, with its
 width. Weights follow :func:`axis_weights`; overlapping predictions are averaged with them
 (the overlapping-patch inference of seed 002; ArcGIS's ``padding`` is the ``"center"`` mode).
@@ -143,15 +143,14 @@ class TileBlender:
         carry = max([spans[g][1] - spans[g + 1][0] for g in range(len(spans) - 1)] + [1])
         self.work = np.zeros((k + 1, gh, self.tw), np.float32)  # K weighted sums + the weight sum
         self.valid = np.zeros((gh, self.tw), bool)
-        self.carry_in = np.zeros((k + 1, carry, width), np.float32)
-        self.carry_out = np.zeros_like(self.carry_in)
+        self.carry = np.zeros((k + 1, carry, width), np.float32)
         self.group = 0
         self.col0 = 0  # extent column of work[..., 0]
 
     @property
     def nbytes(self) -> int:
         """Bytes held by the working and carry buffers."""
-        return self.work.nbytes + self.valid.nbytes + self.carry_in.nbytes + self.carry_out.nbytes
+        return self.work.nbytes + self.valid.nbytes + self.carry.nbytes
 
     def add(self, slot: TileSlot, probs: np.ndarray | None, weight: np.ndarray, valid: np.ndarray) -> Iterator[Chunk]:
         """Add one tile; yield finished chunks.
@@ -175,8 +174,6 @@ class TileBlender:
             yield from self._finish_columns(slot.col_end)
 
     def _next_group(self, group: int) -> None:
-        self.carry_in, self.carry_out = self.carry_out, self.carry_in
-        self.carry_out[:] = 0
         self.group, self.col0 = group, 0
         self.work[:] = 0
         self.valid[:] = False
@@ -186,13 +183,15 @@ class TileBlender:
         n, h = end - self.col0, g1 - g0
         block = self.work[:, :h, :n].copy()
         valid = self.valid[:h, :n].copy()
+        carry = self.carry[:, :, self.col0:end]  # one buffer: these columns are read, then refilled
         if self.group > 0:
             ch = self.spans[self.group - 1][1] - g0
-            block[:, :ch] += self.carry_in[:, :ch, self.col0:end]
+            block[:, :ch] += carry[:, :ch]
         last = self.group == len(self.spans) - 1
         fin = h if last else self.spans[self.group + 1][0] - g0
         if not last:
-            self.carry_out[:, :h - fin, self.col0:end] = block[:, fin:]
+            carry[:, :h - fin] = block[:, fin:]
+            carry[:, h - fin:] = 0
         self.work[:, :, :self.tw - n] = self.work[:, :, n:].copy()
         self.work[:, :, self.tw - n:] = 0
         self.valid[:, :self.tw - n] = self.valid[:, n:].copy()

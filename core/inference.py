@@ -18,7 +18,7 @@ How it works:
    vertical overlap is carried to the next row.
 4. Finished chunks are normalised by the summed weights, argmax'ed and written by a writer thread
    into tiled DEFLATE GeoTIFFs opened once inside :func:`core.raster.atomic_output`. Memory:
-   ``~ K x overlap x width x 8`` bytes of carry buffers + ``K x tile^2`` working buffers, the
+   ``(K + 1) x overlap x width x 4`` bytes of carry buffer + ``K x tile^2`` working buffers, the
    batches in flight, the ONNX Runtime arena and a bounded GDAL block cache; it does not grow with
    the raster height and barely with its width.
 

@@ -39,7 +39,7 @@ def test_blender_equals_whole_array_average(width, height, tile, stride, blendin
     assert (wsum > 0).all()
     np.testing.assert_allclose(out_w, wsum, rtol=1e-5)
     np.testing.assert_allclose(out_acc / out_w, acc / wsum, rtol=1e-4, atol=1e-5)
-    assert blender.carry_in.shape[1] <= max(tile - stride, 1)  # carry never taller than the overlap
+    assert blender.carry.shape[1] <= max(tile - stride, 1)  # carry never taller than the overlap
 
 
 def test_row_groups_merge_only_the_snapped_row():
