@@ -234,11 +234,14 @@ def normalize(data: np.ndarray, mean: Sequence[float], std: Sequence[float], val
     m = np.asarray(mean, dtype=np.float32).reshape(c, 1, 1)
     s = np.asarray(std, dtype=np.float32).reshape(c, 1, 1)
     s = np.where(s > 0, s, 1.0).astype(np.float32)
-    out = (data.astype(np.float32) - m) / s
+    out = data.astype(np.float32)  # one copy, then in place: this runs once per tile and chip
+    out -= m
+    out /= s
     if valid is not None:
-        out = np.where(np.expand_dims(valid, -3), out, np.float32(0))
-    np.nan_to_num(out, copy=False, nan=0.0, posinf=0.0, neginf=0.0)
-    return out.astype(np.float32, copy=False)
+        np.copyto(out, np.float32(0), where=~np.expand_dims(valid, -3))
+    if not np.issubdtype(data.dtype, np.integer):  # integers cannot hold NaN or inf
+        np.nan_to_num(out, copy=False, nan=0.0, posinf=0.0, neginf=0.0)
+    return out
 
 
 # --------------------------------------------------------------------------- alignment, I/O
