@@ -187,6 +187,15 @@ def _classes(stats: dict, emd: dict) -> list[ClassInfo]:
         classes.append(ClassInfo(value=value, name=str(c.get("ClassName", value)), color=color,
                                  pixel_count=int(pixels[i]) if i < len(pixels) else 0,
                                  chip_count=int(images[i]) if i < len(images) else 0))
+    bad = [c for c in classes if not 0 <= c.value < IGNORE_INDEX]
+    if bad:
+        listed = ", ".join(f"{c.value} ({c.name!r})" for c in bad)
+        raise ChipFolderError(
+            f"{STATS_NAME} has class values outside 0-{IGNORE_INDEX - 1}: {listed}. Label chips are read as uint8 "
+            f"class values and {IGNORE_INDEX} is reserved for unlabelled/nodata pixels (the ignore index), so "
+            "these classes would silently be left out of training. Reclassify them to free values between "
+            f"0 and {IGNORE_INDEX - 1} in the label raster or class field and export the chips again."
+        )
     return sorted(classes, key=lambda c: c.value)
 
 

@@ -111,6 +111,15 @@ def test_feature_stats_pair_and_emd_stats(arcgis_folder):
     assert m.sources["stats_block"] == "FeatureStats"
 
 
+@pytest.mark.parametrize("value", [255, 300, -1])
+def test_class_value_outside_uint8_labels_rejected(arcgis_folder, value):
+    stats = _stats()
+    stats["Classes"][1]["ClassValue"] = value
+    (arcgis_folder / "esri_accumulated_stats.json").write_text(json.dumps(stats))
+    with pytest.raises(ChipFolderError, match=rf"outside 0-254: {value} \('building'\).*Reclassify"):
+        load_chip_folder(arcgis_folder)
+
+
 @pytest.mark.parametrize("mode", ["PASCAL_VOC_rectangles", "Export_Tiles", "KITTI_rectangles"])
 def test_other_metadata_modes_rejected(arcgis_folder, mode):
     (arcgis_folder / "esri_accumulated_stats.json").write_text(json.dumps(_stats(mode=mode, block="FeatureStats")))
