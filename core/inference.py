@@ -736,8 +736,10 @@ def _gdal_cache_mb(grid: RasterGrid, tile: int, k: int, prob_path: Path | None) 
     process's memory grow with the raster size. Output blocks of the rows being written must stay
     cached (else partly written blocks are flushed and compressed again). Input blocks get no share
     of their own: caching them only saves decoding the overlap rows twice, which measured no faster
-    (8192² tiny U-Net: 17.6 s with 64 MiB, 17.9 s with a two-row input share) while the share made
-    peak memory grow with the raster width (make bench, 8192² -> 16384²: +16.6 % with it, +11.1 % without).
+    (8192² tiny U-Net: 17.6 s with 64 MiB, 17.9 s with a two-row input share; reading 512² tiles of a
+    deflate 4-band raster costs the same 10.8 ms per tile with a 64 or a 512 MiB cache) while the share
+    made peak memory grow with the raster width (8192² -> 16384²: 681 -> 794 MiB, +16.6 %; without it
+    the growth is the carry buffer of :class:`core.blending.TileBlender`, see BENCHMARKS.md).
     """
     out_bytes = 1 + (4 * k if prob_path is not None else 0)
     rows = (tile + 512) * grid.width * 1.5 / 2**20
