@@ -61,6 +61,9 @@ model was trained with are recomputed from the bands named in its card.</li>
 centre holds it, as ArcGIS).</li>
 <li><b>Test-time augmentation</b>: averages the 8 flips/rotations (8 times slower, a little more accurate).</li>
 <li><b>Band mapping</b> (optional): the 1-based raster band for each model band, e.g. <code>4,3,2,8</code>.</li>
+<li><b>Resample to the model's pixel size</b>: a raster whose pixels differ from the training pixels by more than
+25 % is only warned about; with this option it is read resampled to the model's pixel size (average when
+coarsening, bilinear when refining) and the outputs are written on that grid.</li>
 <li><b>Device</b>: <code>auto</code> (GPU when available), <code>cpu</code>, <code>cuda</code>, <code>cuda:1</code>.
 <b>Threads</b>: CPU threads (0 = all cores).</li>
 <li><b>Outputs</b>: class raster (class values, nodata 255, colour table and style), optional class
@@ -111,6 +114,7 @@ class ClassifyPixelsAlgorithm(DlcAlgorithm):
     BLENDING = "BLENDING"
     TTA = "TTA"
     BAND_MAPPING = "BAND_MAPPING"
+    RESAMPLE = "RESAMPLE"
     DEVICE = "DEVICE"
     THREADS = "THREADS"
     OUTPUT = "OUTPUT"
@@ -139,6 +143,7 @@ class ClassifyPixelsAlgorithm(DlcAlgorithm):
             QgsProcessingParameterBoolean(self.TTA, self.tr("Test-time augmentation (8 flips/rotations)"), False),
             QgsProcessingParameterString(self.BAND_MAPPING, self.tr("Band mapping (raster band per model band, "
                                                                     "e.g. 4,3,2,8)"), optional=True),
+            QgsProcessingParameterBoolean(self.RESAMPLE, self.tr("Resample to the model's pixel size"), False),
             QgsProcessingParameterString(self.DEVICE, self.tr("Device (auto, cpu, cuda, cuda:1)"), "auto"),
             QgsProcessingParameterNumber(self.THREADS, self.tr("CPU threads (0 = all cores)"), integer, 0, minValue=0),
             QgsProcessingParameterRasterLayer(
@@ -216,6 +221,7 @@ class ClassifyPixelsAlgorithm(DlcAlgorithm):
                 parameters, "VALID_MASKS", context)) is not None and parameters.get("VALID_MASKS") else None,
             "mask_kind": MASK_TYPES[self.parameterAsEnum(parameters, "MASK_TYPE", context)],
             "cloud_threshold": self.parameterAsDouble(parameters, "CLOUD_THRESHOLD", context),
+            "resample": self.parameterAsBool(parameters, self.RESAMPLE, context),
         }
 
     def run_core(self, parameters: dict[str, Any], context: QgsProcessingContext, feedback) -> dict[str, Any]:  # noqa: D102

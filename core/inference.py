@@ -43,7 +43,7 @@ from typing import Any
 import numpy as np
 import rasterio
 import rasterio.features
-from rasterio.enums import MaskFlags
+from rasterio.enums import MaskFlags, Resampling
 from rasterio.windows import Window
 
 from . import styles
@@ -56,6 +56,7 @@ from .onnx_model import LoadedModel, card_of_session, open_session, prepare_mode
 from .raster import (
     IGNORE_INDEX,
     RasterGrid,
+    aligned,
     atomic_output,
     band_names,
     geotiff_profile,
@@ -67,8 +68,8 @@ from .raster import (
     window_from_bounds_clipped,
 )
 
-__all__ = ["InferenceResult", "axis_weights", "classify_raster", "dihedral", "open_session", "parse_band_map",
-           "plan_sources", "resolve_providers", "select_bands", "write_area_table"]
+__all__ = ["InferenceResult", "axis_weights", "classify_raster", "dihedral", "model_grid", "open_session",
+           "parse_band_map", "plan_sources", "resolve_providers", "select_bands", "write_area_table"]
 
 #: Output class raster nodata (never a class value).
 NODATA = IGNORE_INDEX
@@ -517,6 +518,7 @@ def classify_raster(
     valid_masks: str | os.PathLike | None = None,
     mask_kind: str = "valid",
     cloud_threshold: float = 0.5,
+    resample: bool = False,
     feedback: Feedback | None = None,
 ) -> InferenceResult:
     """Classify a raster (or series, or pair) with an ONNX model, tile by tile, streamed.
@@ -546,6 +548,9 @@ def classify_raster(
         threads: ONNX Runtime intra-op threads, 0 = all cores.
         band_map: 1-based raster band per model band (per date), overriding name matching.
         area_table_path: optional CSV of per-class pixels, m2, ha and percent.
+        resample: read the inputs resampled to the model's pixel size (the card's ``pixel_size``, see
+            :func:`model_grid`; average when coarsening, bilinear when refining) and write the outputs
+            on that grid. Without it, a pixel size more than 25 % off the model's is only warned about.
         feedback: progress, cancel and log.
 
     Returns:
@@ -578,7 +583,20 @@ def classify_raster(
 
     with contextlib.ExitStack() as stack:
         datasets = [stack.enter_context(rasterio.open(p)) for p in paths]
-        sources = plan_sources(card, paths, [band_names(ds) for ds in datasets], band_map)
+        names = [band_names(ds) for ds in datasets]
+        if resample:
+            target = model_grid(card, grid)
+            if target is None:
+                fb.info("Resampling asked, but the raster is already on the model's pixel size (or the model "
+                        "card records none): classified as it is.")
+            else:
+                rs = Resampling.average if target.pixel_size[0] > grid.pixel_size[0] else Resampling.bilinear
+                fb.info(f"Resampling the input from {grid.pixel_size[0]:.6g} to {target.pixel_size[0]:.6g} "
+                        f"CRS units per pixel ({rs.name}) to match the model; outputs are "
+                        f"{target.width} x {target.height} px.")
+                datasets = [stack.enter_context(aligned(p, target, rs)) for p in paths]
+                grid = target
+        sources = plan_sources(card, paths, names, band_map)
         tile, ov = tile_params(sess, card, tile_size, overlap, warnings)
         ext = window_from_bounds_clipped(grid, extent) if extent else Window(0, 0, grid.width, grid.height)
         ogrid = RasterGrid(grid.crs, grid.window_transform(ext), int(ext.width), int(ext.height))
@@ -633,23 +651,65 @@ def _check_mask_overlap(geoms: list[GeoJSON], grid: RasterGrid) -> None:
                              f"to classify {tuple(round(v, 3) for v in gb)}; choose a mask inside the raster.")
 
 
+def _metres_per_unit(grid: RasterGrid) -> tuple[float, float] | None:
+    """Metres per CRS unit along x and y: the linear unit of a projected CRS; for a geographic CRS,
+    1 degree = 111.32 km (x: times cos of the centre latitude). None without a CRS."""
+    if grid.crs is None:
+        return None
+    if grid.crs.is_projected:
+        f = grid.crs.linear_units_factor[1] if grid.crs.linear_units_factor else 1.0
+        return f, f
+    lat = (grid.bounds[1] + grid.bounds[3]) / 2.0
+    return 111_320.0 * float(np.cos(np.deg2rad(lat))), 111_320.0
+
+
+def _card_metres(card: ModelCard) -> tuple[float, float] | None:
+    """The model's training pixel size ``(x, y)`` in metres, or None when the card has none in metres."""
+    if not card.pixel_size or card.pixel_size_units != "metre" or card.pixel_size[0] <= 0:
+        return None
+    px = float(card.pixel_size[0])
+    py = float(card.pixel_size[1]) if len(card.pixel_size) > 1 and card.pixel_size[1] > 0 else px
+    return px, py
+
+
+def model_grid(card: ModelCard, grid: RasterGrid, rel_tol: float = 0.01) -> RasterGrid | None:
+    """``grid``'s extent (same CRS, same upper-left corner) on the model's pixel size.
+
+    Args:
+        card: the model card; its ``pixel_size`` (metres) is the target.
+        grid: the input raster's grid (north-up). Geographic CRSs get the metre size converted at the
+            centre latitude (see :func:`_metres_per_unit`).
+        rel_tol: relative difference below which the pixel sizes count as equal.
+
+    Returns:
+        The resampled grid (width/height rounded to whole pixels), or None when the sizes already match
+        or the card records no pixel size in metres.
+    """
+    want, per_unit = _card_metres(card), _metres_per_unit(grid)
+    if want is None or per_unit is None:
+        return None
+    tx, ty = want[0] / per_unit[0], want[1] / per_unit[1]
+    px, py = grid.pixel_size
+    if abs(px / tx - 1) <= rel_tol and abs(py / ty - 1) <= rel_tol:
+        return None
+    left, bottom, right, top = grid.bounds
+    return RasterGrid(grid.crs, rasterio.transform.from_origin(left, top, tx, ty),
+                      max(1, round((right - left) / tx)), max(1, round((top - bottom) / ty)))
+
+
 def _check_pixel_size(card: ModelCard, grid: RasterGrid, warnings: list[str]) -> None:
     """Warn when the raster's pixels differ from the training pixels by more than 25 %.
 
     Geographic rasters are compared at their centre latitude (1 degree = 111.32 km x cos(lat)).
     """
-    if not card.pixel_size or grid.crs is None or card.pixel_size_units != "metre" or card.pixel_size[0] <= 0:
+    want, per_unit = _card_metres(card), _metres_per_unit(grid)
+    if want is None or per_unit is None:
         return
-    if grid.crs.is_projected:
-        have = grid.pixel_size[0] * (grid.crs.linear_units_factor[1] if grid.crs.linear_units_factor else 1.0)
-    else:
-        lat = (grid.bounds[1] + grid.bounds[3]) / 2.0
-        have = grid.pixel_size[0] * 111_320.0 * float(np.cos(np.deg2rad(lat)))
-    want = float(card.pixel_size[0])
-    if not 0.8 <= have / want <= 1.25:
-        warnings.append(f"The raster's pixels are about {have:.3g} m but the model was trained on {want:.3g} m "
-                        "pixels; results may be poor. Resample the raster to the model's pixel size first "
-                        "(Raster > Projections > Warp).")
+    have = grid.pixel_size[0] * per_unit[0]
+    if not 0.8 <= have / want[0] <= 1.25:
+        warnings.append(f"The raster's pixels are about {have:.3g} m but the model was trained on {want[0]:.3g} m "
+                        "pixels; results may be poor. Set RESAMPLE (resample=True) to classify it resampled "
+                        "to the model's pixel size, or warp it yourself (Raster > Projections > Warp).")
 
 
 def _run(m: LoadedModel, reader: _Reader, grid: RasterGrid, tile: int, ov: int, batch_size: int, blending: Blending,

@@ -36,7 +36,7 @@ def test_identity_and_parameters(qgis_app):
     assert (alg.name(), alg.displayName(), alg.groupId()) == ("classifypixels", "Classify Pixels", "inference")
     names = [p.name() for p in alg.parameterDefinitions()]
     assert names == ["INPUT", "ADDITIONAL_INPUTS", "MODEL", "EXTENT", "MASK", "TILE_SIZE", "OVERLAP", "BATCH_SIZE",
-                     "BLENDING", "TTA", "BAND_MAPPING", "DEVICE", "THREADS", "VALID_MASKS", "MASK_TYPE",
+                     "BLENDING", "TTA", "BAND_MAPPING", "RESAMPLE", "DEVICE", "THREADS", "VALID_MASKS", "MASK_TYPE",
                      "CLOUD_THRESHOLD", "OUTPUT", "OUTPUT_PROBABILITIES", "OUTPUT_AREA_TABLE"]
     assert alg.parameterDefinition("DEVICE").defaultValue() == "auto"
     assert alg.canExecute()[0]
@@ -59,19 +59,19 @@ def test_plan_maps_parameters(qgis_app, setup, tmp_path):
     plan = _alg().plan({
         "INPUT": str(raster), "MODEL": str(model), "EXTENT": f"{left},{left + 600},{bottom},{bottom + 500} [EPSG:32633]",
         "MASK": mask, "TILE_SIZE": 128, "OVERLAP": 32, "BATCH_SIZE": 2, "BLENDING": 1, "TTA": True,
-        "BAND_MAPPING": "1, 2,3,4", "DEVICE": "cpu", "THREADS": 1, "OUTPUT": str(tmp_path / "c.tif"),
+        "BAND_MAPPING": "1, 2,3,4", "RESAMPLE": True, "DEVICE": "cpu", "THREADS": 1, "OUTPUT": str(tmp_path / "c.tif"),
         "OUTPUT_AREA_TABLE": str(tmp_path / "a.csv")}, ctx)
     assert plan["inputs"] == [str(raster)] and plan["model"] == str(model)
     assert plan["extent"] == pytest.approx((left, bottom, left + 600, bottom + 500))
     assert len(plan["mask"]) == 1 and plan["mask"][0]["type"] == "Polygon"
     assert (plan["tile_size"], plan["overlap"], plan["batch_size"], plan["blending"], plan["tta"]) == (128, 32, 2, "center", True)
-    assert (plan["band_map"], plan["device"], plan["threads"]) == ([1, 2, 3, 4], "cpu", 1)
+    assert (plan["band_map"], plan["device"], plan["threads"], plan["resample"]) == ([1, 2, 3, 4], "cpu", 1, True)
     assert plan["out_path"] == str(tmp_path / "c.tif") and plan["prob_path"] is None
     assert plan["area_table_path"] == str(tmp_path / "a.csv")
     defaults = _alg().plan({"INPUT": str(raster), "MODEL": str(model), "OUTPUT": str(tmp_path / "d.tif")}, ctx)
     assert (defaults["tile_size"], defaults["overlap"], defaults["blending"], defaults["extent"], defaults["mask"],
             defaults["band_map"], defaults["device"]) == (None, -1, "gaussian", None, None, None, "auto")
-    assert (defaults["valid_masks"], defaults["mask_kind"]) == (None, "valid")
+    assert (defaults["valid_masks"], defaults["mask_kind"], defaults["resample"]) == (None, "valid", False)
 
 
 def test_run_writes_styled_outputs(qgis_app, setup, tmp_path):

@@ -353,6 +353,72 @@ def test_import_does_not_load_torch():
     assert out.returncode == 0 and "ok" in out.stdout, out.stderr
 
 
+def _model_at(model: Path, path: Path, pixel: float) -> Path:
+    from deeplandcover.core.modelcard import read_card, write_card
+
+    shutil.copy(model, path)
+    card = read_card(path)
+    card.pixel_size = [pixel, pixel]
+    write_card(path, card)
+    return path
+
+
+@pytest.mark.parametrize("pixel,factor", [(20.0, 2), (5.0, 0.5)])
+def test_resample_to_model_pixel_size(model, tmp_path, image, pixel, factor):
+    """RESAMPLE reads the raster on the model's 10 m grid (bilinear up, average down) and writes there;
+    the result equals classifying a copy warped beforehand with rasterio.warp.reproject."""
+    from rasterio.enums import Resampling
+    from rasterio.transform import from_origin
+    from rasterio.warp import reproject
+
+    m = _model_at(model, tmp_path / "m10.onnx", 10.0)
+    src = make_raster(tmp_path / f"p{pixel:g}.tif", image[:, :96, :96], descriptions=BANDS, pixel=pixel)
+    plain = classify_raster([src], m, tmp_path / "plain.tif", threads=1)
+    assert len(plain.warnings) == 1 and "RESAMPLE" in plain.warnings[0]
+    res = classify_raster([src], m, tmp_path / "res.tif", threads=1, resample=True)
+    assert res.warnings == []
+    n = int(96 * factor)
+    with rasterio.open(tmp_path / "res.tif") as ds:
+        assert (ds.width, ds.height) == (n, n) and ds.res == (10.0, 10.0)
+        assert (ds.transform.c, ds.transform.f) == (500000.0, 5800000.0)
+        got = ds.read(1)
+    warped = np.zeros((4, n, n), np.float32)
+    reproject(image[:, :96, :96].astype(np.float32), warped, src_transform=from_origin(500000, 5800000, pixel, pixel),
+              dst_transform=from_origin(500000, 5800000, 10, 10), src_crs="EPSG:32633", dst_crs="EPSG:32633",
+              resampling=Resampling.bilinear if factor > 1 else Resampling.average)
+    ref = _classify(make_raster(tmp_path / "warped.tif", warped, descriptions=BANDS), m, tmp_path / "ref.tif")
+    assert (got == ref).mean() >= 0.99
+    assert len(np.unique(got)) > 1
+
+
+def test_resample_on_matching_grid_changes_nothing(model, tmp_path, image, raster):
+    m = _model_at(model, tmp_path / "m10.onnx", 10.0)
+    a = _classify(raster, m, tmp_path / "a.tif")
+    b = _classify(raster, m, tmp_path / "b.tif", resample=True)
+    assert np.array_equal(a, b)
+
+
+def test_model_grid():
+    from rasterio.crs import CRS
+    from rasterio.transform import from_origin
+
+    from deeplandcover.core.modelcard import ModelCard
+    from deeplandcover.core.raster import RasterGrid
+
+    utm = RasterGrid(CRS.from_epsg(32633), from_origin(500000, 5800000, 20, 20), 50, 30)
+    def card_with(pixel_size):
+        return ModelCard(architecture="unet", bands=["b"], mean=[0.0], std=[1.0], classes=[], pixel_size=pixel_size)
+
+    card = card_with([10.0, 10.0])
+    g = inference.model_grid(card, utm)
+    assert (g.width, g.height, g.pixel_size, g.bounds) == (100, 60, (10.0, 10.0), utm.bounds)
+    assert inference.model_grid(card, RasterGrid(utm.crs, from_origin(500000, 5800000, 10.05, 10.05), 50, 30)) is None
+    assert inference.model_grid(card_with([]), utm) is None  # no pixel size recorded
+    geo = RasterGrid(CRS.from_epsg(4326), from_origin(13.0, 52.0, 0.001, 0.001), 10, 10)
+    gx, gy = inference.model_grid(card, geo).pixel_size
+    assert gx == pytest.approx(10 / (111_320 * np.cos(np.deg2rad(51.995)))) and gy == pytest.approx(10 / 111_320)
+
+
 def test_pixel_size_mismatch_warns(model, tmp_path, image):
     from deeplandcover.core.modelcard import read_card, write_card
 
