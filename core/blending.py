@@ -10,7 +10,7 @@ group, every pixel left of the next column's start is final for the rows of that
   the next group finalises the same columns.
 
 Memory: a working buffer of ``K x group height x tile`` plus one carry buffer of
-``K x overlap x width`` (float32), so it grows neither with the raster height nor, much, with its
+``(K + 1) x overlap x width`` (float32), so it grows neither with the raster height nor, much, with its
 width. Weights follow :func:`axis_weights`; overlapping predictions are averaged with them
 (the overlapping-patch inference of seed 002; ArcGIS's ``padding`` is the ``"center"`` mode).
 """

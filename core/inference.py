@@ -588,7 +588,7 @@ def classify_raster(
             target = model_grid(card, grid)
             if target is None:
                 fb.info("Resampling asked, but the raster is already on the model's pixel size (or the model "
-                        "card records none): classified as it is.")
+                        "card records none in metres): classified as it is.")
             else:
                 rs = Resampling.average if target.pixel_size[0] > grid.pixel_size[0] else Resampling.bilinear
                 fb.info(f"Resampling the input from {grid.pixel_size[0]:.6g} to {target.pixel_size[0]:.6g} "
