@@ -743,6 +743,10 @@ def classify_batch(
     bad = [k for k in classify_kwargs if k in _RESERVED]
     if bad:
         raise InputError(f"classify_batch sets {bad} itself for every task; remove them.")
+    if classify_kwargs.get("resample"):
+        raise InputError("classify_batch plans its blocks on the input rasters' grid and cannot resample them; warp "
+                         "the rasters to the model's pixel size first (gdalwarp -tr), or use Classify Pixels with "
+                         "RESAMPLE for one raster.")
     model = Path(model).resolve()
     out = Path(out_dir).resolve()
     groups = expand_inputs(inputs, pattern)

@@ -130,6 +130,8 @@ def test_expand_inputs_and_bad_arguments(mosaic, series, tmp_path):
         batch.expand_inputs(tmp_path / "nothing.tif")
     with pytest.raises(InputError, match="sets"):
         batch.classify_batch(vrt, model, tmp_path, extent=(0, 0, 1, 1))
+    with pytest.raises(InputError, match="cannot resample"):
+        batch.classify_batch(vrt, model, tmp_path, resample=True)
     with pytest.raises(InputError, match="smaller than the tile size"):
         batch.classify_batch(vrt, model, tmp_path, block_size=32)
     with pytest.raises(InputError, match="collide"):
