@@ -34,6 +34,7 @@ import contextlib
 import csv
 import os
 import re
+import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -70,6 +71,14 @@ from .raster import (
 
 __all__ = ["InferenceResult", "axis_weights", "classify_raster", "dihedral", "model_grid", "open_session",
            "parse_band_map", "plan_sources", "resolve_providers", "select_bands", "write_area_table"]
+
+#: Serialises GDAL calls of the reader and writer threads. GDAL's block cache is global: a thread that
+#: needs room evicts (and so writes) dirty blocks of *any* dataset, and GDAL datasets must not be used by
+#: two threads at once. Without this lock the reader thread could flush the output's dirty block while
+#: the writer thread was writing into it, and a finished chunk was occasionally lost (left nodata):
+#: 3 of 60 runs of a 256² raster when the cache was already full. Only I/O is serialised; ONNX Runtime,
+#: normalising and blending still overlap with it.
+GDAL_IO_LOCK = threading.RLock()
 
 #: Output class raster nodata (never a class value).
 NODATA = IGNORE_INDEX
@@ -309,6 +318,7 @@ class _Reader:
         self.use_mask_band = [bool({MaskFlags.per_dataset, MaskFlags.alpha} & set(ds.mask_flag_enums[0]))
                               for ds in datasets]
         self.cloud: _CloudPolicy | None = None
+        self.io_lock = GDAL_IO_LOCK
 
     def read(self, win: Window) -> tuple[np.ndarray | None, np.ndarray]:
         """``win`` in extent pixels -> (input ``([T,] C, tile, tile) float32`` or None, valid ``(h, w) bool``)."""
@@ -320,10 +330,12 @@ class _Reader:
         raw, per_date = [], []
         for s in self.sources:
             ds = self.datasets[s.ds_index]
-            data = ds.read(list(s.bands), window=awin)
+            with self.io_lock:
+                data = ds.read(list(s.bands), window=awin)
+                mband = ds.read_masks(s.bands[0], window=awin) if self.use_mask_band[s.ds_index] else None
             ok = valid_mask(data, ds.nodata)
-            if self.use_mask_band[s.ds_index]:
-                ok &= ds.read_masks(s.bands[0], window=awin) > 0
+            if mband is not None:
+                ok &= mband > 0
             per_date.append(ok)
             raw.append(data)
         if self.cloud is not None:  # fill cloudy/nodata dates as in training; valid where any date is
@@ -389,7 +401,8 @@ class _CloudPolicy:
         """
         from .timeseries import apply_policy
 
-        valid = ok & self.masks.read(awin)
+        with GDAL_IO_LOCK:
+            valid = ok & self.masks.read(awin)
         res = apply_policy(np.stack(raw).astype(np.float32), valid, self.times, self.policy, self.min_valid_coverage)
         data = np.where(res.valid[:, None], res.data, self.fill[:, :, None, None]).astype(np.float32)
         return list(data), res.valid.any(axis=0)
@@ -449,10 +462,12 @@ class _Writer:
         self.counts += per_value[self.lut]
         self.nodata += int(per_value[NODATA])
         win = Window(chunk.col, chunk.row, out.shape[1], out.shape[0])
-        self.cls_ds.write(out, 1, window=win)
         if self.prob_ds is not None:
             probs[:, ~valid] = np.nan
-            self.prob_ds.write(probs, window=win)
+        with GDAL_IO_LOCK:
+            self.cls_ds.write(out, 1, window=win)
+            if self.prob_ds is not None:
+                self.prob_ds.write(probs, window=win)
 
 
 def _argmax0(a: np.ndarray) -> np.ndarray:
@@ -725,7 +740,8 @@ def _run(m: LoadedModel, reader: _Reader, grid: RasterGrid, tile: int, ov: int, 
     t0 = time.perf_counter()
     tiles_run = 0
     with contextlib.ExitStack() as stack:
-        stack.enter_context(rasterio.Env(GDAL_CACHEMAX=_gdal_cache_mb(grid, tile, len(m.classes), prob_path)))
+        # rasterio passes GDAL_CACHEMAX to GDALSetCacheMax64: bytes, not MB (64 would be 64 bytes)
+        stack.enter_context(rasterio.Env(GDAL_CACHEMAX=_gdal_cache_mb(grid, tile, len(m.classes), prob_path) * 2**20))
         cls_ds, prob_ds = _open_outputs(stack, grid, m.classes, out_path, prob_path)
         writer = _Writer(cls_ds, prob_ds, m.classes)
         rpool = stack.enter_context(_pool())
@@ -794,12 +810,10 @@ def _gdal_cache_mb(grid: RasterGrid, tile: int, k: int, prob_path: Path | None) 
 
     GDAL's default (5 % of RAM) would otherwise fill up with blocks of a large raster and make the
     process's memory grow with the raster size. Output blocks of the rows being written must stay
-    cached (else partly written blocks are flushed and compressed again). Input blocks get no share
-    of their own: caching them only saves decoding the overlap rows twice, which measured no faster
-    (8192² tiny U-Net: 17.6 s with 64 MiB, 17.9 s with a two-row input share; reading 512² tiles of a
-    deflate 4-band raster costs the same 10.8 ms per tile with a 64 or a 512 MiB cache) while the share
-    made peak memory grow with the raster width (8192² -> 16384²: 681 -> 794 MiB, +16.6 %; without it
-    the growth is the carry buffer of :class:`core.blending.TileBlender`, see BENCHMARKS.md).
+    cached (else partly written blocks are flushed and compressed again); what is left holds input
+    blocks. The caller converts to bytes for ``rasterio.Env`` (see ``GDAL_IO_LOCK``: before
+    2026-11-22 the engine passed MiB and ran with a 64-byte cache, so earlier cache-size
+    measurements in this module's history are void).
     """
     out_bytes = 1 + (4 * k if prob_path is not None else 0)
     rows = (tile + 512) * grid.width * 1.5 / 2**20

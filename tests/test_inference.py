@@ -77,6 +77,19 @@ def test_seamless_blending_matches_one_big_tile(raster, model, tmp_path):
     assert naive < 0.995 and naive < gauss and naive < center
 
 
+def test_gdal_block_cache_is_megabytes_during_the_run(raster, model, tmp_path):
+    """rasterio hands GDAL_CACHEMAX to GDALSetCacheMax64 in bytes: a bare 64 once gave a 64-byte cache,
+    which made the reader thread evict the writer's dirty output block and lose a chunk now and then."""
+    seen = []
+
+    class Probe(NullFeedback):
+        def set_progress(self, percent: float) -> None:
+            seen.append(rasterio.env.getenv().get("GDAL_CACHEMAX"))
+
+    classify_raster([raster], model, tmp_path / "c.tif", threads=1, feedback=Probe())
+    assert seen and min(seen) >= 64 * 2**20
+
+
 def test_center_weights_partition_each_axis():
     for length, tile, stride in [(256, 64, 48), (100, 64, 48), (300, 64, 40), (50, 64, 48)]:
         ws = inference.axis_weights(length, tile, stride, "center")

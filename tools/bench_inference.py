@@ -253,11 +253,11 @@ def _report(args, argv, gen_s, runs, e, raw, raw_tiles, raw_s, mems, es, nv, tot
           f"{e['buffer_mb']:.0f} MiB) |")
     if mems:
         growths = [100 * (m2["maxrss_mb"] / m1["maxrss_mb"] - 1) for m1, m2 in mems]
-        runs = "; ".join(f"{m1['maxrss_mb']:.0f} -> {m2['maxrss_mb']:.0f} MiB ({g:+.1f} %)"
+        pairs = "; ".join(f"{m1['maxrss_mb']:.0f} -> {m2['maxrss_mb']:.0f} MiB ({g:+.1f} %)"
                          for (m1, m2), g in zip(mems, growths))
         m1, m2 = mems[0]
         print(f"| (c) peak RSS, tiny U-Net (base 4, depth 2), {args.size}² vs {2 * args.size}², {len(mems)} runs "
-              f"each | {runs}; worst growth **{max(growths):+.1f} %** (targets <= 1536 MiB, < 10 %); blend "
+              f"each | {pairs}; worst growth **{max(growths):+.1f} %** (targets <= 1536 MiB, < 10 %); blend "
               f"buffers {m1['buffer_mb']:.0f} vs {m2['buffer_mb']:.0f} MiB; {m1['mps']:.1f} vs {m2['mps']:.1f} Mpx/s |")
     else:
         print(f"| (c) peak RSS at {2 * args.size}² | skipped (--quick) |")
