@@ -318,7 +318,6 @@ class _Reader:
         self.use_mask_band = [bool({MaskFlags.per_dataset, MaskFlags.alpha} & set(ds.mask_flag_enums[0]))
                               for ds in datasets]
         self.cloud: _CloudPolicy | None = None
-        self.io_lock = GDAL_IO_LOCK
 
     def read(self, win: Window) -> tuple[np.ndarray | None, np.ndarray]:
         """``win`` in extent pixels -> (input ``([T,] C, tile, tile) float32`` or None, valid ``(h, w) bool``)."""
@@ -330,7 +329,7 @@ class _Reader:
         raw, per_date = [], []
         for s in self.sources:
             ds = self.datasets[s.ds_index]
-            with self.io_lock:
+            with GDAL_IO_LOCK:
                 data = ds.read(list(s.bands), window=awin)
                 mband = ds.read_masks(s.bands[0], window=awin) if self.use_mask_band[s.ds_index] else None
             ok = valid_mask(data, ds.nodata)
@@ -811,9 +810,9 @@ def _gdal_cache_mb(grid: RasterGrid, tile: int, k: int, prob_path: Path | None) 
     GDAL's default (5 % of RAM) would otherwise fill up with blocks of a large raster and make the
     process's memory grow with the raster size. Output blocks of the rows being written must stay
     cached (else partly written blocks are flushed and compressed again); what is left holds input
-    blocks. The caller converts to bytes for ``rasterio.Env`` (see ``GDAL_IO_LOCK``: before
-    2026-11-22 the engine passed MiB and ran with a 64-byte cache, so earlier cache-size
-    measurements in this module's history are void).
+    blocks. The caller converts to bytes: ``rasterio.Env`` hands ``GDAL_CACHEMAX`` to
+    ``GDALSetCacheMax64``. Before 2026-11-22 the engine passed MiB and so ran with a 64-byte cache;
+    cache-size measurements from before then are void.
     """
     out_bytes = 1 + (4 * k if prob_path is not None else 0)
     rows = (tile + 512) * grid.width * 1.5 / 2**20
