@@ -49,6 +49,7 @@ from typing import Any
 
 import numpy as np
 import rasterio
+import rasterio.transform
 from rasterio.windows import Window
 
 from .errors import CanceledError, DeepLandCoverError, EmptyAreaError, InputError, NoOverlapError
@@ -382,8 +383,8 @@ def _bounds(grid: RasterGrid, win: tuple[int, int, int, int]) -> tuple[float, fl
     """Bounds of a pixel window, pulled 1/1000 pixel inwards so that rounding back gives the same window."""
     c, r, w, h = win
     tr = grid.transform
-    x0, y0 = tr * (c + 1e-3, r + 1e-3)
-    x1, y1 = tr * (c + w - 1e-3, r + h - 1e-3)
+    x0, y0 = rasterio.transform.xy(tr, r + 1e-3, c + 1e-3, offset="ul")
+    x1, y1 = rasterio.transform.xy(tr, r + h - 1e-3, c + w - 1e-3, offset="ul")
     return min(x0, x1), min(y0, y1), max(x0, x1), max(y0, y1)
 
 
@@ -512,7 +513,9 @@ def open_client(scheduler: Any = None, n_workers: int | None = None) -> Iterator
     except ImportError as e:
         from . import deps
 
-        raise deps.DependencyError(f"Batch inference needs dask and distributed: {deps.pip_command(['dask[distributed]'])}") from e
+        raise deps.DependencyError(
+            "Batch inference needs dask and distributed. " + deps.install_hint([deps.DASK, deps.DISTRIBUTED])
+        ) from e
     if scheduler is not None and not isinstance(scheduler, (str, os.PathLike)):
         yield scheduler  # a Client the caller owns
         return
@@ -580,12 +583,35 @@ def build_vrt(paths: Sequence[Path], vrt_path: Path, bounds: tuple[float, float,
         from osgeo import gdal
     except ImportError:
         return write_vrt(paths, vrt_path, bounds)
-    with atomic_output(vrt_path) as tmp:
-        ds = gdal.BuildVRT(str(tmp), [str(p) for p in paths], outputBounds=bounds)
+    with atomic_output(vrt_path) as tmp, _gdal_exceptions(gdal):
+        try:
+            ds = gdal.BuildVRT(str(tmp), [str(p) for p in paths], outputBounds=bounds)
+        except RuntimeError as e:
+            raise InputError(f"GDAL could not build a VRT of {len(paths)} outputs: {e}") from e
         if ds is None:
             raise InputError(f"GDAL could not build a VRT of {len(paths)} outputs: {gdal.GetLastErrorMsg()}")
         ds = None  # noqa: F841 - closing the dataset writes the file
     return vrt_path
+
+
+@contextlib.contextmanager
+def _gdal_exceptions(gdal) -> Iterator[None]:
+    """GDAL Python exceptions on for the calls inside, the caller's setting restored after.
+
+    The setting is process-wide and QGIS or another plugin may rely on theirs, so it is never left changed.
+    GDAL >= 3.7 has ``gdal.ExceptionMgr`` for this; older bindings get the same by hand.
+    """
+    if hasattr(gdal, "ExceptionMgr"):
+        with gdal.ExceptionMgr(useExceptions=True):
+            yield
+        return
+    was = gdal.GetUseExceptions()
+    gdal.UseExceptions()
+    try:
+        yield
+    finally:
+        if not was:
+            gdal.DontUseExceptions()
 
 
 def write_vrt(paths: Sequence[Path], vrt_path: Path, bounds: tuple[float, float, float, float] | None = None) -> Path:

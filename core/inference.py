@@ -44,6 +44,7 @@ from typing import Any
 import numpy as np
 import rasterio
 import rasterio.features
+import rasterio.transform
 from rasterio.enums import MaskFlags, Resampling
 from rasterio.windows import Window
 
@@ -373,8 +374,8 @@ class _Reader:
         if not self.mask:
             return np.ones((h, w), bool)
         tr = rasterio.windows.transform(awin, self.transform)
-        left, top = tr * (0, 0)
-        right, bottom = tr * (w, h)
+        left, top = rasterio.transform.xy(tr, 0, 0, offset="ul")
+        right, bottom = rasterio.transform.xy(tr, h, w, offset="ul")
         mb = self.mask_bounds
         if min(left, right) > mb[2] or max(left, right) < mb[0] or min(top, bottom) > mb[3] or max(top, bottom) < mb[1]:
             return np.zeros((h, w), bool)

@@ -69,10 +69,23 @@ def test_cli_maps_to_train_config():
         build_parser().parse_args(["--chips", "a", "--out", "o", "--loss", "dice"])
 
 
+def _torch_has_libuv() -> bool:
+    import torch.distributed as dist
+
+    try:
+        store = dist.TCPStore("127.0.0.1", 0, is_master=True, use_libuv=True, wait_for_workers=False)
+    except (RuntimeError, TypeError):  # DistStoreError is a RuntimeError; old torch has no use_libuv
+        return False
+    del store
+    return True
+
+
 def test_ddp_two_cpu_processes_gloo(chips, tmp_path):
     out = tmp_path / "ddp"
     env = {k: v for k, v in os.environ.items() if k not in DIST_ENV}
     env["OMP_NUM_THREADS"] = "1"
+    if not _torch_has_libuv():
+        env["USE_LIBUV"] = "0"  # Debian's torch is built without libuv; torchrun asks for it by default
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", f"--master_port={_free_port()}",
            "-m", "deeplandcover.core.train", "--chips", str(chips), "--out", str(out)]
     for k, v in ARGS.items():
