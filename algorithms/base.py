@@ -100,11 +100,13 @@ class DlcAlgorithm(QgsProcessingAlgorithm):
         algorithm that runs a model through the tiled inference engine."""
         from qgis.core import QgsProcessingParameterNumber as Num
 
-        self.addParameter(Num("TILE_SIZE", self.tr("Tile size (pixels, 0 = from the model)"), Num.Integer, 0,
+        from .qtcompat import NUMBER_INTEGER
+
+        self.addParameter(Num("TILE_SIZE", self.tr("Tile size (pixels, 0 = from the model)"), NUMBER_INTEGER, 0,
                               minValue=0))
-        self.addParameter(Num("OVERLAP", self.tr("Tile overlap (pixels, -1 = from the model)"), Num.Integer, -1,
+        self.addParameter(Num("OVERLAP", self.tr("Tile overlap (pixels, -1 = from the model)"), NUMBER_INTEGER, -1,
                               minValue=-1))
-        self.addParameter(Num("BATCH_SIZE", self.tr("Batch size (tiles per model call)"), Num.Integer, 4, minValue=1))
+        self.addParameter(Num("BATCH_SIZE", self.tr("Batch size (tiles per model call)"), NUMBER_INTEGER, 4, minValue=1))
 
     # -- runtime -------------------------------------------------------------------------------
     def canExecute(self) -> tuple[bool, str]:
@@ -124,11 +126,13 @@ class DlcAlgorithm(QgsProcessingAlgorithm):
                 "it is registered so that models and scripts can refer to its final id."
             )
         try:
-            deps.check(self.REQUIREMENTS, self.displayName())
+            unverified = deps.check(self.REQUIREMENTS, self.displayName())
         except deps.DependencyError as e:
             raise QgsProcessingException(str(e)) from e
         isolate_geolibs()  # before rasterio/shapely/pyproj are first imported in this QGIS process
         fb = QgsFeedbackAdapter(feedback)
+        for message in unverified:
+            fb.warning(message)
         try:
             return self.run_core(parameters, context, fb)
         except CanceledError as e:

@@ -24,9 +24,7 @@ from qgis.core import (
 from ..core import deps
 from ..core.errors import InputError
 from .base import DlcAlgorithm
-
-DASK = deps.Requirement("dask", ("dask",), "2023.1")
-DISTRIBUTED = deps.Requirement("distributed", ("distributed",), "2023.1")
+from .qtcompat import FILE_BEHAVIOR_FILE, FILE_BEHAVIOR_FOLDER, NUMBER_INTEGER
 
 HELP = """Classifies every raster of a folder with an ONNX model, in parallel on a Dask cluster.
 <p><b>Input folder</b> and <b>pattern</b> (e.g. <code>*.tif</code>, <code>T33*.jp2</code>) select the rasters;
@@ -52,7 +50,7 @@ class ClassifyBatchAlgorithm(DlcAlgorithm):
     ALG_DISPLAY = "Classify Pixels (Batch, Dask)"
     ALG_GROUP = "Inference"
     ALG_GROUP_ID = "inference"
-    REQUIREMENTS = (*deps.INFERENCE, DASK, DISTRIBUTED)
+    REQUIREMENTS = deps.BATCH
     HELP = HELP
 
     INPUT_FOLDER = "INPUT_FOLDER"
@@ -70,12 +68,12 @@ class ClassifyBatchAlgorithm(DlcAlgorithm):
     FAILED_COUNT = "FAILED_COUNT"
 
     def initAlgorithm(self, config=None):  # noqa: D102
-        integer = QgsProcessingParameterNumber.Integer
+        integer = NUMBER_INTEGER
         self.addParameter(QgsProcessingParameterFile(self.INPUT_FOLDER, self.tr("Input folder of rasters"),
-                                                     QgsProcessingParameterFile.Folder))
+                                                     FILE_BEHAVIOR_FOLDER))
         self.addParameter(QgsProcessingParameterString(self.PATTERN, self.tr("File pattern"), "*.tif"))
         self.addParameter(QgsProcessingParameterFile(self.MODEL, self.tr("Model (.onnx)"),
-                                                     QgsProcessingParameterFile.File, extension="onnx"))
+                                                     FILE_BEHAVIOR_FILE, extension="onnx"))
         self.addParameter(QgsProcessingParameterString(
             self.SCHEDULER, self.tr("Dask scheduler address (empty = local cluster)"), "", optional=True))
         self.addParameter(QgsProcessingParameterNumber(

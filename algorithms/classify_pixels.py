@@ -16,14 +16,12 @@ from typing import Any
 from qgis.core import (
     QgsCoordinateTransform,
     QgsFeatureRequest,
-    QgsProcessing,
     QgsProcessingContext,
     QgsProcessingException,
     QgsProcessingLayerPostProcessorInterface,
     QgsProcessingOutputNumber,
     QgsProcessingOutputString,
     QgsProcessingParameterBoolean,
-    QgsProcessingParameterDefinition,
     QgsProcessingParameterEnum,
     QgsProcessingParameterExtent,
     QgsProcessingParameterFeatureSource,
@@ -39,6 +37,14 @@ from qgis.core import (
 
 from ..core import deps
 from .base import DlcAlgorithm, layer_path
+from .qtcompat import (
+    FILE_BEHAVIOR_FILE,
+    NUMBER_DOUBLE,
+    NUMBER_INTEGER,
+    PARAMETER_FLAG_ADVANCED,
+    SOURCE_RASTER,
+    SOURCE_VECTOR_POLYGON,
+)
 
 HELP = """<p>Classifies every pixel of a raster with a deep-learning model (<code>.onnx</code> written by
 <i>Train Model</i>, or a Deepness segmentation model), the counterpart of ArcGIS <i>Classify Pixels Using
@@ -124,16 +130,16 @@ class ClassifyPixelsAlgorithm(DlcAlgorithm):
     MEGAPIXELS_PER_SECOND = "MEGAPIXELS_PER_SECOND"
 
     def initAlgorithm(self, config: dict | None = None) -> None:  # noqa: D102
-        integer = QgsProcessingParameterNumber.Integer
+        integer = NUMBER_INTEGER
         self.addParameter(QgsProcessingParameterRasterLayer(self.INPUT, self.tr("Input raster")))
         self.addParameter(QgsProcessingParameterMultipleLayers(
             self.ADDITIONAL_INPUTS, self.tr("Additional rasters (further dates of a series, or the second date)"),
-            QgsProcessing.TypeRaster, optional=True))
+            SOURCE_RASTER, optional=True))
         self.addParameter(QgsProcessingParameterFile(
-            self.MODEL, self.tr("Model (.onnx)"), QgsProcessingParameterFile.File, extension="onnx"))
+            self.MODEL, self.tr("Model (.onnx)"), FILE_BEHAVIOR_FILE, extension="onnx"))
         self.addParameter(QgsProcessingParameterExtent(self.EXTENT, self.tr("Processing extent"), optional=True))
         self.addParameter(QgsProcessingParameterFeatureSource(
-            self.MASK, self.tr("Mask polygons (classify inside only)"), [QgsProcessing.TypeVectorPolygon],
+            self.MASK, self.tr("Mask polygons (classify inside only)"), [SOURCE_VECTOR_POLYGON],
             optional=True))
         self.add_tiling_parameters()
         advanced = [
@@ -151,10 +157,10 @@ class ClassifyPixelsAlgorithm(DlcAlgorithm):
                                        "with a cloud policy)"), optional=True),
             QgsProcessingParameterEnum("MASK_TYPE", self.tr("Mask type"), MASK_TYPES_LABELS, defaultValue=0),
             QgsProcessingParameterNumber("CLOUD_THRESHOLD", self.tr("Cloud probability threshold (raster units)"),
-                                         QgsProcessingParameterNumber.Double, 0.5),
+                                         NUMBER_DOUBLE, 0.5),
         ]
         for p in advanced:
-            p.setFlags(p.flags() | QgsProcessingParameterDefinition.FlagAdvanced)
+            p.setFlags(p.flags() | PARAMETER_FLAG_ADVANCED)
             self.addParameter(p)
         self.addParameter(QgsProcessingParameterRasterDestination(self.OUTPUT, self.tr("Classified raster")))
         self.addParameter(QgsProcessingParameterRasterDestination(

@@ -80,7 +80,7 @@ def vector_source(layer, context: QgsProcessingContext) -> tuple[str, str | None
     opts = QgsVectorFileWriter.SaveVectorOptions()
     opts.driverName = "GPKG"
     err = QgsVectorFileWriter.writeAsVectorFormatV3(layer, path, context.transformContext(), opts)
-    if err[0] != QgsVectorFileWriter.NoError:
+    if err[0] != QgsVectorFileWriter.WriterError.NoError:
         raise InputError(f"Could not save the reference layer {layer.name()} to a file: {err[1]}")
     return path, None
 

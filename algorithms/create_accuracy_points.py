@@ -18,6 +18,7 @@ from qgis.core import (
 from ..core import deps
 from ..core.errors import InputError
 from .base import DlcAlgorithm, layer_path
+from .qtcompat import NUMBER_DOUBLE, NUMBER_INTEGER
 
 STRATEGIES = ["stratified_random", "equalized_stratified", "random"]
 
@@ -53,7 +54,7 @@ class CreateAccuracyPointsAlgorithm(DlcAlgorithm):
     def initAlgorithm(self, config=None):  # noqa: D102
         self.addParameter(QgsProcessingParameterRasterLayer(self.INPUT, self.tr("Classified raster")))
         self.addParameter(QgsProcessingParameterNumber(
-            self.NUMBER_OF_POINTS, self.tr("Number of points"), QgsProcessingParameterNumber.Integer,
+            self.NUMBER_OF_POINTS, self.tr("Number of points"), NUMBER_INTEGER,
             defaultValue=500, minValue=1))
         self.addParameter(QgsProcessingParameterEnum(
             self.STRATEGY, self.tr("Sampling strategy"),
@@ -61,9 +62,9 @@ class CreateAccuracyPointsAlgorithm(DlcAlgorithm):
             defaultValue=0))
         self.addParameter(QgsProcessingParameterNumber(
             self.MIN_DISTANCE, self.tr("Minimum distance between points (CRS units)"),
-            QgsProcessingParameterNumber.Double, defaultValue=0.0, minValue=0.0))
+            NUMBER_DOUBLE, defaultValue=0.0, minValue=0.0))
         self.addParameter(QgsProcessingParameterNumber(
-            self.SEED, self.tr("Random seed"), QgsProcessingParameterNumber.Integer, defaultValue=0, minValue=0))
+            self.SEED, self.tr("Random seed"), NUMBER_INTEGER, defaultValue=0, minValue=0))
         self.addParameter(QgsProcessingParameterVectorDestination(self.OUTPUT, self.tr("Assessment points")))
 
     def run_core(self, parameters: dict[str, Any], context: QgsProcessingContext, feedback) -> dict[str, Any]:  # noqa: D102

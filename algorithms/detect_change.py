@@ -27,6 +27,7 @@ from qgis.core import (
 from ..core import deps
 from ..core.errors import InputError
 from .base import DlcAlgorithm, layer_path
+from .qtcompat import NUMBER_DOUBLE, NUMBER_INTEGER
 
 MODES = ["from_to", "model", "cva"]
 
@@ -155,8 +156,8 @@ class DetectChangeAlgorithm(DlcAlgorithm):
                                                      extension="csv", optional=True))
         self.addParameter(QgsProcessingParameterBoolean("CHANGED_ONLY", self.tr("Changed pixels only"), False))
         self.addParameter(P("MIN_MAPPING_UNIT", self.tr("Minimum mapping unit of changes (pixels, 0 = none)"),
-                            P.Integer, 0, minValue=0))
-        self.addParameter(P("THRESHOLD", self.tr("Change magnitude threshold (method 2; empty = Otsu)"), P.Double,
+                            NUMBER_INTEGER, 0, minValue=0))
+        self.addParameter(P("THRESHOLD", self.tr("Change magnitude threshold (method 2; empty = Otsu)"), NUMBER_DOUBLE,
                             None, optional=True, minValue=0.0))
         self.add_tiling_parameters()
         self.addParameter(QgsProcessingParameterString("DEVICE", self.tr("Device (auto, cpu, cuda, cuda:1, tensorrt)"), "auto"))

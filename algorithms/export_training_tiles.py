@@ -10,7 +10,6 @@ from __future__ import annotations
 from typing import Any
 
 from qgis.core import (
-    QgsProcessing,
     QgsProcessingContext,
     QgsProcessingException,
     QgsProcessingOutputNumber,
@@ -34,6 +33,14 @@ from qgis.core import (
 
 from ..core import deps
 from .base import DlcAlgorithm, layer_path
+from .qtcompat import (
+    FILE_BEHAVIOR_FILE,
+    NUMBER_DOUBLE,
+    NUMBER_INTEGER,
+    SOURCE_RASTER,
+    SOURCE_VECTOR_ANY_GEOMETRY,
+    SOURCE_VECTOR_POLYGON,
+)
 
 HELP = """<p>Cuts georeferenced training chips from imagery and labels, the counterpart of ArcGIS
 <i>Export Training Data For Deep Learning</i> (metadata format Classified Tiles). The output folder holds
@@ -112,26 +119,26 @@ class ExportTrainingTilesAlgorithm(DlcAlgorithm):
     CHIP_COUNT = "CHIP_COUNT"
 
     def initAlgorithm(self, config: dict | None = None) -> None:  # noqa: D102
-        integer, double = QgsProcessingParameterNumber.Integer, QgsProcessingParameterNumber.Double
+        integer, double = NUMBER_INTEGER, NUMBER_DOUBLE
         self.addParameter(QgsProcessingParameterMultipleLayers(
-            self.INPUT, self.tr("Input raster(s) (several = time series, oldest first)"), QgsProcessing.TypeRaster))
+            self.INPUT, self.tr("Input raster(s) (several = time series, oldest first)"), SOURCE_RASTER))
         self.addParameter(QgsProcessingParameterRasterLayer(
             self.ADDITIONAL_INPUT, self.tr("Second-date raster (change detection)"), optional=True))
         self.addParameter(QgsProcessingParameterMapLayer(
             self.LABELS, self.tr("Labels (vector layer or classified raster)"),
-            types=[QgsProcessing.TypeVectorAnyGeometry, QgsProcessing.TypeRaster]))
+            types=[SOURCE_VECTOR_ANY_GEOMETRY, SOURCE_RASTER]))
         self.addParameter(QgsProcessingParameterField(
             self.CLASS_FIELD, self.tr("Class field (vector labels)"), parentLayerParameterName=self.LABELS,
             optional=True))
         self.addParameter(QgsProcessingParameterFile(
-            self.CLASS_TABLE, self.tr("Class table (CSV: value,name,color)"), QgsProcessingParameterFile.File,
+            self.CLASS_TABLE, self.tr("Class table (CSV: value,name,color)"), FILE_BEHAVIOR_FILE,
             extension="csv", optional=True))
         self.addParameter(QgsProcessingParameterNumber(self.TILE_SIZE, self.tr("Tile size (pixels)"), integer, 256, minValue=8))
         self.addParameter(QgsProcessingParameterNumber(self.STRIDE, self.tr("Stride (pixels)"), integer, 128, minValue=1))
         self.addParameter(QgsProcessingParameterVectorLayer(
-            self.AOI, self.tr("Area of interest (chips fully inside)"), [QgsProcessing.TypeVectorPolygon], optional=True))
+            self.AOI, self.tr("Area of interest (chips fully inside)"), [SOURCE_VECTOR_POLYGON], optional=True))
         self.addParameter(QgsProcessingParameterVectorLayer(
-            self.HOLDOUT, self.tr("Hold-out area (validation-only chips)"), [QgsProcessing.TypeVectorPolygon],
+            self.HOLDOUT, self.tr("Hold-out area (validation-only chips)"), [SOURCE_VECTOR_POLYGON],
             optional=True))
         self.addParameter(QgsProcessingParameterNumber(
             self.MIN_LABELLED_FRACTION, self.tr("Minimum labelled fraction of a chip"), double, 0.05,
@@ -146,7 +153,7 @@ class ExportTrainingTilesAlgorithm(DlcAlgorithm):
             self.BANDS, self.tr("Bands to export (1-based, e.g. 2,3,4,8; empty = all)"), optional=True))
         self.addParameter(QgsProcessingParameterMultipleLayers(
             self.ADDITIONAL_SENSORS, self.tr("Additional sensors (rasters on the same grid, stacked as extra bands)"),
-            QgsProcessing.TypeRaster, optional=True))
+            SOURCE_RASTER, optional=True))
         self.addParameter(QgsProcessingParameterNumber(
             self.WATER_MASK_CLASS, self.tr("Water class value (mask inconsistent shorelines by NDWI)"), integer,
             None, optional=True, minValue=0, maxValue=254))
@@ -271,6 +278,6 @@ def vector_file(layer: QgsVectorLayer, context: QgsProcessingContext) -> tuple[s
     opts.driverName = "GPKG"
     opts.layerName = "labels"
     err = QgsVectorFileWriter.writeAsVectorFormatV3(layer, tmp, context.transformContext(), opts)
-    if err[0] != QgsVectorFileWriter.NoError:
+    if err[0] != QgsVectorFileWriter.WriterError.NoError:
         raise QgsProcessingException(f"Could not copy layer {layer.name()} to a temporary file: {err[1]}")
     return tmp, "labels"

@@ -24,6 +24,7 @@ from qgis.core import (
 from ..core import deps
 from ..core.errors import InputError
 from .base import DlcAlgorithm
+from .qtcompat import FILE_BEHAVIOR_FOLDER, NUMBER_DOUBLE, NUMBER_INTEGER
 
 ARCHITECTURES = ["unet", "deeplabv3plus", "unet_convlstm", "unet_early_fusion", "two_branch_unet"]
 BACKBONES = ["resnet18", "resnet34", "resnet50"]
@@ -104,38 +105,38 @@ class TrainModelAlgorithm(DlcAlgorithm):
 
     def initAlgorithm(self, config=None):  # noqa: D102
         P = QgsProcessingParameterNumber
-        self.addParameter(QgsProcessingParameterFile("INPUT", self.tr("Chip folder"), behavior=QgsProcessingParameterFile.Folder))
+        self.addParameter(QgsProcessingParameterFile("INPUT", self.tr("Chip folder"), behavior=FILE_BEHAVIOR_FOLDER))
         self.addParameter(QgsProcessingParameterString(
             "ADDITIONAL_INPUTS", self.tr("Additional chip folders (separated by ;)"), optional=True))
         self.addParameter(QgsProcessingParameterEnum("ARCHITECTURE", self.tr("Architecture"), ARCHITECTURES, defaultValue=0))
         self.addParameter(QgsProcessingParameterEnum("BACKBONE", self.tr("DeepLabv3+ encoder"), BACKBONES, defaultValue=0))
-        self.addParameter(P("BASE_FILTERS", self.tr("U-Net base filters"), P.Integer, 32, minValue=4, maxValue=256))
-        self.addParameter(P("DEPTH", self.tr("U-Net depth (poolings)"), P.Integer, 4, minValue=1, maxValue=6))
-        self.addParameter(P("EPOCHS", self.tr("Maximum epochs"), P.Integer, 20, minValue=1, maxValue=10000))
-        self.addParameter(P("BATCH_SIZE", self.tr("Batch size"), P.Integer, 8, minValue=1, maxValue=4096))
-        self.addParameter(P("LEARNING_RATE", self.tr("Learning rate (empty = find automatically)"), P.Double,
+        self.addParameter(P("BASE_FILTERS", self.tr("U-Net base filters"), NUMBER_INTEGER, 32, minValue=4, maxValue=256))
+        self.addParameter(P("DEPTH", self.tr("U-Net depth (poolings)"), NUMBER_INTEGER, 4, minValue=1, maxValue=6))
+        self.addParameter(P("EPOCHS", self.tr("Maximum epochs"), NUMBER_INTEGER, 20, minValue=1, maxValue=10000))
+        self.addParameter(P("BATCH_SIZE", self.tr("Batch size"), NUMBER_INTEGER, 8, minValue=1, maxValue=4096))
+        self.addParameter(P("LEARNING_RATE", self.tr("Learning rate (empty = find automatically)"), NUMBER_DOUBLE,
                             None, optional=True, minValue=0.0, maxValue=1.0))
-        self.addParameter(P("VALIDATION_FRACTION", self.tr("Validation fraction (spatial blocks)"), P.Double, 0.2,
+        self.addParameter(P("VALIDATION_FRACTION", self.tr("Validation fraction (spatial blocks)"), NUMBER_DOUBLE, 0.2,
                             minValue=0.01, maxValue=0.9))
-        self.addParameter(P("PATIENCE", self.tr("Early stopping patience (epochs)"), P.Integer, 5, minValue=1))
-        self.addParameter(P("MIN_DELTA", self.tr("Early stopping minimum improvement"), P.Double, 0.001, minValue=0.0))
+        self.addParameter(P("PATIENCE", self.tr("Early stopping patience (epochs)"), NUMBER_INTEGER, 5, minValue=1))
+        self.addParameter(P("MIN_DELTA", self.tr("Early stopping minimum improvement"), NUMBER_DOUBLE, 0.001, minValue=0.0))
         self.addParameter(QgsProcessingParameterEnum("MONITOR", self.tr("Monitored metric"), MONITORS, defaultValue=0))
         self.addParameter(QgsProcessingParameterEnum("CLASS_WEIGHTS", self.tr("Class weights"), CLASS_WEIGHTS, defaultValue=0))
         self.addParameter(QgsProcessingParameterEnum("LOSS", self.tr("Loss"), LOSSES, defaultValue=0))
-        self.addParameter(P("JACCARD_ALPHA", self.tr("Alpha of CE + log-Jaccard (weight of the CE)"), P.Double, 0.5,
+        self.addParameter(P("JACCARD_ALPHA", self.tr("Alpha of CE + log-Jaccard (weight of the CE)"), NUMBER_DOUBLE, 0.5,
                             minValue=0.0, maxValue=1.0))
         self.addParameter(QgsProcessingParameterEnum(
             "SCHEDULE", self.tr("Learning-rate schedule (plateau: reduce on plateau; cosine: warm-up + cosine decay)"),
             SCHEDULES, defaultValue=0))
-        self.addParameter(P("WARMUP_EPOCHS", self.tr("Warm-up epochs (cosine schedule)"), P.Integer, 1, minValue=0))
+        self.addParameter(P("WARMUP_EPOCHS", self.tr("Warm-up epochs (cosine schedule)"), NUMBER_INTEGER, 1, minValue=0))
         self.addParameter(QgsProcessingParameterString(
             "INDICES", self.tr("Spectral indices as extra inputs (e.g. NDVI,NDWI,NDBI)"), optional=True))
-        self.addParameter(P("SEQUENCE_LENGTH", self.tr("Dates per sequence (time series; 0 = all)"), P.Integer, 0,
+        self.addParameter(P("SEQUENCE_LENGTH", self.tr("Dates per sequence (time series; 0 = all)"), NUMBER_INTEGER, 0,
                             minValue=0))
         self.addParameter(QgsProcessingParameterBoolean(
             "RANDOM_SEQUENCES", self.tr("Random sequences (draw the dates of each training sample at random)"), False))
         self.addParameter(QgsProcessingParameterBoolean("AUGMENT", self.tr("Augment (flips and 90° rotations)"), True))
-        self.addParameter(P("SEED", self.tr("Random seed"), P.Integer, 42))
+        self.addParameter(P("SEED", self.tr("Random seed"), NUMBER_INTEGER, 42))
         self.addParameter(QgsProcessingParameterEnum("DEVICE", self.tr("Device"), DEVICES, defaultValue=0))
         self.addParameter(QgsProcessingParameterFile("RESUME", self.tr("Resume from checkpoint (.pt)"), extension="pt",
                                                      optional=True))

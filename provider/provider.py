@@ -59,5 +59,5 @@ class DeepLandCoverProvider(QgsProcessingProvider):
             except Exception as e:  # keep the provider alive; say which algorithm is broken
                 QgsMessageLog.logMessage(
                     f"Deep Land Cover: algorithm {class_name} could not be loaded: {type(e).__name__}: {e}",
-                    "Processing", Qgis.Critical,
+                    "Processing", Qgis.MessageLevel.Critical,
                 )

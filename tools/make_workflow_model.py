@@ -32,6 +32,8 @@ def build():
     )
     from qgis.PyQt.QtCore import QPointF
 
+    from ..algorithms.qtcompat import FILE_BEHAVIOR_FOLDER, NUMBER_INTEGER
+
     m = QgsProcessingModelAlgorithm("Land cover workflow", "Deep Land Cover", "deeplandcover")
     m.setHelpContent({"ALG_DESC": "Export Training Tiles -> Train Model (U-Net) -> Classify Pixels -> "
                       "Compute Accuracy on a separate reference layer. Every output goes to the work folder: chips/, "
@@ -47,10 +49,10 @@ def build():
               520, 60)
     add_input(QgsProcessingParameterVectorLayer("reference", "Reference polygons for accuracy"), 720, 60)
     add_input(QgsProcessingParameterFile("work_folder", "Work folder (chips, model, outputs)",
-                                         behavior=QgsProcessingParameterFile.Folder), 920, 60)
-    add_input(QgsProcessingParameterNumber("tile_size", "Tile size (px)", QgsProcessingParameterNumber.Integer, 64,
+                                         behavior=FILE_BEHAVIOR_FOLDER), 920, 60)
+    add_input(QgsProcessingParameterNumber("tile_size", "Tile size (px)", NUMBER_INTEGER, 64,
                                            minValue=16), 1120, 60)
-    add_input(QgsProcessingParameterNumber("epochs", "Epochs", QgsProcessingParameterNumber.Integer, 10, minValue=1),
+    add_input(QgsProcessingParameterNumber("epochs", "Epochs", NUMBER_INTEGER, 10, minValue=1),
               1320, 60)
 
     def child(cid, alg, desc, params, x, y):
