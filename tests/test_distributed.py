@@ -69,23 +69,18 @@ def test_cli_maps_to_train_config():
         build_parser().parse_args(["--chips", "a", "--out", "o", "--loss", "dice"])
 
 
-def _torch_has_libuv() -> bool:
-    import torch.distributed as dist
-
-    try:
-        store = dist.TCPStore("127.0.0.1", 0, is_master=True, use_libuv=True, wait_for_workers=False)
-    except (RuntimeError, TypeError):  # DistStoreError is a RuntimeError; old torch has no use_libuv
-        return False
-    del store
-    return True
-
-
 def test_ddp_two_cpu_processes_gloo(chips, tmp_path):
     out = tmp_path / "ddp"
     env = {k: v for k, v in os.environ.items() if k not in DIST_ENV}
     env["OMP_NUM_THREADS"] = "1"
-    if not _torch_has_libuv():
-        env["USE_LIBUV"] = "0"  # Debian's torch is built without libuv; torchrun asks for it by default
+    # Debian's torch is built without libuv, which torchrun asks for; USE_LIBUV=0 is meant to select the
+    # older store but torchrun's static rendezvous ignores it (measured: Debian trixie 2.6, forky 2.14).
+    env["USE_LIBUV"] = "0"
+    probe = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=1",
+                            f"--master_port={_free_port()}", "-m", "platform"], env=env, capture_output=True, text=True,
+                           timeout=120)
+    if "use_libuv was requested" in probe.stderr:
+        pytest.skip("this torch build (no libuv) cannot start torchrun's rendezvous store; see docs/training.md")
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", f"--master_port={_free_port()}",
            "-m", "deeplandcover.core.train", "--chips", str(chips), "--out", str(out)]
     for k, v in ARGS.items():
