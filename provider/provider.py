@@ -22,6 +22,7 @@ ALGORITHMS: list[tuple[str, str]] = [
     ("detect_change", "DetectChangeAlgorithm"),
     ("compute_accuracy", "ComputeAccuracyAlgorithm"),
     ("create_accuracy_points", "CreateAccuracyPointsAlgorithm"),
+    ("install_dependencies", "InstallDependenciesAlgorithm"),
 ]
 
 _ICON = os.path.join(os.path.dirname(os.path.dirname(__file__)), "resources", "icon.svg")
