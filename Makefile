@@ -15,11 +15,12 @@ CLEAN_PATH := $(shell echo "$$PATH" | tr ':' '\n' | grep -v -e pyenv -e '/\.venv
 export QT_QPA_PLATFORM := offscreen
 PYTEST_ARGS ?=
 
-.PHONY: help setup test test-fast demo bench lint format package install clean
+.PHONY: help setup test test-fast test-matrix demo bench lint format package install clean
 
 help:
 	@echo "make setup    install QGIS (Debian), create .venv with all Python dependencies"
 	@echo "make test     run the whole test suite (pytest, headless QGIS, qgis_process)"
+	@echo "make test-matrix  the suite on QGIS 3.40 (Debian trixie) and 3.44 (Debian forky) chroots (root)"
 	@echo "make demo     run the demo on real Sentinel-2 data into demo_output/"
 	@echo "make bench    run the benchmarks and update BENCHMARKS.md"
 	@echo "make lint     ruff check"
@@ -28,17 +29,21 @@ help:
 
 setup: $(STAMP)
 
+CONSTRAINTS := $(VENV)/qgis-constraints.txt
+
 $(STAMP): requirements.txt requirements-train.txt requirements-batch.txt requirements-dev.txt
 	@if ! command -v qgis_process.bin >/dev/null || ! $(SYS_PY) -c 'import qgis.core' 2>/dev/null; then \
 	  echo ">> installing QGIS from Debian"; \
 	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq \
 	    qgis python3-qgis python3-venv xvfb >/dev/null; fi
 	$(SYS_PY) -m venv --system-site-packages $(VENV)
-	$(PY) -m pip install -q --disable-pip-version-check --upgrade pip
-	$(PY) -m pip install -q --disable-pip-version-check "$(TORCH)"
-	$(PY) -m pip install -q --disable-pip-version-check -r requirements-dev.txt "numpy<2" "$(TORCH)"
 	@# Make the package importable as `deeplandcover` (the repository root is the plugin folder).
 	mkdir -p .pkgroot && ln -sfn "$(CURDIR)" .pkgroot/deeplandcover
+	@# Pin what Debian's QGIS ships (its NumPy, GDAL, PyQt): pip installs around them, never over them.
+	PYTHONPATH=.pkgroot $(SYS_PY) -m deeplandcover.core.deps constraints > $(CONSTRAINTS)
+	$(PY) -m pip install -q --disable-pip-version-check --upgrade pip
+	$(PY) -m pip install -q --disable-pip-version-check -c $(CONSTRAINTS) "$(TORCH)"
+	$(PY) -m pip install -q --disable-pip-version-check -c $(CONSTRAINTS) -r requirements-dev.txt "$(TORCH)"
 	echo "$(CURDIR)/.pkgroot" > $(SITE)/deeplandcover-dev.pth
 	$(PY) -c "import deeplandcover.core, numpy, rasterio, onnxruntime, torch; print('setup ok: numpy', numpy.__version__, 'rasterio', rasterio.__version__, 'onnxruntime', onnxruntime.__version__, 'torch', torch.__version__)"
 	touch $(STAMP)
@@ -48,6 +53,10 @@ test: setup
 
 test-fast: setup
 	PATH="$(CLEAN_PATH)" $(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
+
+# Needs root; builds (or reuses) the chroots under /var/cache/deeplandcover/chroots. SUITES="trixie" for one.
+test-matrix:
+	$(SUDO) env PYTEST_ARGS="$(PYTEST_ARGS)" bash tools/test_matrix.sh $(SUITES)
 
 demo: setup
 	PATH="$(CLEAN_PATH)" $(PY) -m deeplandcover.tools.demo
@@ -63,8 +72,7 @@ format: setup
 
 package:
 	rm -rf dist && mkdir -p dist
-	git archive --format=zip --prefix=deeplandcover/ -o dist/deeplandcover.zip HEAD \
-	  ':!tests' ':!.ci' ':!tools/bench*' ':!BENCHMARKS.md'
+	$(SYS_PY) tools/package.py dist/deeplandcover.zip
 	@echo "dist/deeplandcover.zip: install with Plugins > Manage and Install Plugins > Install from ZIP"
 
 QGIS_PROFILE ?= $(HOME)/.local/share/QGIS/QGIS3/profiles/default
@@ -74,4 +82,4 @@ install:
 	@echo "linked into $(QGIS_PROFILE)/python/plugins/deeplandcover; enable it in Plugins > Manage and Install Plugins"
 
 clean:
-	rm -rf $(VENV) .pkgroot dist .pytest_cache demo_output bench_output
+	rm -rf $(VENV) .pkgroot dist .pytest_cache demo_output bench_output matrix_output

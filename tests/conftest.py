@@ -1,26 +1,34 @@
-"""Shared fixtures: paths to the real data in ../shared/data and small generated rasters."""
+"""Shared fixtures: paths to the real data in data/ (or ``$DLC_DATA``) and small generated rasters."""
 
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from deeplandcover.tools.machine import data_dir as _data_dir
+
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
-REPO = Path(__file__).resolve().parents[1]
-SHARED = Path(os.environ.get("DLC_SHARED", REPO.parent / "shared")).resolve()
-DATA = SHARED / "data"
+DATA = _data_dir()
 
 
 @pytest.fixture(scope="session")
-def data_dir() -> Path:
-    """``../shared/data`` (skips the test when the real data are not beside the checkout)."""
+def data_dir(tmp_path_factory) -> Path:
+    """A copy, for this session, of the real data in ``data/`` (or ``$DLC_DATA``); missing data are an error.
+
+    A copy because QGIS opens a writable GeoPackage in update mode (GDAL then rewrites its old triggers)
+    and GDAL writes ``.aux.xml`` statistics beside rasters: tests must leave the files in data/ as they are.
+    """
     if not DATA.is_dir():
-        pytest.skip(f"real data folder {DATA} not found")
-    return DATA
+        raise FileNotFoundError(f"real data folder {DATA} not found: data/ ships with the repository "
+                                "(DLC_DATA points elsewhere)")
+    dst = tmp_path_factory.mktemp("real") / "data"
+    shutil.copytree(DATA, dst, ignore=shutil.ignore_patterns("*.aux.xml", "*-wal", "*-shm", "*-journal"))
+    return dst
 
 
 @pytest.fixture(scope="session")

@@ -16,7 +16,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.qgis_process,
 
 
 def test_demo_fast_runs_the_whole_chain(tmp_path, data_dir):
-    env = dict(os.environ, DEMO_FAST="1", DEMO_OUTPUT=str(tmp_path / "demo"), DLC_SHARED=str(data_dir.parent))
+    env = dict(os.environ, DEMO_FAST="1", DEMO_OUTPUT=str(tmp_path / "demo"), DLC_DATA=str(data_dir))
     res = subprocess.run([sys.executable, "-m", "deeplandcover.tools.demo"], cwd=REPO, env=env, capture_output=True,
                          text=True, timeout=1800)
     assert res.returncode == 0, res.stdout[-4000:] + res.stderr[-4000:]

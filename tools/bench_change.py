@@ -28,9 +28,9 @@ import numpy as np
 import rasterio
 
 from deeplandcover.core import change
-from deeplandcover.tools.machine import cpu_model
+from deeplandcover.tools.machine import cpu_model, data_dir
 
-DATA = Path(os.environ.get("DLC_SHARED", Path(__file__).resolve().parents[2] / "shared")) / "data"
+DATA = data_dir()
 OSCD = DATA / "oscd_s2_change"
 CITIES = {"bercy": ("2016-11-30", "2017-08-29"), "rennes": ("2015-08-21", "2017-06-21")}
 

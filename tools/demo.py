@@ -25,10 +25,10 @@ import time
 import traceback
 from pathlib import Path
 
+from deeplandcover.tools.machine import data_dir
 from deeplandcover.tools.qgis_run import REPO, QgisProcessError, enable_plugin, run_algorithm
 
-SHARED = Path(os.environ.get("DLC_SHARED", REPO.parent / "shared")).resolve()
-DATA = SHARED / "data"
+DATA = data_dir()  # data/ of the repository, or $DLC_DATA
 FAST = os.environ.get("DEMO_FAST", "0") not in ("", "0", "false")
 OUT = Path(os.environ.get("DEMO_OUTPUT", REPO / "demo_output")).resolve()
 SECTIONS = [s.strip() for s in os.environ.get("DEMO_SECTIONS", "landcover,change,timeseries").split(",") if s.strip()]
@@ -338,7 +338,8 @@ def _f(v) -> str:
 def main() -> int:
     """Run the demo; returns the process exit code."""
     if not DATA.is_dir():
-        print(f"real data not found at {DATA} (set DLC_SHARED)", file=sys.stderr)
+        print(f"real data not found at {DATA} (data/ ships with the repository; DLC_DATA points elsewhere)",
+              file=sys.stderr)
         return 2
     OUT.mkdir(parents=True, exist_ok=True)
     demo = Demo(OUT)

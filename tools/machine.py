@@ -1,4 +1,4 @@
-"""The machine a benchmark ran on, for the figures in BENCHMARKS.md."""
+"""The machine a benchmark ran on, for the figures in BENCHMARKS.md, and where the real data are."""
 
 from __future__ import annotations
 
@@ -6,6 +6,18 @@ import contextlib
 import os
 import platform
 from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def data_dir() -> Path:
+    """The real data read by the demo, the benchmarks and the tests: ``$DLC_DATA`` if set, else ``data/``.
+
+    ``data/`` ships with the repository (it is left out of the plugin ZIP); the callers treat a missing
+    folder as an error. The path is not checked here.
+    """
+    env = os.environ.get("DLC_DATA", "").strip()
+    return Path(env).expanduser().resolve() if env else REPO / "data"
 
 
 def cpu_model() -> str:
