@@ -55,7 +55,7 @@ test-fast: setup
 	PATH="$(CLEAN_PATH)" $(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
 
 # Needs root; builds (or reuses) the chroots under /var/cache/deeplandcover/chroots. SUITES="trixie" for one.
-test-matrix:
+test-matrix: setup
 	$(SUDO) env PYTEST_ARGS="$(PYTEST_ARGS)" bash tools/test_matrix.sh $(SUITES)
 
 demo: setup
