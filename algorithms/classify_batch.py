@@ -112,7 +112,7 @@ class ClassifyBatchAlgorithm(DlcAlgorithm):
         }
 
     def run_core(self, parameters: dict[str, Any], context: QgsProcessingContext, feedback) -> dict[str, Any]:  # noqa: D102
-        from ..core.batch import classify_batch
+        from ..core.inference.batch.run import classify_batch
 
         kwargs = self.plan(parameters, context)
         res = classify_batch(feedback=feedback, **kwargs)

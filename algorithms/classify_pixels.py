@@ -179,7 +179,7 @@ class ClassifyPixelsAlgorithm(DlcAlgorithm):
             QgsProcessingException: an input layer is missing/invalid or the band mapping is malformed.
         """
         from ..core.errors import InputError
-        from ..core.inference import parse_band_map
+        from ..core.inference.engine import parse_band_map
 
         raster = self.parameterAsRasterLayer(parameters, self.INPUT, context)
         if raster is None or not raster.isValid():
@@ -231,7 +231,7 @@ class ClassifyPixelsAlgorithm(DlcAlgorithm):
         }
 
     def run_core(self, parameters: dict[str, Any], context: QgsProcessingContext, feedback) -> dict[str, Any]:  # noqa: D102
-        from ..core.inference import classify_raster
+        from ..core.inference.engine import classify_raster
 
         kw = self.plan(parameters, context)
         res = classify_raster(feedback=feedback, **kw)

@@ -133,8 +133,8 @@ class ComputeAccuracyAlgorithm(DlcAlgorithm):
     def run_core(self, parameters: dict[str, Any], context: QgsProcessingContext, feedback) -> dict[str, Any]:  # noqa: D102
         from qgis.core import QgsRasterLayer, QgsVectorLayer
 
-        from ..core.accuracy import assess_accuracy
-        from ..core.accuracy_report import write_matrix_csv, write_metrics_json, write_report_html
+        from ..core.assessment.reference import assess_accuracy
+        from ..core.assessment.report import write_matrix_csv, write_metrics_json, write_report_html
         from ..core.feedback import SubFeedback
 
         raster = self.parameterAsRasterLayer(parameters, self.INPUT, context)

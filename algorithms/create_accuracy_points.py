@@ -70,7 +70,7 @@ class CreateAccuracyPointsAlgorithm(DlcAlgorithm):
     def run_core(self, parameters: dict[str, Any], context: QgsProcessingContext, feedback) -> dict[str, Any]:  # noqa: D102
         from pathlib import Path
 
-        from ..core.accuracy import create_assessment_points
+        from ..core.assessment.reference import create_assessment_points
 
         raster = self.parameterAsRasterLayer(parameters, self.INPUT, context)
         if raster is None:

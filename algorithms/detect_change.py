@@ -97,7 +97,7 @@ def build_plan(mode: int, before: str, after: str, output: str, *, model: str = 
 
 def run_plan(plan: ChangePlan, feedback) -> tuple[Path | None, dict[str, Any]]:
     """Execute a plan with core; returns (QML of the output or None, extra result values)."""
-    from ..core import change
+    from ..core.change import from_to as change
 
     if plan.mode == "from_to":
         r = change.from_to_change(plan.before, plan.after, plan.output, feedback=feedback, **plan.kwargs)

@@ -183,7 +183,7 @@ class ExportTrainingTilesAlgorithm(DlcAlgorithm):
         Raises:
             QgsProcessingException: an input layer is missing or unreadable.
         """
-        from ..core.chips import parse_bands
+        from ..core.chips.export import parse_bands
 
         rasters = self.parameterAsLayerList(parameters, self.INPUT, context)
         if not rasters:
@@ -251,7 +251,7 @@ class ExportTrainingTilesAlgorithm(DlcAlgorithm):
         }
 
     def run_core(self, parameters: dict[str, Any], context: QgsProcessingContext, feedback) -> dict[str, Any]:  # noqa: D102
-        from ..core.chips import export_training_tiles
+        from ..core.chips.export import export_training_tiles
 
         kw = self.plan(parameters, context)
         images, labels, out_dir = kw.pop("images"), kw.pop("labels"), kw.pop("out_dir")

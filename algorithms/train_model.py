@@ -75,7 +75,7 @@ def config_from_values(v: dict[str, Any]):
 
     ``v`` holds the parameter keys with enum values as indices and ``LEARNING_RATE`` None when empty.
     """
-    from ..core.train import TrainConfig
+    from ..core.training.trainer import TrainConfig
 
     arch = ARCHITECTURES[v["ARCHITECTURE"]]
     lr = v.get("LEARNING_RATE")
@@ -167,7 +167,7 @@ class TrainModelAlgorithm(DlcAlgorithm):
         return v
 
     def run_core(self, parameters: dict[str, Any], context: QgsProcessingContext, feedback) -> dict[str, Any]:  # noqa: D102
-        from ..core.train import train_model
+        from ..core.training.trainer import train_model
 
         folders = split_folders(self.parameterAsFile(parameters, "INPUT", context),
                                 self.parameterAsString(parameters, "ADDITIONAL_INPUTS", context))

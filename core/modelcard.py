@@ -25,8 +25,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from .chips.manifest import ClassInfo
 from .errors import ModelFileError
-from .manifest import ClassInfo
 
 CARD_KEY = "deeplandcover_model_card"
 FORMAT = "deeplandcover-model-card"

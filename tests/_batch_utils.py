@@ -28,7 +28,7 @@ class FaultPlugin(WorkerPlugin):
     def setup(self, worker) -> None:  # noqa: D102
         # Patch the function run_task looks up at call time (a patched run_task could be hidden by
         # Dask's cache of deserialised task functions).
-        import deeplandcover.core.inference as inference
+        import deeplandcover.core.inference.engine as inference
 
         original = getattr(inference.classify_raster, "__wrapped_original__", inference.classify_raster)
         plugin = self

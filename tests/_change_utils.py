@@ -10,7 +10,7 @@ def diff_model(path: Path, bands: list[str], task: str, threshold: float = 20.0)
     import onnx
     from onnx import TensorProto, helper
 
-    from deeplandcover.core.manifest import ClassInfo
+    from deeplandcover.core.chips.manifest import ClassInfo
     from deeplandcover.core.modelcard import ModelCard, write_card
 
     c = len(bands)

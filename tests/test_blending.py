@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from deeplandcover.core.blending import TileBlender, axis_weights, row_groups, visiting_order
-from deeplandcover.core.raster import tile_offsets
+from deeplandcover.core.inference.blending import TileBlender, axis_weights, row_groups, visiting_order
+from deeplandcover.core.raster.grid import tile_offsets
 
 
 @pytest.mark.parametrize("width,height,tile,stride,blending", [

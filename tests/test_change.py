@@ -10,10 +10,10 @@ import pytest
 import rasterio
 from _change_utils import diff_model as _diff_model
 
-from deeplandcover.core import change
-from deeplandcover.core.accuracy import ClassEntry
+from deeplandcover.core.assessment.reference import ClassEntry
+from deeplandcover.core.change import from_to as change
 from deeplandcover.core.errors import BandMismatchError, InputError, NoOverlapError
-from deeplandcover.core.raster import RasterGrid, pixel_area_m2
+from deeplandcover.core.raster.grid import RasterGrid, pixel_area_m2
 
 NAMES = {1: ClassEntry(1, "forest", "#054907"), 2: ClassEntry(2, "cultivated", "#ffff00"),
          3: ClassEntry(3, "water", "#069af3")}

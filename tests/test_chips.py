@@ -9,11 +9,11 @@ import pytest
 import rasterio
 from affine import Affine
 
-from deeplandcover.core.chips import BandAccumulator, export_training_tiles, parse_bands, parse_date
+from deeplandcover.core.chips.export import BandAccumulator, export_training_tiles, parse_bands, parse_date
+from deeplandcover.core.chips.labels import open_labels, rasterize_full
+from deeplandcover.core.chips.manifest import load_chip_folder
 from deeplandcover.core.errors import CanceledError, GridMismatchError, InputError, NoOverlapError
-from deeplandcover.core.labels import open_labels, rasterize_full
-from deeplandcover.core.manifest import load_chip_folder
-from deeplandcover.core.raster import IGNORE_INDEX, RasterGrid
+from deeplandcover.core.raster.grid import IGNORE_INDEX, RasterGrid
 
 S2 = "s2l1c_2017-02-16_13b_10m.tif"
 EOLEARN_DATES = ["2015-07-11", "2015-07-31", "2015-08-20", "2015-08-30", "2015-09-09"]

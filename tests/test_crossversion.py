@@ -60,9 +60,8 @@ def _model(ref_root: Path | None, out: Path, image: Path) -> Path:
             if run != out and (run / "model.onnx").exists():
                 shutil.copy(run / "model.onnx", out / "model.onnx")
                 return out / "model.onnx"
-    from _onnx_utils import make_model
-
     import rasterio
+    from _onnx_utils import make_model
 
     with rasterio.open(image) as ds:
         names = [ds.descriptions[b - 1] or f"B{b}" for b in BANDS]

@@ -10,9 +10,9 @@ import rasterio
 import torch
 from _chip_utils import make_chip_folder
 
-from deeplandcover.core.dataset import ChipDataset, class_lut, dihedral, split_by_block
 from deeplandcover.core.errors import InputError
-from deeplandcover.core.raster import normalize
+from deeplandcover.core.raster.grid import normalize
+from deeplandcover.core.training.data import ChipDataset, class_lut, dihedral, split_by_block
 
 
 def test_single_items_normalised_and_masked(tmp_path):

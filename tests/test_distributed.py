@@ -14,9 +14,9 @@ import torch
 import torch.distributed as dist
 from _chip_utils import make_chip_folder
 
-from deeplandcover.core import distributed as du
 from deeplandcover.core.modelcard import read_card
-from deeplandcover.core.train import TrainConfig, build_parser, config_from_args, train_model
+from deeplandcover.core.training import distributed as du
+from deeplandcover.core.training.trainer import TrainConfig, build_parser, config_from_args, train_model
 
 torch.set_num_threads(1)
 
@@ -82,7 +82,7 @@ def test_ddp_two_cpu_processes_gloo(chips, tmp_path):
     if "use_libuv was requested" in probe.stderr:
         pytest.skip("this torch build (no libuv) cannot start torchrun's rendezvous store; see docs/training.md")
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", f"--master_port={_free_port()}",
-           "-m", "deeplandcover.core.train", "--chips", str(chips), "--out", str(out)]
+           "-m", "deeplandcover.core.training", "--chips", str(chips), "--out", str(out)]
     for k, v in ARGS.items():
         cmd += [f"--{k.replace('_', '-')}", str(v)]
     p = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=180)
@@ -113,7 +113,7 @@ def test_ddp_two_cpu_processes_gloo(chips, tmp_path):
 def test_stratified_block_split_same_on_every_rank(tmp_path):
     # every rank computes the split itself: it must be deterministic; stratification may only improve
     # how well the validation class shares match the folder's, and keeps whole blocks
-    from deeplandcover.core.dataset import _class_matrix, _mismatch, split_by_block
+    from deeplandcover.core.training.data import _class_matrix, _mismatch, split_by_block
 
     m = make_chip_folder(tmp_path, "single", grid=(6, 6), tile=8, block=1, class_values=(1, 2, 3, 4, 5), seed=3)
     counts = _class_matrix(m.chips)

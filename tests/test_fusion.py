@@ -12,7 +12,7 @@ import rasterio
 import torch
 from rasterio.windows import Window
 
-from deeplandcover.core.chips import export_training_tiles
+from deeplandcover.core.chips.export import export_training_tiles
 from deeplandcover.core.errors import GridMismatchError, InputError
 from deeplandcover.models import AuxLoss, branches_from_sensors, build_model
 
@@ -125,10 +125,10 @@ def test_branches_from_sensors() -> None:
 def test_fused_model_onnx_and_classify_two_rasters(fused, rasters, tmp_path) -> None:
     """Card carries the sensor groups; Classify Pixels reads the S1 raster as the additional input, strips the
     prefix to match its bands, recomputes NDVI, and reproduces the PyTorch prediction."""
-    from deeplandcover.core.export import card_from_manifest, export_onnx
-    from deeplandcover.core.indices import compute_indices
-    from deeplandcover.core.inference import classify_raster
-    from deeplandcover.core.raster import normalize
+    from deeplandcover.core.inference.engine import classify_raster
+    from deeplandcover.core.preprocessing.indices import compute_indices
+    from deeplandcover.core.raster.grid import normalize
+    from deeplandcover.core.training.onnx_export import card_from_manifest, export_onnx
 
     out, m = fused
     d, s2, s1, _ = rasters

@@ -8,7 +8,7 @@ import rasterio
 from rasterio.windows import Window
 
 from deeplandcover.core.errors import BandMismatchError, InputError
-from deeplandcover.core.indices import (
+from deeplandcover.core.preprocessing.indices import (
     alias_table,
     band_positions,
     compute_indices,
@@ -108,7 +108,7 @@ def _index_model(tmp_path, bands, index_pos, mean, std):
 
 def test_classify_recomputes_indices_from_card(tmp_path, eolearn) -> None:
     """A model trained with NDVI as channel C gets NDVI there at inference (channel order bands, then indices)."""
-    from deeplandcover.core.inference import classify_raster
+    from deeplandcover.core.inference.engine import classify_raster
 
     bands = ["B02", "B03", "B04", "B08"]
     model = _index_model(tmp_path, bands, len(bands), [0.05] * 4, [0.02] * 4)
@@ -123,7 +123,7 @@ def test_classify_recomputes_indices_from_card(tmp_path, eolearn) -> None:
 
 
 def test_classify_missing_index_band(tmp_path, raster_factory) -> None:
-    from deeplandcover.core.inference import classify_raster
+    from deeplandcover.core.inference.engine import classify_raster
 
     img = raster_factory("img.tif", np.ones((3, 32, 32), np.uint16), descriptions=["B02", "B03", "B04"])
     model = _index_model(tmp_path, ["B02", "B03", "B04"], 3, [1.0] * 3, [1.0] * 3)
@@ -136,7 +136,7 @@ def test_classify_series_appends_indices_per_date(tmp_path, eolearn) -> None:
     import torch
     from torch import nn
 
-    from deeplandcover.core.inference import classify_raster
+    from deeplandcover.core.inference.engine import classify_raster
     from deeplandcover.core.modelcard import write_card
     from tests._onnx_utils import make_card
 

@@ -15,7 +15,6 @@ import rasterio
 from _onnx_utils import make_model, make_series_model, smooth_image
 from conftest import make_raster
 
-from deeplandcover.core import inference
 from deeplandcover.core.errors import (
     BandMismatchError,
     CanceledError,
@@ -24,7 +23,8 @@ from deeplandcover.core.errors import (
     NoOverlapError,
 )
 from deeplandcover.core.feedback import NullFeedback
-from deeplandcover.core.inference import classify_raster
+from deeplandcover.core.inference import engine as inference
+from deeplandcover.core.inference.engine import classify_raster
 
 BANDS = ["blue", "green", "red", "nir"]
 
@@ -361,7 +361,7 @@ def test_device_and_band_map_parsing():
 
 
 def test_import_does_not_load_torch():
-    code = "import sys, deeplandcover.core.inference; assert 'torch' not in sys.modules, 'torch imported'; print('ok')"
+    code = "import sys, deeplandcover.core.inference.engine; assert 'torch' not in sys.modules, 'torch imported'; print('ok')"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0 and "ok" in out.stdout, out.stderr
 
@@ -416,7 +416,7 @@ def test_model_grid():
     from rasterio.transform import from_origin
 
     from deeplandcover.core.modelcard import ModelCard
-    from deeplandcover.core.raster import RasterGrid
+    from deeplandcover.core.raster.grid import RasterGrid
 
     utm = RasterGrid(CRS.from_epsg(32633), from_origin(500000, 5800000, 20, 20), 50, 30)
     def card_with(pixel_size):

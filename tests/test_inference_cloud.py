@@ -9,7 +9,7 @@ from _onnx_utils import make_series_model, smooth_image
 from conftest import make_raster
 
 from deeplandcover.core.errors import InputError
-from deeplandcover.core.inference import classify_raster
+from deeplandcover.core.inference.engine import classify_raster
 from deeplandcover.core.modelcard import read_card, write_card
 
 BANDS = ["B04", "B08"]

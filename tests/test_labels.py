@@ -7,8 +7,7 @@ import pytest
 import rasterio
 from rasterio.windows import Window
 
-from deeplandcover.core.errors import InputError, NoOverlapError
-from deeplandcover.core.labels import (
+from deeplandcover.core.chips.labels import (
     dilate_lines,
     erode_edges,
     open_labels,
@@ -16,7 +15,8 @@ from deeplandcover.core.labels import (
     read_class_table,
     split_ignored,
 )
-from deeplandcover.core.raster import IGNORE_INDEX, RasterGrid
+from deeplandcover.core.errors import InputError, NoOverlapError
+from deeplandcover.core.raster.grid import IGNORE_INDEX, RasterGrid
 
 S2 = "s2l1c_2017-02-16_13b_10m.tif"
 

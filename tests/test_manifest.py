@@ -6,8 +6,8 @@ import json
 
 import pytest
 
+from deeplandcover.core.chips.manifest import BandStats, ChipRecord, ClassInfo, Manifest, load_chip_folder
 from deeplandcover.core.errors import ChipFolderError
-from deeplandcover.core.manifest import BandStats, ChipRecord, ClassInfo, Manifest, load_chip_folder
 
 
 def _manifest() -> Manifest:

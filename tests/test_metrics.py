@@ -8,8 +8,7 @@ import numpy as np
 import pytest
 import rasterio
 
-from deeplandcover.core.errors import InputError
-from deeplandcover.core.metrics import (
+from deeplandcover.core.assessment.metrics import (
     PairCounts,
     accumulate_confusion,
     accuracy_scores,
@@ -17,6 +16,7 @@ from deeplandcover.core.metrics import (
     confusion_matrix,
     olofsson_estimates,
 )
+from deeplandcover.core.errors import InputError
 
 sk = pytest.importorskip("sklearn.metrics")
 

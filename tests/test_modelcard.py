@@ -6,8 +6,8 @@ import json
 
 import pytest
 
+from deeplandcover.core.chips.manifest import ClassInfo
 from deeplandcover.core.errors import ModelFileError
-from deeplandcover.core.manifest import ClassInfo
 from deeplandcover.core.modelcard import CARD_KEY, ModelCard, card_from_metadata, read_card, write_card
 
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from deeplandcover.core.export import check_parity, export_onnx
-from deeplandcover.core.manifest import ClassInfo
+from deeplandcover.core.chips.manifest import ClassInfo
 from deeplandcover.core.modelcard import ModelCard, read_card
+from deeplandcover.core.training.onnx_export import check_parity, export_onnx
 from deeplandcover.models import MODELS, ConvLSTMCell, build_model
 
 torch.set_num_threads(2)

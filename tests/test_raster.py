@@ -7,8 +7,8 @@ import pytest
 import rasterio
 from rasterio.windows import Window
 
-from deeplandcover.core import raster as R
 from deeplandcover.core.errors import GridMismatchError, InputError, NoOverlapError
+from deeplandcover.core.raster import grid as R
 
 
 @pytest.mark.parametrize("length,tile,stride,cover,expected", [

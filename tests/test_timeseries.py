@@ -9,10 +9,9 @@ import pytest
 import rasterio
 from rasterio.windows import Window
 
-from deeplandcover.core.chips import export_training_tiles
+from deeplandcover.core.chips.export import export_training_tiles
 from deeplandcover.core.errors import InputError
-from deeplandcover.core.raster import RasterGrid
-from deeplandcover.core.timeseries import (
+from deeplandcover.core.preprocessing.timeseries import (
     DateMasks,
     apply_policy,
     chip_coverage,
@@ -20,6 +19,7 @@ from deeplandcover.core.timeseries import (
     interpolate_invalid,
     match_bands,
 )
+from deeplandcover.core.raster.grid import RasterGrid
 
 DATES = ["2015-07-11", "2015-07-31", "2015-08-20", "2015-08-30", "2015-09-09"]
 

@@ -11,11 +11,11 @@ import pytest
 import torch
 from _chip_utils import make_chip_folder
 
-from deeplandcover.core.dataset import split_by_block
 from deeplandcover.core.errors import BandMismatchError, CanceledError, ChipFolderError, InputError, ModelFileError
-from deeplandcover.core.losses import class_weights, confusion, make_loss, scores, soft_jaccard
 from deeplandcover.core.modelcard import read_card
-from deeplandcover.core.train import TrainConfig, train_model
+from deeplandcover.core.training.data import split_by_block
+from deeplandcover.core.training.losses import class_weights, confusion, make_loss, scores, soft_jaccard
+from deeplandcover.core.training.trainer import TrainConfig, train_model
 
 torch.set_num_threads(2)
 
@@ -185,7 +185,7 @@ def test_losses_and_scores():
 
 # ------------------------------------------------------------------------------ real data
 def _export(*a, **kw):
-    chips_mod = pytest.importorskip("deeplandcover.core.chips")
+    chips_mod = pytest.importorskip("deeplandcover.core.chips.export")
     return chips_mod.export_training_tiles(*a, **kw)
 
 

@@ -65,7 +65,7 @@ def conv_flops(base_filters: int, depth: int, bands: int, classes: int, tile: in
 
 def raw_seconds_per_tile(model: Path, tile: int, batch: int, n: int = 16) -> float:
     """Seconds per tile of plain ``session.run`` on one thread (random tiles in memory, warm-up excluded)."""
-    from deeplandcover.core.inference import open_session
+    from deeplandcover.core.inference.engine import open_session
 
     sess, _ = open_session(model, "cpu", 1)
     name = sess.get_inputs()[0].name
@@ -82,12 +82,12 @@ def run_cluster(files: list[Path], model: Path, out: Path, workers: int, tile: i
     """(cluster start-up s, batch run s, tiles) on a fresh LocalCluster of ``workers`` single-threaded tasks."""
     from distributed import Client, LocalCluster
 
-    from deeplandcover.core.batch import classify_batch
+    from deeplandcover.core.inference.batch.run import classify_batch
 
     t0 = time.perf_counter()
     cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None)
     client = Client(cluster)
-    client.run(lambda: __import__("deeplandcover.core.inference"))  # imports outside the timing
+    client.run(lambda: __import__("deeplandcover.core.inference.engine"))  # imports outside the timing
     start = time.perf_counter() - t0
     try:
         t1 = time.perf_counter()
@@ -103,7 +103,7 @@ def run_cluster(files: list[Path], model: Path, out: Path, workers: int, tile: i
 
 def tiles_per_raster(path: Path, tile: int, overlap: int) -> int:
     """Tiles of the whole-raster tiling (:func:`core.raster.tile_windows`)."""
-    from deeplandcover.core.raster import RasterGrid, tile_windows
+    from deeplandcover.core.raster.grid import RasterGrid, tile_windows
 
     g = RasterGrid.from_path(path)
     return len(tile_windows(g.width, g.height, tile, tile - overlap))
@@ -121,7 +121,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--batch", type=int, default=4)
     ap.add_argument("--repeats", type=int, default=2, help="runs per worker count, best kept")
     args = ap.parse_args(argv)
-    from deeplandcover.core.inference import classify_raster
+    from deeplandcover.core.inference.engine import classify_raster
 
     from .bench_inference import CLASSES, make_model, make_raster
 

@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 import rasterio
 
-from deeplandcover.core import change
+from deeplandcover.core.change import from_to as change
 from deeplandcover.tools.machine import cpu_model, data_dir
 
 DATA = data_dir()
@@ -65,8 +65,8 @@ def evaluate_model(model: str | os.PathLike, city: str, out_dir: Path, no_change
 
 def train_change_model(city: str, out_dir: Path, epochs: int = 60) -> Path:
     """Export pair chips of ``city`` and train an early-fusion U-Net on them; returns the .onnx path."""
-    from deeplandcover.core.chips import export_training_tiles
-    from deeplandcover.core.train import TrainConfig, train_model
+    from deeplandcover.core.chips.export import export_training_tiles
+    from deeplandcover.core.training.trainer import TrainConfig, train_model
 
     b, a, m = city_paths(city)
     chips = out_dir / f"{city}_chips"

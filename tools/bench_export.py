@@ -19,8 +19,8 @@ from pathlib import Path
 import rasterio
 from rasterio.windows import Window
 
-from deeplandcover.core.chips import export_training_tiles
-from deeplandcover.core.raster import RasterGrid, geotiff_profile
+from deeplandcover.core.chips.export import export_training_tiles
+from deeplandcover.core.raster.grid import RasterGrid, geotiff_profile
 from deeplandcover.tools.machine import cpu_model, data_dir
 
 DATA = data_dir()

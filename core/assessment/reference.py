@@ -28,9 +28,10 @@ import numpy as np
 import rasterio
 from rasterio.windows import Window
 
-from .errors import InputError, NoOverlapError
-from .feedback import Feedback, SubFeedback, check_canceled, ensure_feedback
-from .labels import is_raster
+from ..chips.labels import is_raster
+from ..errors import InputError, NoOverlapError
+from ..feedback import Feedback, SubFeedback, check_canceled, ensure_feedback
+from ..raster.grid import IGNORE_INDEX, RasterGrid, atomic_output, block_windows, pixel_area_m2
 from .metrics import (
     AccuracyReport,
     PairCounts,
@@ -38,7 +39,6 @@ from .metrics import (
     accuracy_scores,
     olofsson_estimates,
 )
-from .raster import IGNORE_INDEX, RasterGrid, atomic_output, block_windows, pixel_area_m2
 
 #: Field names of an assessment point layer written by :func:`create_assessment_points`.
 PREDICTED_FIELD = "predicted"
@@ -66,7 +66,7 @@ def read_class_table(path: str | os.PathLike) -> dict[int, ClassEntry]:
     Raises:
         InputError: missing file, a row without an integer value, duplicate values.
     """
-    from .labels import read_class_table as read_classes
+    from ..chips.labels import read_class_table as read_classes
 
     return {c.value: ClassEntry(c.value, c.name, c.color) for c in read_classes(path)}
 

@@ -34,12 +34,9 @@ import numpy as np
 import rasterio
 from rasterio.enums import Resampling
 
-from . import arcgis
-from .errors import InputError, NoOverlapError
-from .feedback import Feedback, check_canceled, ensure_feedback
-from .labels import PALETTE, LabelSource, hex_to_rgb, open_labels, read_class_table
-from .manifest import BandStats, ChipRecord, ClassInfo, Manifest
-from .raster import (
+from ..errors import InputError, NoOverlapError
+from ..feedback import Feedback, check_canceled, ensure_feedback
+from ..raster.grid import (
     IGNORE_INDEX,
     RasterGrid,
     aligned,
@@ -49,8 +46,11 @@ from .raster import (
     tile_windows,
     valid_mask,
 )
+from . import arcgis
+from .labels import PALETTE, LabelSource, hex_to_rgb, open_labels, read_class_table
+from .manifest import BandStats, ChipRecord, ClassInfo, Manifest
 
-SOFTWARE = "deeplandcover.core.chips"
+SOFTWARE = "deeplandcover.core.chips.export"
 _DATE_RE = re.compile(r"(?<!\d)(\d{4})-?(\d{2})-?(\d{2})(?!\d)")
 
 
@@ -226,7 +226,7 @@ def open_sources(images: Sequence[str | os.PathLike], images2: str | os.PathLike
     if images2:
         g2 = RasterGrid.from_path(images2)
         if not grid.same_as(g2):
-            from .errors import GridMismatchError
+            from ..errors import GridMismatchError
 
             raise GridMismatchError(
                 f"The second-date raster {Path(images2).name} is not on the grid of {paths[0].name}: "
@@ -472,7 +472,7 @@ def open_sensors(paths: Sequence[str | os.PathLike], src: ImageSources) -> list[
         InputError: missing file, used with a series or a pair, two sensors with one name.
         GridMismatchError: a raster on another grid.
     """
-    from .errors import GridMismatchError
+    from ..errors import GridMismatchError
 
     if src.kind != "single":
         raise InputError("ADDITIONAL_SENSORS stacks other sensors onto ONE input raster; it cannot be combined "
@@ -506,8 +506,8 @@ def make_preprocess(src: ImageSources, sensors, water_class, ndwi_threshold, ndw
         InputError, GridMismatchError, BandMismatchError: see :func:`open_sensors`,
             :class:`core.timeseries.DateMasks`, :func:`core.indices.band_positions`.
     """
-    from . import timeseries as ts
-    from .indices import band_positions
+    from ..preprocessing import timeseries as ts
+    from ..preprocessing.indices import band_positions
 
     if policy not in ts.POLICIES:
         raise InputError(f"Unknown CLOUD_POLICY {policy!r}; use one of {', '.join(ts.POLICIES)}.")
@@ -600,7 +600,7 @@ class Preprocess:
         """Labels with NDWI-inconsistent water pixels set to 255 (unchanged without WATER_MASK_CLASS)."""
         if self.water_class is None:
             return lab
-        from .indices import normalized_difference
+        from ..preprocessing.indices import normalized_difference
         from .labels import mask_inconsistent_water
 
         ndwi = []
@@ -616,7 +616,7 @@ class Preprocess:
     def apply_policy(self, datas: list[np.ndarray], valids: list[np.ndarray]
                      ) -> tuple[list[np.ndarray], list[np.ndarray], bool]:
         """The cloud policy on one chip; False = skip the chip (single image below the coverage threshold)."""
-        from . import timeseries as ts
+        from ..preprocessing import timeseries as ts
 
         self._cov, self._dropped = None, []
         if self.masks is None and not self.sensors and self.policy == "none":

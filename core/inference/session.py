@@ -16,9 +16,9 @@ from typing import Any
 
 import numpy as np
 
-from .errors import InputError, ModelFileError
-from .manifest import ClassInfo
-from .modelcard import DEFAULT_COLORS, ModelCard, card_from_session
+from ..chips.manifest import ClassInfo
+from ..errors import InputError, ModelFileError
+from ..modelcard import DEFAULT_COLORS, ModelCard, card_from_session
 
 
 def resolve_providers(device: str) -> tuple[list[Any], str | None]:

@@ -36,7 +36,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from .errors import BandMismatchError, InputError
+from ..errors import BandMismatchError, InputError
 
 #: sensor -> role -> accepted band names (upper case; matched after :func:`clean_name`).
 SENSOR_BANDS: dict[str, dict[str, tuple[str, ...]]] = {

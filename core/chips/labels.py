@@ -34,9 +34,9 @@ import rasterio
 from rasterio.enums import Resampling
 from rasterio.windows import Window
 
-from .errors import InputError, NoOverlapError
+from ..errors import InputError, NoOverlapError
+from ..raster.grid import IGNORE_INDEX, RasterGrid, aligned
 from .manifest import ClassInfo
-from .raster import IGNORE_INDEX, RasterGrid, aligned
 
 #: Class-table names that mean "no label": their values are written as IGNORE_INDEX.
 IGNORE_NAMES = frozenset({"unlabelled", "unlabeled", "no data", "nodata", "no_data", "ignore", "void"})

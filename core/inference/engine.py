@@ -48,14 +48,12 @@ import rasterio.transform
 from rasterio.enums import MaskFlags, Resampling
 from rasterio.windows import Window
 
-from . import styles
-from .blending import Blending, Chunk, TileBlender, TileSlot, axis_weights, dihedral, visiting_order
-from .errors import BandMismatchError, EmptyAreaError, InputError, NoOverlapError
-from .feedback import Feedback, check_canceled, ensure_feedback
-from .manifest import ClassInfo
-from .modelcard import ModelCard
-from .onnx_model import LoadedModel, card_of_session, open_session, prepare_model, resolve_providers
-from .raster import (
+from .. import classes as styles
+from ..chips.manifest import ClassInfo
+from ..errors import BandMismatchError, EmptyAreaError, InputError, NoOverlapError
+from ..feedback import Feedback, check_canceled, ensure_feedback
+from ..modelcard import ModelCard
+from ..raster.grid import (
     IGNORE_INDEX,
     RasterGrid,
     aligned,
@@ -69,6 +67,8 @@ from .raster import (
     valid_mask,
     window_from_bounds_clipped,
 )
+from .blending import Blending, Chunk, TileBlender, TileSlot, axis_weights, dihedral, visiting_order
+from .session import LoadedModel, card_of_session, open_session, prepare_model, resolve_providers
 
 __all__ = ["InferenceResult", "axis_weights", "classify_raster", "dihedral", "model_grid", "open_session",
            "parse_band_map", "plan_sources", "resolve_providers", "select_bands", "write_area_table"]
@@ -207,7 +207,7 @@ def plan_sources(card: ModelCard, inputs: Sequence[Path], names: Sequence[Sequen
     pos = card.architecture == "deepness"
     bn = tuple(card.bands)
     if card.indices:
-        from .indices import band_positions
+        from ..preprocessing.indices import band_positions
 
         band_positions(card.indices, card.bands)  # BandMismatchError naming the missing band
     if card.layout == "BTCHW":
@@ -359,7 +359,7 @@ class _Reader:
 
     def _with_indices(self, parts: list[np.ndarray], raw: list[np.ndarray], vmask: np.ndarray | None) -> list[np.ndarray]:
         """Per model date: its normalised bands, then the spectral indices of its raw bands (see :mod:`core.indices`)."""
-        from .indices import append_indices
+        from ..preprocessing.indices import append_indices
 
         out = []
         for date in dict.fromkeys(s.date for s in self.sources):
@@ -399,7 +399,7 @@ class _CloudPolicy:
         value that normalises to 0, as nodata does in training chips; a pixel is valid when any
         date is.
         """
-        from .timeseries import apply_policy
+        from ..preprocessing.timeseries import apply_policy
 
         with GDAL_IO_LOCK:
             valid = ok & self.masks.read(awin)
@@ -423,8 +423,8 @@ def _cloud_preprocessing(card: ModelCard, paths: Sequence[Path], sources: list[_
         fb.warning(f"The model was trained with cloud policy '{policy}' but no valid-data masks were given: the "
                    "dates are classified as they are. Give VALID_MASKS (one band per date) to repeat the policy.")
         return None
-    from .chips import parse_date
-    from .timeseries import DateMasks, date_offsets
+    from ..chips.export import parse_date
+    from ..preprocessing.timeseries import DateMasks, date_offsets
 
     dates = [parse_date(p.name) or str(i) for i, p in enumerate(paths)]
     masks = stack.enter_context(DateMasks(valid_masks, grid, dates, mask_kind, threshold))

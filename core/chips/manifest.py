@@ -18,8 +18,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from .errors import ChipFolderError
-from .raster import IGNORE_INDEX
+from ..errors import ChipFolderError
+from ..raster.grid import IGNORE_INDEX
 
 MANIFEST_NAME = "manifest.json"
 FORMAT = "deeplandcover-chips"

@@ -15,8 +15,8 @@ from typing import Any
 
 import numpy as np
 
+from ..raster.grid import atomic_output
 from .metrics import AccuracyReport
-from .raster import atomic_output
 
 
 def _fmt(v: Any, digits: int = 4) -> str:

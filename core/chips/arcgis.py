@@ -28,10 +28,10 @@ from pathlib import Path
 import numpy as np
 import rasterio
 
-from .errors import ChipFolderError
+from ..errors import ChipFolderError
+from ..raster.grid import IGNORE_INDEX
 from .labels import PALETTE
 from .manifest import BandStats, ChipRecord, ClassInfo, Manifest
-from .raster import IGNORE_INDEX
 
 STATS_NAME = "esri_accumulated_stats.json"
 EMD_NAME = "esri_model_definition.emd"

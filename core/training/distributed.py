@@ -19,7 +19,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-from .errors import InputError
+from ..errors import InputError
 
 
 @dataclass

@@ -31,14 +31,14 @@ import rasterio
 from rasterio.enums import Resampling
 from rasterio.windows import Window
 
-from . import styles
-from .accuracy import ClassEntry, class_pixel_counts, class_table_for_raster, read_class_table
-from .errors import BandMismatchError, InputError
-from .feedback import Feedback, SubFeedback, check_canceled, ensure_feedback
-from .manifest import ClassInfo
-from .metrics import binary_scores, confusion_matrix
-from .modelcard import DEFAULT_COLORS
-from .raster import (
+from .. import classes as styles
+from ..assessment.metrics import binary_scores, confusion_matrix
+from ..assessment.reference import ClassEntry, class_pixel_counts, class_table_for_raster, read_class_table
+from ..chips.manifest import ClassInfo
+from ..errors import BandMismatchError, InputError
+from ..feedback import Feedback, SubFeedback, check_canceled, ensure_feedback
+from ..modelcard import DEFAULT_COLORS
+from ..raster.grid import (
     IGNORE_INDEX,
     RasterGrid,
     aligned,
@@ -537,8 +537,8 @@ def detect_change_with_model(before: str | os.PathLike, after: str | os.PathLike
         BandMismatchError: the two dates have different band counts.
         ModelFileError, GridMismatchError: as :func:`core.inference.classify_raster`.
     """
-    from .inference import classify_raster
-    from .modelcard import read_card
+    from ..inference.engine import classify_raster
+    from ..modelcard import read_card
 
     card = read_card(model)
     if card.task != "change":

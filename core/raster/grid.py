@@ -22,7 +22,7 @@ from rasterio.enums import Resampling
 from rasterio.vrt import WarpedVRT
 from rasterio.windows import Window
 
-from .errors import CRSMismatchError, GridMismatchError, InputError, NoOverlapError
+from ..errors import CRSMismatchError, GridMismatchError, InputError, NoOverlapError
 
 #: Label value for "no label": excluded from losses and metrics (ArcGIS uses the same convention).
 IGNORE_INDEX = 255

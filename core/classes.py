@@ -13,7 +13,7 @@ import xml.etree.ElementTree as ET
 from collections.abc import Sequence
 from pathlib import Path
 
-from .manifest import ClassInfo
+from .chips.manifest import ClassInfo
 
 _HEX = re.compile(r"^#?([0-9a-fA-F]{6})$")
 FALLBACK_COLOR = (128, 128, 128)

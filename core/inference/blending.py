@@ -23,8 +23,8 @@ from typing import Literal
 
 import numpy as np
 
-from .errors import InputError
-from .raster import tile_offsets
+from ..errors import InputError
+from ..raster.grid import tile_offsets
 
 Blending = Literal["gaussian", "center"]
 

@@ -35,15 +35,15 @@ import torch
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import ConcatDataset, DataLoader, DistributedSampler, Subset
 
-from ..models import AUX_MODELS, SEQUENCE_MODELS, AuxLoss, branches_from_sensors, build_model
+from ...models import AUX_MODELS, SEQUENCE_MODELS, AuxLoss, branches_from_sensors, build_model
+from ..chips.manifest import BandStats, Manifest, load_chip_folder
+from ..errors import BandMismatchError, CanceledError, ChipFolderError, InputError, ModelFileError
+from ..feedback import Feedback, NullFeedback, SubFeedback, ensure_feedback
+from ..preprocessing.indices import parse_indices
 from . import distributed as dist_utils
-from .dataset import ChipDataset, split_by_block
-from .errors import BandMismatchError, CanceledError, ChipFolderError, InputError, ModelFileError
-from .export import card_from_manifest, export_onnx
-from .feedback import Feedback, NullFeedback, SubFeedback, ensure_feedback
-from .indices import parse_indices
+from .data import ChipDataset, split_by_block
 from .losses import class_weights, confusion, make_loss, scores
-from .manifest import BandStats, Manifest, load_chip_folder
+from .onnx_export import card_from_manifest, export_onnx
 
 CKPT_FORMAT = "deeplandcover-checkpoint"
 ARCHITECTURES = ("unet", "deeplabv3plus", "unet_convlstm", "unet_early_fusion", "two_branch_unet")
@@ -687,7 +687,7 @@ def _finish(out, model, merged, config, params, val_dl, loss_fn, device, num_cla
 
 def _model_dates(merged: Manifest, config: TrainConfig) -> list[str] | None:
     """The dates a sequence model takes at inference: the fixed subset with ``sequence_length``, else all (None)."""
-    from .dataset import fixed_dates
+    from .data import fixed_dates
 
     if merged.kind != "sequence" or not 0 < config.sequence_length < merged.num_time_steps:
         return None
@@ -719,7 +719,7 @@ def build_parser():
     import typing
 
     ap = argparse.ArgumentParser(
-        prog="python -m deeplandcover.core.train",
+        prog="python -m deeplandcover.core.training",
         description="Train a segmentation model on chip folders (Export Training Tiles) and export it to ONNX. "
                     "Run under torchrun for multi-GPU / multi-node DistributedDataParallel training.")
     ap.add_argument("--chips", nargs="+", required=True, help="chip folder(s) (same bands, classes and kind)")
@@ -748,7 +748,7 @@ def config_from_args(ns) -> TrainConfig:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """CLI entry point (``python -m deeplandcover.core.train`` or ``torchrun ... -m deeplandcover.core.train``).
+    """CLI entry point (``python -m deeplandcover.core.training`` or ``torchrun ... -m deeplandcover.core.training``).
 
     Returns:
         0 on success, 2 on a user error or cancel (message on stderr), the traceback otherwise.
@@ -756,8 +756,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     import json
     import sys
 
-    from .errors import DeepLandCoverError
-    from .feedback import PrintFeedback
+    from ..errors import DeepLandCoverError
+    from ..feedback import PrintFeedback
 
     ns = build_parser().parse_args(argv)
     try:
@@ -772,10 +772,3 @@ def main(argv: Sequence[str] | None = None) -> int:
                           "onnx_parity": res.parity.get("passed")}, indent=1))
     return 0
 
-
-if __name__ == "__main__":
-    import sys
-
-    from deeplandcover.core.train import main as _main  # the package's classes, not __main__'s copies
-
-    sys.exit(_main())

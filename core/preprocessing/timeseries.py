@@ -38,8 +38,8 @@ import rasterio
 from rasterio.enums import Resampling
 from rasterio.windows import Window
 
-from .errors import InputError
-from .raster import RasterGrid, aligned
+from ..errors import InputError
+from ..raster.grid import RasterGrid, aligned
 
 Policy = Literal["none", "drop", "interpolate"]
 MaskKind = Literal["valid", "cloud", "probability"]

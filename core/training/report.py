@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from .modelcard import ModelCard
+from ..modelcard import ModelCard
 
 
 def _plots(out: Path, history: list[dict[str, float]], cm: np.ndarray, names: list[str]) -> tuple[str, str]:

@@ -21,9 +21,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from .errors import ModelFileError
-from .manifest import Manifest
-from .modelcard import ModelCard, write_card
+from ..chips.manifest import Manifest
+from ..errors import ModelFileError
+from ..modelcard import ModelCard, write_card
 
 OPSET = 17
 RTOL, ATOL = 1e-3, 1e-4

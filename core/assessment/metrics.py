@@ -27,9 +27,9 @@ import rasterio
 from rasterio.enums import Resampling
 from rasterio.windows import Window
 
-from .errors import InputError
-from .feedback import Feedback, check_canceled, ensure_feedback
-from .raster import IGNORE_INDEX, RasterGrid, aligned, block_windows
+from ..errors import InputError
+from ..feedback import Feedback, check_canceled, ensure_feedback
+from ..raster.grid import IGNORE_INDEX, RasterGrid, aligned, block_windows
 
 #: A reference given to :func:`accumulate_confusion`: a raster path, or a function returning the
 #: ``(H, W)`` reference values of a window of the classified grid (e.g. rasterized polygons).

@@ -24,7 +24,7 @@ together (GDAL ``BuildVRT`` through ``osgeo``; a plain VRT writer when the bindi
 
 Command line (no QGIS needed)::
 
-    python -m deeplandcover.core.batch --model m.onnx --out out_dir [--scheduler tcp://host:8786] \
+    python -m deeplandcover.core.inference.batch --model m.onnx --out out_dir [--scheduler tcp://host:8786] \
         [--workers N] [--block-size 4096] inputs...
 
 Never imports qgis or torch.
@@ -52,9 +52,9 @@ import rasterio
 import rasterio.transform
 from rasterio.windows import Window
 
-from .errors import CanceledError, DeepLandCoverError, EmptyAreaError, InputError, NoOverlapError
-from .feedback import Feedback, ensure_feedback
-from .raster import RasterGrid, atomic_output, geotiff_profile, tile_offsets
+from ...errors import CanceledError, DeepLandCoverError, EmptyAreaError, InputError, NoOverlapError
+from ...feedback import Feedback, ensure_feedback
+from ...raster.grid import RasterGrid, atomic_output, geotiff_profile, tile_offsets
 
 SIDECAR_FORMAT = "deeplandcover-batch"
 RASTER_SUFFIXES = (".tif", ".tiff", ".vrt", ".img", ".jp2")
@@ -418,7 +418,7 @@ def run_task(task: BatchTask, ctx: TaskContext, fingerprint: dict[str, Any]) -> 
     Raises:
         Exception: any other error (I/O, memory...), so that Dask retries the task.
     """
-    from .inference import classify_raster
+    from ..engine import classify_raster
 
     t0 = time.perf_counter()
     threads, device = _task_runtime(ctx)
@@ -511,7 +511,7 @@ def open_client(scheduler: Any = None, n_workers: int | None = None) -> Iterator
     try:
         from distributed import Client, LocalCluster
     except ImportError as e:
-        from . import deps
+        from ... import deps
 
         raise deps.DependencyError(
             "Batch inference needs dask and distributed. " + deps.install_hint([deps.DASK, deps.DISTRIBUTED])
@@ -697,7 +697,7 @@ def _mosaic(outputs: list[Path], tasks: list[BatchTask], out_dir: Path, name: st
 # ------------------------------------------------------------------------------------ driver
 def _resolve_tiling(model: Path, options: dict[str, Any]) -> tuple[int, int]:
     """Tile size and overlap (pixels) exactly as classify_raster resolves them for this model."""
-    from .inference import card_of_session, open_session, tile_params
+    from ..engine import card_of_session, open_session, tile_params
 
     sess, _ = open_session(model, "cpu", 1)
     return tile_params(sess, card_of_session(sess), options.get("tile_size"), options.get("overlap"), [])
@@ -865,9 +865,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Command-line entry point; returns 0 (all done), 1 (some tasks failed) or 2 (bad arguments/canceled)."""
     import argparse
 
-    from .feedback import PrintFeedback
+    from ...feedback import PrintFeedback
 
-    ap = argparse.ArgumentParser(prog="python -m deeplandcover.core.batch",
+    ap = argparse.ArgumentParser(prog="python -m deeplandcover.core.inference.batch",
                                  description="Classify many rasters (or blocks of a mosaic) with an ONNX model on "
                                              "a Dask cluster; writes one GeoTIFF per raster/block and a VRT.")
     ap.add_argument("inputs", nargs="+", help="raster files, folders, globs (quoted) or .vrt mosaics")
@@ -905,9 +905,3 @@ def main(argv: Sequence[str] | None = None) -> int:
                       "failed": [asdict(f) for f in res.failed], "seconds": round(res.seconds, 2)}, indent=1))
     return 1 if res.failed else 0
 
-
-if __name__ == "__main__":
-    # Import the module under its package name so that Dask pickles run_task by reference, not from __main__.
-    from deeplandcover.core.batch import main as _main
-
-    sys.exit(_main())

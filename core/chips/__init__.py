@@ -1,0 +1,1 @@
+"""Export Training Tiles: label sources, chip export and the chip folder format (ours and ArcGIS's)."""

@@ -1,0 +1,3 @@
+"""Classify Pixels: ONNX Runtime sessions, band matching, tiled reading, blending, writing.
+
+Imports no torch."""

@@ -1,0 +1,1 @@
+"""Normalisation, dihedral transforms, spectral indices and time-series cleaning."""

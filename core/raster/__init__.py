@@ -1,0 +1,1 @@
+"""Raster grids (CRS units, pixel areas), tile windows and GeoTIFF I/O."""
