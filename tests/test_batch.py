@@ -21,7 +21,7 @@ from _onnx_utils import make_model
 from deeplandcover.core.errors import CanceledError, InputError
 from deeplandcover.core.inference.batch import run as batch
 from deeplandcover.core.inference.engine import axis_weights, classify_raster
-from deeplandcover.core.raster.grid import tile_offsets
+from deeplandcover.core.raster.tiling import tile_offsets
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from deeplandcover.core.inference.blending import TileBlender, axis_weights, row_groups, visiting_order
-from deeplandcover.core.raster.grid import tile_offsets
+from deeplandcover.core.raster.tiling import tile_offsets
 
 
 @pytest.mark.parametrize("width,height,tile,stride,blending", [

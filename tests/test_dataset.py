@@ -11,7 +11,7 @@ import torch
 from _chip_utils import make_chip_folder
 
 from deeplandcover.core.errors import InputError
-from deeplandcover.core.raster.grid import normalize
+from deeplandcover.core.preprocessing.normalize import normalize
 from deeplandcover.core.training.data import ChipDataset, class_lut, dihedral, split_by_block
 
 

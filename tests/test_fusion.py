@@ -127,7 +127,7 @@ def test_fused_model_onnx_and_classify_two_rasters(fused, rasters, tmp_path) -> 
     prefix to match its bands, recomputes NDVI, and reproduces the PyTorch prediction."""
     from deeplandcover.core.inference.engine import classify_raster
     from deeplandcover.core.preprocessing.indices import compute_indices
-    from deeplandcover.core.raster.grid import normalize
+    from deeplandcover.core.preprocessing.normalize import normalize
     from deeplandcover.core.training.onnx_export import card_from_manifest, export_onnx
 
     out, m = fused

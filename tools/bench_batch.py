@@ -103,7 +103,8 @@ def run_cluster(files: list[Path], model: Path, out: Path, workers: int, tile: i
 
 def tiles_per_raster(path: Path, tile: int, overlap: int) -> int:
     """Tiles of the whole-raster tiling (:func:`core.raster.tile_windows`)."""
-    from deeplandcover.core.raster.grid import RasterGrid, tile_windows
+    from deeplandcover.core.raster.grid import RasterGrid
+    from deeplandcover.core.raster.tiling import tile_windows
 
     g = RasterGrid.from_path(path)
     return len(tile_windows(g.width, g.height, tile, tile - overlap))

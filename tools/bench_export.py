@@ -20,7 +20,8 @@ import rasterio
 from rasterio.windows import Window
 
 from deeplandcover.core.chips.export import export_training_tiles
-from deeplandcover.core.raster.grid import RasterGrid, geotiff_profile
+from deeplandcover.core.raster.grid import RasterGrid
+from deeplandcover.core.raster.io import geotiff_profile
 from deeplandcover.tools.machine import cpu_model, data_dir
 
 DATA = data_dir()

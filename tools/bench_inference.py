@@ -66,7 +66,8 @@ def make_raster(path: Path, size: int, rows: int = 512) -> Path:
     from rasterio.transform import from_origin
     from rasterio.windows import Window
 
-    from deeplandcover.core.raster.grid import RasterGrid, geotiff_profile
+    from deeplandcover.core.raster.grid import RasterGrid
+    from deeplandcover.core.raster.io import geotiff_profile
 
     grid = RasterGrid(rasterio.crs.CRS.from_epsg(32633), from_origin(500000, 5900000, 10, 10), size, size)
     prof = geotiff_profile(grid, 4, "uint16", nodata=0)

@@ -29,7 +29,8 @@ from rasterio.windows import Window
 
 from ..errors import InputError
 from ..feedback import Feedback, check_canceled, ensure_feedback
-from ..raster.grid import IGNORE_INDEX, RasterGrid, aligned, block_windows
+from ..raster.grid import IGNORE_INDEX, RasterGrid, aligned
+from ..raster.tiling import disjoint_windows
 
 #: A reference given to :func:`accumulate_confusion`: a raster path, or a function returning the
 #: ``(H, W)`` reference values of a window of the classified grid (e.g. rasterized polygons).
@@ -158,7 +159,7 @@ def accumulate_confusion(pred_path: str | os.PathLike, reference: ReferenceSourc
                          feedback: Feedback | None = None) -> PairCounts:
     """Count (reference, predicted) pairs window by window, in bounded memory.
 
-    Reads the classified raster in disjoint ``window_size`` windows (:func:`block_windows`);
+    Reads the classified raster in disjoint ``window_size`` windows (:func:`disjoint_windows`);
     a reference raster on any grid is read through :func:`core.raster.aligned` (nearest
     neighbour) so that its windows match; a callable reference is asked for each window.
 
@@ -179,7 +180,7 @@ def accumulate_confusion(pred_path: str | os.PathLike, reference: ReferenceSourc
     fb = ensure_feedback(feedback)
     counts = PairCounts()
     grid = RasterGrid.from_path(pred_path)
-    windows = block_windows(grid.width, grid.height, window_size)
+    windows = disjoint_windows(grid.width, grid.height, window_size)
     ignore_arr = np.asarray(list(ignore), dtype=np.float64)
     with rasterio.open(pred_path) as pds:
         ref_ctx = aligned(reference, grid, Resampling.nearest) if not callable(reference) else None

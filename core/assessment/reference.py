@@ -31,7 +31,9 @@ from rasterio.windows import Window
 from ..chips.labels import is_raster
 from ..errors import InputError, NoOverlapError
 from ..feedback import Feedback, SubFeedback, check_canceled, ensure_feedback
-from ..raster.grid import IGNORE_INDEX, RasterGrid, atomic_output, block_windows, pixel_area_m2
+from ..raster.grid import IGNORE_INDEX, RasterGrid, pixel_area_m2
+from ..raster.io import atomic_output
+from ..raster.tiling import disjoint_windows
 from .metrics import (
     AccuracyReport,
     PairCounts,
@@ -212,7 +214,7 @@ def point_pairs(classified: str | os.PathLike, path: str | os.PathLike, field: s
     with rasterio.open(classified) as ds:
         nodata = ds.nodata
         # read point values block by block, so memory stays bounded whatever the raster size
-        for win in block_windows(grid.width, grid.height, 1024):
+        for win in disjoint_windows(grid.width, grid.height, 1024):
             check_canceled(fb)
             r0, c0 = int(win.row_off), int(win.col_off)
             sel = use & (rows >= r0) & (rows < r0 + win.height) & (cols >= c0) & (cols < c0 + win.width)
@@ -249,7 +251,7 @@ def class_pixel_counts(classified: str | os.PathLike, *, window_size: int = 1024
     fb = ensure_feedback(feedback)
     grid = RasterGrid.from_path(classified)
     counts: dict[int, int] = {}
-    wins = block_windows(grid.width, grid.height, window_size)
+    wins = disjoint_windows(grid.width, grid.height, window_size)
     with rasterio.open(classified) as ds:
         for i, win in enumerate(wins):
             check_canceled(fb)
@@ -421,7 +423,7 @@ def create_assessment_points(classified: str | os.PathLike, n: int, out_path: st
              for s, a in alloc.items() if a > 0}
     cand: dict[int, list[tuple[int, int, int]]] = {s: [] for s in ranks}
     seen = {s: 0 for s in ranks}
-    wins = block_windows(grid.width, grid.height, window_size)
+    wins = disjoint_windows(grid.width, grid.height, window_size)
     with rasterio.open(classified) as ds:
         for i, win in enumerate(wins):
             check_canceled(fb)

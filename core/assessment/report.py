@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from ..raster.grid import atomic_output
+from ..raster.io import atomic_output
 from .metrics import AccuracyReport
 
 

@@ -38,16 +38,10 @@ from ..chips.manifest import ClassInfo
 from ..errors import BandMismatchError, InputError
 from ..feedback import Feedback, SubFeedback, check_canceled, ensure_feedback
 from ..modelcard import DEFAULT_COLORS
-from ..raster.grid import (
-    IGNORE_INDEX,
-    RasterGrid,
-    aligned,
-    atomic_output,
-    block_windows,
-    geotiff_profile,
-    pixel_area_m2,
-    valid_mask,
-)
+from ..preprocessing.normalize import valid_mask
+from ..raster.grid import IGNORE_INDEX, RasterGrid, aligned, pixel_area_m2
+from ..raster.io import atomic_output, geotiff_profile
+from ..raster.tiling import disjoint_windows
 
 #: Output value of "no data" in a from-to raster.
 FROM_TO_NODATA = 0
@@ -281,7 +275,7 @@ def from_to_change(before: str | os.PathLike, after: str | os.PathLike, out_path
     counts = np.zeros(scheme.no_change_code + 1, dtype=np.int64)
     pair_counts = np.zeros(scheme.n_codes + 1, dtype=np.int64)  # true from-to pairs (after the sieve)
     entries = scheme.entries()
-    wins = block_windows(grid.width, grid.height, window_size)
+    wins = disjoint_windows(grid.width, grid.height, window_size)
     fb.info(f"Pass 2/2: {len(scheme.from_classes)} x {len(scheme.to_classes)} transitions, {len(wins)} blocks"
             + (f", minimum mapping unit {mmu_px} px" if halo else ""))
     out_path = Path(out_path)
@@ -439,7 +433,7 @@ def change_vector_analysis(before: str | os.PathLike, after: str | os.PathLike, 
     if any(b < 1 or b > n for b in bands):
         raise BandMismatchError(f"Band numbers {bands} are out of range 1..{n}.")
     grid = RasterGrid.from_path(before)
-    wins = block_windows(grid.width, grid.height, window_size)
+    wins = disjoint_windows(grid.width, grid.height, window_size)
     hmax = 8.0
     need_hist = threshold is None
     n_pass = 3 if (need_hist or magnitude_path) else 2
@@ -568,7 +562,7 @@ def binary_change_scores(pred_path: str | os.PathLike, mask_path: str | os.PathL
     nc = np.asarray(list(no_change_values))
     mc = np.asarray(list(mask_change_values))
     with rasterio.open(pred_path) as pds, aligned(mask_path, grid, Resampling.nearest) as mds:
-        for win in block_windows(grid.width, grid.height, window_size):
+        for win in disjoint_windows(grid.width, grid.height, window_size):
             p, pok = _read_class(pds, win, ())
             m, mok = _read_class(mds, win, ())
             ok = pok & mok

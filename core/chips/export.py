@@ -36,16 +36,10 @@ from rasterio.enums import Resampling
 
 from ..errors import InputError, NoOverlapError
 from ..feedback import Feedback, check_canceled, ensure_feedback
-from ..raster.grid import (
-    IGNORE_INDEX,
-    RasterGrid,
-    aligned,
-    band_names,
-    geotiff_profile,
-    require_same_grid,
-    tile_windows,
-    valid_mask,
-)
+from ..preprocessing.normalize import valid_mask
+from ..raster.grid import IGNORE_INDEX, RasterGrid, aligned, band_names, require_same_grid
+from ..raster.io import geotiff_profile
+from ..raster.tiling import tile_windows
 from . import arcgis
 from .labels import PALETTE, LabelSource, hex_to_rgb, open_labels, read_class_table
 from .manifest import BandStats, ChipRecord, ClassInfo, Manifest

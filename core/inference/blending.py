@@ -24,7 +24,7 @@ from typing import Literal
 import numpy as np
 
 from ..errors import InputError
-from ..raster.grid import tile_offsets
+from ..raster.tiling import tile_offsets
 
 Blending = Literal["gaussian", "center"]
 

@@ -53,20 +53,18 @@ from ..chips.manifest import ClassInfo
 from ..errors import BandMismatchError, EmptyAreaError, InputError, NoOverlapError
 from ..feedback import Feedback, check_canceled, ensure_feedback
 from ..modelcard import ModelCard
+from ..preprocessing.normalize import normalize, valid_mask
 from ..raster.grid import (
     IGNORE_INDEX,
     RasterGrid,
     aligned,
-    atomic_output,
     band_names,
-    geotiff_profile,
-    normalize,
     pixel_area_m2,
     require_same_grid,
-    tile_offsets,
-    valid_mask,
     window_from_bounds_clipped,
 )
+from ..raster.io import atomic_output, geotiff_profile
+from ..raster.tiling import tile_offsets
 from .blending import Blending, Chunk, TileBlender, TileSlot, axis_weights, dihedral, visiting_order
 from .session import LoadedModel, card_of_session, open_session, prepare_model, resolve_providers
 

@@ -21,7 +21,8 @@ from torch.utils.data import Dataset
 
 from ..chips.manifest import ChipRecord, Manifest
 from ..errors import ChipFolderError, InputError
-from ..raster.grid import IGNORE_INDEX, normalize, valid_mask
+from ..preprocessing.normalize import normalize, valid_mask
+from ..raster.grid import IGNORE_INDEX
 
 
 def class_lut(class_values: Sequence[int]) -> np.ndarray:

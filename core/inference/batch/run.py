@@ -54,7 +54,9 @@ from rasterio.windows import Window
 
 from ...errors import CanceledError, DeepLandCoverError, EmptyAreaError, InputError, NoOverlapError
 from ...feedback import Feedback, ensure_feedback
-from ...raster.grid import RasterGrid, atomic_output, geotiff_profile, tile_offsets
+from ...raster.grid import RasterGrid
+from ...raster.io import atomic_output, geotiff_profile
+from ...raster.tiling import tile_offsets
 
 SIDECAR_FORMAT = "deeplandcover-batch"
 RASTER_SUFFIXES = (".tif", ".tiff", ".vrt", ".img", ".jp2")
