@@ -25,17 +25,12 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from .chips.manifest import ClassInfo
+from .classes import ClassInfo, palette_color
 from .errors import ModelFileError
 
 CARD_KEY = "deeplandcover_model_card"
 FORMAT = "deeplandcover-model-card"
 VERSION = 1
-
-DEFAULT_COLORS = [
-    "#1f77b4", "#2ca02c", "#ff7f0e", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
-    "#bcbd22", "#17becf", "#aec7e8", "#98df8a", "#ffbb78", "#ff9896", "#c5b0d5", "#c49c94",
-]
 
 
 @dataclass
@@ -158,7 +153,9 @@ def _jload(v: str | None, default: Any = None) -> Any:
         return v
 
 
-def card_from_metadata(meta: dict[str, str], input_shape: list[Any] | None = None, num_outputs: int | None = None) -> ModelCard:
+def card_from_metadata(
+    meta: dict[str, str], input_shape: list[Any] | None = None, num_outputs: int | None = None
+) -> ModelCard:
     """Build a card from ONNX metadata: ours when present, else the Deepness keys.
 
     Args:
@@ -181,14 +178,16 @@ def card_from_metadata(meta: dict[str, str], input_shape: list[Any] | None = Non
         )
     mtype = _jload(meta["model_type"])
     if mtype != "Segmentor":
-        raise ModelFileError(f"Deepness model_type {mtype!r} is not supported; only 'Segmentor' models classify pixels.")
+        raise ModelFileError(
+            f"Deepness model_type {mtype!r} is not supported; only 'Segmentor' models classify pixels."
+        )
     names = _jload(meta.get("class_names"), {})
     if isinstance(names, list):  # one dict per output: use the first output
         names = names[0] if names else {}
     if not names and num_outputs:
         names = {str(i): f"class {i}" for i in range(num_outputs)}
     classes = [
-        ClassInfo(value=int(k), name=str(v), color=DEFAULT_COLORS[i % len(DEFAULT_COLORS)])
+        ClassInfo(value=int(k), name=str(v), color=palette_color(i))
         for i, (k, v) in enumerate(sorted(names.items(), key=lambda kv: int(kv[0])))
     ]
     channels = input_shape[1] if input_shape and isinstance(input_shape[1], int) else 3

@@ -4,6 +4,7 @@ A chip folder holds ``images/`` (first date, or the whole sequence), ``images2/`
 change pair), ``labels/`` (uint8 class values, :data:`IGNORE_INDEX` = no label), ``map.txt`` and
 ``esri_accumulated_stats.json`` (ArcGIS "Classified Tiles") and ``manifest.json`` (this schema).
 ``manifest.json`` is written last: a folder without it is incomplete (or ArcGIS-made).
+:func:`core.chips.folder.load_chip_folder` reads either kind of folder.
 
 Sequence chips (``kind == "sequence"``) are one GeoTIFF of ``T * C`` bands in time-major layout:
 band ``t * C + c`` (0-based) is band ``c`` of date ``t``; :meth:`Manifest.bands` lists the C
@@ -18,8 +19,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from ..classes import ClassInfo
 from ..errors import ChipFolderError
-from ..raster.grid import IGNORE_INDEX
+from ..raster.grid import IGNORE_INDEX, RasterGrid
+from ..raster.io import atomic_output
 
 MANIFEST_NAME = "manifest.json"
 FORMAT = "deeplandcover-chips"
@@ -38,25 +41,6 @@ class BandStats:
     mean: float
     std: float
     count: int = 0
-
-
-@dataclass
-class ClassInfo:
-    """One class of the label table.
-
-    Attributes:
-        value: the label value in the chips (0..254).
-        name: display name.
-        color: ``"#RRGGBB"``.
-        pixel_count: labelled pixels of this class over all chips (overlaps counted each time).
-        chip_count: chips that contain the class.
-    """
-
-    value: int
-    name: str
-    color: str = "#808080"
-    pixel_count: int = 0
-    chip_count: int = 0
 
 
 @dataclass
@@ -93,7 +77,8 @@ class Manifest:
     Attributes:
         kind: ``"single"``, ``"pair"`` (images + images2) or ``"sequence"`` (T*C-band chips).
         crs_wkt: CRS of the chips as WKT.
-        pixel_size: ``[x, y]`` in CRS units; ``pixel_size_units`` names them (``"metre"``, ``"degree"``).
+        pixel_size: ``[x, y]`` in CRS units; ``pixel_size_units`` names them (``"metre"``, ``"degree"``,
+            ``"pixel"`` without a CRS; :func:`core.raster.grid.crs_unit_name`).
         tile_size, stride: pixels.
         bands: per-date band names, C of them; ``bands2`` for the second date of a pair.
         band_stats: one per band of ``bands`` (sequence: pooled over dates); ``band_stats2`` for images2.
@@ -164,41 +149,17 @@ class Manifest:
         return cls(**{k: v for k, v in d.items() if k in known})
 
     def save(self, folder: str | os.PathLike) -> Path:
-        """Write ``manifest.json`` atomically (temporary file, then rename). Returns its path."""
+        """Write ``manifest.json`` atomically (:func:`core.raster.io.atomic_output`). Returns its path."""
         path = Path(folder) / MANIFEST_NAME
-        tmp = path.with_suffix(".json.tmp")
-        tmp.write_text(json.dumps(self.to_dict(), indent=1), encoding="utf-8")
-        os.replace(tmp, path)
+        with atomic_output(path) as tmp:
+            tmp.write_text(json.dumps(self.to_dict(), indent=1), encoding="utf-8")
         return path
 
 
-def load_chip_folder(folder: str | os.PathLike) -> Manifest:
-    """Read a chip folder made by this plugin (``manifest.json``) or by ArcGIS (Classified Tiles).
+def default_block_size(grid: RasterGrid, tile_size: int) -> int:
+    """Edge (pixels) of the spatial blocks that train/validation splits keep together.
 
-    Args:
-        folder: the chip folder.
-
-    Returns:
-        The manifest; chip paths are relative to ``folder``.
-
-    Raises:
-        ChipFolderError: the folder does not exist, is incomplete (no manifest and no ArcGIS
-            ``esri_accumulated_stats.json``), or is an ArcGIS export of another metadata format.
+    ``4 * tile_size`` (blocks much larger than a chip, so little leakage at block borders), but at
+    most half the raster's shorter side, so a small raster still has several blocks to split.
     """
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise ChipFolderError(f"Chip folder {folder} does not exist.")
-    mpath = folder / MANIFEST_NAME
-    if mpath.exists():
-        try:
-            return Manifest.from_dict(json.loads(mpath.read_text(encoding="utf-8")))
-        except (json.JSONDecodeError, TypeError, KeyError) as e:
-            raise ChipFolderError(f"{mpath} is corrupt ({e}); export the chips again.") from e
-    if (folder / "esri_accumulated_stats.json").exists():
-        from .arcgis import read_arcgis_classified_tiles  # lazy: ArcGIS support is optional
-
-        return read_arcgis_classified_tiles(folder)
-    raise ChipFolderError(
-        f"{folder} has no manifest.json (an export that did not finish, or not a chip folder) and no "
-        "esri_accumulated_stats.json (not an ArcGIS export). Run Export Training Tiles into an empty folder."
-    )
+    return max(tile_size, min(4 * tile_size, min(grid.width, grid.height) // 2))

