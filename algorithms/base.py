@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 import traceback
+from pathlib import Path
 from typing import Any
 
 from qgis.core import (
@@ -21,12 +22,20 @@ from qgis.core import (
     QgsProcessingFeedback,
 )
 from qgis.PyQt.QtCore import QCoreApplication
+from qgis.PyQt.QtGui import QIcon
 
 from ..core import deps
 from ..core.errors import CanceledError, DeepLandCoverError
 from .geolibs import isolate_geolibs
 
 HELP_URL = "https://github.com/deeplandcover/deeplandcover#readme"
+#: The plugin icon (also the provider's).
+ICON_PATH = str(Path(__file__).parent.parent / "resources" / "icon.svg")
+
+
+def plugin_icon() -> QIcon:
+    """The plugin icon (resources/icon.svg)."""
+    return QIcon(ICON_PATH)
 
 
 class QgsFeedbackAdapter:
@@ -35,21 +44,17 @@ class QgsFeedbackAdapter:
     def __init__(self, feedback: QgsProcessingFeedback | None) -> None:
         self.qfb = feedback if feedback is not None else QgsProcessingFeedback()
 
-    def set_progress(self, percent: float) -> None:  # noqa: D102
+    def set_progress(self, percent: float) -> None:
         self.qfb.setProgress(float(max(0.0, min(100.0, percent))))
 
-    def is_canceled(self) -> bool:  # noqa: D102
+    def is_canceled(self) -> bool:
         return self.qfb.isCanceled()
 
-    def info(self, message: str) -> None:  # noqa: D102
+    def info(self, message: str) -> None:
         self.qfb.pushInfo(message)
 
-    def warning(self, message: str) -> None:  # noqa: D102
+    def warning(self, message: str) -> None:
         self.qfb.pushWarning(message) if hasattr(self.qfb, "pushWarning") else self.qfb.reportError(message)
-
-
-class NotBuiltYetError(QgsProcessingException):
-    """Raised by an algorithm whose body is not implemented in this version."""
 
 
 class DlcAlgorithm(QgsProcessingAlgorithm):
@@ -61,52 +66,36 @@ class DlcAlgorithm(QgsProcessingAlgorithm):
     ALG_GROUP_ID = "deeplearning"
     REQUIREMENTS: tuple[deps.Requirement, ...] = deps.INFERENCE
     HELP = ""
-    IMPLEMENTED = True
 
     # -- identity ------------------------------------------------------------------------------
     def tr(self, text: str) -> str:
         """Translate ``text`` in the plugin's context."""
         return QCoreApplication.translate("DeepLandCover", text)
 
-    def name(self) -> str:  # noqa: D102
+    def name(self) -> str:
         return self.ALG_NAME
 
-    def displayName(self) -> str:  # noqa: D102
+    def displayName(self) -> str:
         return self.tr(self.ALG_DISPLAY)
 
-    def group(self) -> str:  # noqa: D102
+    def group(self) -> str:
         return self.tr(self.ALG_GROUP)
 
-    def groupId(self) -> str:  # noqa: D102
+    def groupId(self) -> str:
         return self.ALG_GROUP_ID
 
     def shortHelpString(self) -> str:
         """HELP with source line wraps removed (QGIS shows every newline as a line break)."""
         return self.tr(re.sub(r"(?<!\n)\n(?!\n)", " ", self.HELP.strip()))
 
-    def helpUrl(self) -> str:  # noqa: D102
+    def helpUrl(self) -> str:
         return HELP_URL
 
-    def createInstance(self) -> DlcAlgorithm:  # noqa: D102
+    def createInstance(self) -> DlcAlgorithm:
         return type(self)()
 
-    def icon(self):  # noqa: D102
-        from ..provider.provider import plugin_icon
-
+    def icon(self) -> QIcon:
         return plugin_icon()
-
-    def add_tiling_parameters(self) -> None:
-        """TILE_SIZE (0 = the model's), OVERLAP (-1 = the model's) and BATCH_SIZE, shared by every
-        algorithm that runs a model through the tiled inference engine."""
-        from qgis.core import QgsProcessingParameterNumber as Num
-
-        from .qtcompat import NUMBER_INTEGER
-
-        self.addParameter(Num("TILE_SIZE", self.tr("Tile size (pixels, 0 = from the model)"), NUMBER_INTEGER, 0,
-                              minValue=0))
-        self.addParameter(Num("OVERLAP", self.tr("Tile overlap (pixels, -1 = from the model)"), NUMBER_INTEGER, -1,
-                              minValue=-1))
-        self.addParameter(Num("BATCH_SIZE", self.tr("Batch size (tiles per model call)"), NUMBER_INTEGER, 4, minValue=1))
 
     # -- runtime -------------------------------------------------------------------------------
     def canExecute(self) -> tuple[bool, str]:
@@ -117,14 +106,10 @@ class DlcAlgorithm(QgsProcessingAlgorithm):
             return False, str(e)
         return True, ""
 
-    def processAlgorithm(self, parameters: dict[str, Any], context: QgsProcessingContext,
-                         feedback: QgsProcessingFeedback) -> dict[str, Any]:
+    def processAlgorithm(
+        self, parameters: dict[str, Any], context: QgsProcessingContext, feedback: QgsProcessingFeedback
+    ) -> dict[str, Any]:
         """Check dependencies, run :meth:`run_core`, map core errors to ``QgsProcessingException``."""
-        if not self.IMPLEMENTED:
-            raise NotBuiltYetError(
-                f"{self.displayName()} ({self.ALG_NAME}) is not built yet in this version of Deep Land Cover; "
-                "it is registered so that models and scripts can refer to its final id."
-            )
         try:
             unverified = deps.check(self.REQUIREMENTS, self.displayName())
         except deps.DependencyError as e:
@@ -149,12 +134,8 @@ class DlcAlgorithm(QgsProcessingAlgorithm):
             feedback.reportError(traceback.format_exc(), fatalError=False)
             raise QgsProcessingException(f"{self.displayName()} failed unexpectedly: {type(e).__name__}: {e}") from e
 
-    def run_core(self, parameters: dict[str, Any], context: QgsProcessingContext,
-                 feedback: QgsFeedbackAdapter) -> dict[str, Any]:
+    def run_core(
+        self, parameters: dict[str, Any], context: QgsProcessingContext, feedback: QgsFeedbackAdapter
+    ) -> dict[str, Any]:
         """The algorithm body: parameters -> core call -> outputs dict. Subclasses implement it."""
-        raise NotBuiltYetError(f"{self.ALG_NAME} has no body.")
-
-
-def layer_path(layer) -> str:
-    """File path of a QGIS map layer (the part of its source before ``|``), for core functions."""
-    return layer.source().split("|")[0] if layer is not None else ""
+        raise NotImplementedError(f"{type(self).__name__} does not implement run_core.")

@@ -1,18 +1,19 @@
 """Processing algorithm ``deeplandcover:classifybatch`` (Classify Pixels (Batch, Dask)).
 
-Thin wrapper over :func:`core.batch.classify_batch`: a folder of rasters (or the blocks of large
-rasters) classified in parallel on a Dask cluster, one GeoTIFF per raster/block and a VRT over them.
+Thin wrapper over :func:`core.inference.batch.run.classify_batch`: a folder of rasters (or the blocks of
+large rasters) classified in parallel on a Dask cluster, one GeoTIFF per raster/block and a VRT over them.
+Parameters -> a :class:`ClassifyBatchPlan` (:meth:`ClassifyBatchAlgorithm.plan`, no side effects) -> core call.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from qgis.core import (
     QgsProcessingContext,
     QgsProcessingOutputFile,
-    QgsProcessingOutputFolder,
     QgsProcessingOutputNumber,
     QgsProcessingParameterBoolean,
     QgsProcessingParameterFile,
@@ -24,7 +25,12 @@ from qgis.core import (
 from ..core import deps
 from ..core.errors import InputError
 from .base import DlcAlgorithm
+from .parameters import add_tiling_parameters, tiling_values
 from .qtcompat import FILE_BEHAVIOR_FILE, FILE_BEHAVIOR_FOLDER, NUMBER_INTEGER
+
+if TYPE_CHECKING:
+    from ..core.inference.batch.run import BatchOptions
+    from ..core.inference.options import ClassifyOptions
 
 HELP = """Classifies every raster of a folder with an ONNX model, in parallel on a Dask cluster.
 <p><b>Input folder</b> and <b>pattern</b> (e.g. <code>*.tif</code>, <code>T33*.jp2</code>) select the rasters;
@@ -43,6 +49,22 @@ records them); delete an output to recompute it, or tick <b>overwrite</b>. A tas
 and reported; the others go on (FAILED_COUNT).</p>"""
 
 
+@dataclass(frozen=True)
+class ClassifyBatchPlan:
+    """What :class:`ClassifyBatchAlgorithm` runs: the arguments of :func:`core.inference.batch.run.classify_batch`.
+
+    Attributes:
+        inputs: the input folder. model: the ``.onnx`` file. out_dir: the output folder.
+        options: scheduling, blocks, resuming. classify: how each raster or block is classified.
+    """
+
+    inputs: str
+    model: str
+    out_dir: str
+    options: BatchOptions
+    classify: ClassifyOptions
+
+
 class ClassifyBatchAlgorithm(DlcAlgorithm):
     """Classify a folder of rasters on a Dask cluster (``deeplandcover:classifybatch``)."""
 
@@ -59,67 +81,86 @@ class ClassifyBatchAlgorithm(DlcAlgorithm):
     SCHEDULER = "SCHEDULER"
     WORKERS = "WORKERS"
     BLOCK_SIZE = "BLOCK_SIZE"
-    TILE_SIZE = "TILE_SIZE"
-    OVERLAP = "OVERLAP"
-    BATCH_SIZE = "BATCH_SIZE"
     OVERWRITE = "OVERWRITE"
     OUTPUT_FOLDER = "OUTPUT_FOLDER"
     OUTPUT_VRT = "OUTPUT_VRT"
     FAILED_COUNT = "FAILED_COUNT"
 
-    def initAlgorithm(self, config=None):  # noqa: D102
+    def initAlgorithm(self, config=None):
         integer = NUMBER_INTEGER
-        self.addParameter(QgsProcessingParameterFile(self.INPUT_FOLDER, self.tr("Input folder of rasters"),
-                                                     FILE_BEHAVIOR_FOLDER))
+        self.addParameter(
+            QgsProcessingParameterFile(self.INPUT_FOLDER, self.tr("Input folder of rasters"), FILE_BEHAVIOR_FOLDER)
+        )
         self.addParameter(QgsProcessingParameterString(self.PATTERN, self.tr("File pattern"), "*.tif"))
-        self.addParameter(QgsProcessingParameterFile(self.MODEL, self.tr("Model (.onnx)"),
-                                                     FILE_BEHAVIOR_FILE, extension="onnx"))
-        self.addParameter(QgsProcessingParameterString(
-            self.SCHEDULER, self.tr("Dask scheduler address (empty = local cluster)"), "", optional=True))
-        self.addParameter(QgsProcessingParameterNumber(
-            self.WORKERS, self.tr("Local workers (0 = one per core, or per GPU)"), integer, 0, minValue=0))
-        self.addParameter(QgsProcessingParameterNumber(
-            self.BLOCK_SIZE, self.tr("Block size (pixels, 0 = whole rasters)"), integer, 0, minValue=0))
-        self.add_tiling_parameters()
-        self.addParameter(QgsProcessingParameterBoolean(
-            self.OVERWRITE, self.tr("Overwrite finished outputs (otherwise resume)"), False))
+        self.addParameter(
+            QgsProcessingParameterFile(self.MODEL, self.tr("Model (.onnx)"), FILE_BEHAVIOR_FILE, extension="onnx")
+        )
+        self.addParameter(
+            QgsProcessingParameterString(
+                self.SCHEDULER, self.tr("Dask scheduler address (empty = local cluster)"), "", optional=True
+            )
+        )
+        self.addParameter(
+            QgsProcessingParameterNumber(
+                self.WORKERS, self.tr("Local workers (0 = one per core, or per GPU)"), integer, 0, minValue=0
+            )
+        )
+        self.addParameter(
+            QgsProcessingParameterNumber(
+                self.BLOCK_SIZE, self.tr("Block size (pixels, 0 = whole rasters)"), integer, 0, minValue=0
+            )
+        )
+        add_tiling_parameters(self)
+        self.addParameter(
+            QgsProcessingParameterBoolean(
+                self.OVERWRITE, self.tr("Overwrite finished outputs (otherwise resume)"), False
+            )
+        )
         self.addParameter(QgsProcessingParameterFolderDestination(self.OUTPUT_FOLDER, self.tr("Output folder")))
-        self.addOutput(QgsProcessingOutputFolder(self.OUTPUT_FOLDER, self.tr("Output folder")))
         self.addOutput(QgsProcessingOutputFile(self.OUTPUT_VRT, self.tr("Mosaic (VRT)")))
         self.addOutput(QgsProcessingOutputNumber(self.FAILED_COUNT, self.tr("Failed tasks")))
 
-    def plan(self, parameters: dict[str, Any], context: QgsProcessingContext) -> dict[str, Any]:
-        """The keyword arguments of :func:`core.batch.classify_batch` for these parameters (no side effects).
+    def plan(self, parameters: dict[str, Any], context: QgsProcessingContext) -> ClassifyBatchPlan:
+        """What :meth:`run_core` will run for ``parameters`` (no side effects).
 
         Raises:
             InputError: the input folder does not exist.
         """
+        from ..core.inference.batch.run import BatchOptions
+        from ..core.inference.options import ClassifyOptions
+
         folder = self.parameterAsFile(parameters, self.INPUT_FOLDER, context)
         if not folder or not Path(folder).is_dir():
             raise InputError(f"Input folder {folder!r} does not exist; choose the folder holding the rasters.")
-        return {
-            "inputs": folder,
-            "pattern": (self.parameterAsString(parameters, self.PATTERN, context) or "*.tif").strip(),
-            "model": self.parameterAsFile(parameters, self.MODEL, context),
-            "out_dir": self.parameterAsString(parameters, self.OUTPUT_FOLDER, context),
-            "scheduler": (self.parameterAsString(parameters, self.SCHEDULER, context) or "").strip() or None,
-            "n_workers": self.parameterAsInt(parameters, self.WORKERS, context) or None,
-            "block_size": self.parameterAsInt(parameters, self.BLOCK_SIZE, context) or None,
-            "tile_size": self.parameterAsInt(parameters, self.TILE_SIZE, context) or None,
-            "overlap": self.parameterAsInt(parameters, self.OVERLAP, context),
-            "batch_size": self.parameterAsInt(parameters, self.BATCH_SIZE, context),
-            "overwrite": self.parameterAsBoolean(parameters, self.OVERWRITE, context),
-        }
+        tiling = tiling_values(self, parameters, context)
+        return ClassifyBatchPlan(
+            inputs=folder,
+            model=self.parameterAsFile(parameters, self.MODEL, context),
+            out_dir=self.parameterAsString(parameters, self.OUTPUT_FOLDER, context),
+            options=BatchOptions(
+                scheduler=(self.parameterAsString(parameters, self.SCHEDULER, context) or "").strip() or None,
+                n_workers=self.parameterAsInt(parameters, self.WORKERS, context) or None,
+                block_size=self.parameterAsInt(parameters, self.BLOCK_SIZE, context) or None,
+                overwrite=self.parameterAsBoolean(parameters, self.OVERWRITE, context),
+                pattern=(self.parameterAsString(parameters, self.PATTERN, context) or "*.tif").strip(),
+            ),
+            classify=ClassifyOptions(tile_size=tiling.tile_size, overlap=tiling.overlap, batch_size=tiling.batch_size),
+        )
 
-    def run_core(self, parameters: dict[str, Any], context: QgsProcessingContext, feedback) -> dict[str, Any]:  # noqa: D102
+    def run_core(self, parameters: dict[str, Any], context: QgsProcessingContext, feedback) -> dict[str, Any]:
         from ..core.inference.batch.run import classify_batch
 
-        kwargs = self.plan(parameters, context)
-        res = classify_batch(feedback=feedback, **kwargs)
+        plan = self.plan(parameters, context)
+        res = classify_batch(plan.inputs, plan.model, plan.out_dir, plan.options, plan.classify, feedback=feedback)
         for f in res.failed:
             feedback.warning(f"{f.name} failed: {f.error}")
-        feedback.info(f"{len(res.computed)} output(s) computed, {len(res.skipped)} already finished, "
-                      f"{len(res.empty)} empty, {len(res.failed)} failed, in {res.seconds:.1f} s on "
-                      f"{res.n_workers} worker(s).")
-        return {self.OUTPUT_FOLDER: kwargs["out_dir"], self.OUTPUT_VRT: str(res.vrt) if res.vrt else None,
-                self.FAILED_COUNT: len(res.failed)}
+        feedback.info(
+            f"{len(res.computed)} output(s) computed, {len(res.skipped)} already finished, "
+            f"{len(res.empty)} empty, {len(res.failed)} failed, in {res.seconds:.1f} s on "
+            f"{res.n_workers} worker(s)."
+        )
+        return {
+            self.OUTPUT_FOLDER: plan.out_dir,
+            self.OUTPUT_VRT: str(res.vrt) if res.vrt else None,
+            self.FAILED_COUNT: len(res.failed),
+        }

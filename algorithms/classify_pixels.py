@@ -1,7 +1,7 @@
-"""Processing algorithm ``deeplandcover:classifypixels`` over :func:`core.inference.classify_raster`.
+"""Processing algorithm ``deeplandcover:classifypixels`` over :func:`core.inference.engine.classify_raster`.
 
 Counterpart of ArcGIS *Classify Pixels Using Deep Learning* (arguments tile_size, padding, batch_size,
-test_time_augmentation; processor type CPU/GPU). Thin layer: parameters -> a plain keyword dict
+test_time_augmentation; processor type CPU/GPU). Thin layer: parameters -> a :class:`ClassifyPixelsPlan`
 (:meth:`ClassifyPixelsAlgorithm.plan`, testable without running) -> core call -> outputs. Mask polygons
 are handed to core as GeoJSON geometries already transformed to the raster CRS, so any polygon source
 (memory layer, selection, database) works. The class raster's QML style is applied when QGIS loads it.
@@ -10,15 +10,14 @@ are handed to core as GeoJSON geometries already transformed to the raster CRS, 
 from __future__ import annotations
 
 import json
-from pathlib import Path
-from typing import Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from qgis.core import (
     QgsCoordinateTransform,
     QgsFeatureRequest,
     QgsProcessingContext,
     QgsProcessingException,
-    QgsProcessingLayerPostProcessorInterface,
     QgsProcessingOutputNumber,
     QgsProcessingOutputString,
     QgsProcessingParameterBoolean,
@@ -28,23 +27,29 @@ from qgis.core import (
     QgsProcessingParameterFile,
     QgsProcessingParameterFileDestination,
     QgsProcessingParameterMultipleLayers,
-    QgsProcessingParameterNumber,
     QgsProcessingParameterRasterDestination,
     QgsProcessingParameterRasterLayer,
     QgsProcessingParameterString,
-    QgsRasterLayer,
 )
 
 from ..core import deps
-from .base import DlcAlgorithm, layer_path
-from .qtcompat import (
-    FILE_BEHAVIOR_FILE,
-    NUMBER_DOUBLE,
-    NUMBER_INTEGER,
-    PARAMETER_FLAG_ADVANCED,
-    SOURCE_RASTER,
-    SOURCE_VECTOR_POLYGON,
+from .base import DlcAlgorithm
+from .parameters import (
+    add_device_parameters,
+    add_tiling_parameters,
+    add_valid_mask_parameters,
+    device_value,
+    layer_path,
+    raster_layer_paths,
+    style_on_load,
+    threads_value,
+    tiling_values,
+    valid_mask_values,
 )
+from .qtcompat import FILE_BEHAVIOR_FILE, PARAMETER_FLAG_ADVANCED, SOURCE_RASTER, SOURCE_VECTOR_POLYGON
+
+if TYPE_CHECKING:
+    from ..core.inference.options import ClassifyOptions
 
 HELP = """<p>Classifies every pixel of a raster with a deep-learning model (<code>.onnx</code> written by
 <i>Train Model</i>, or a Deepness segmentation model), the counterpart of ArcGIS <i>Classify Pixels Using
@@ -78,25 +83,26 @@ probabilities (one float band per class) and a CSV table of per-class areas (pix
 <p>Input nodata and pixels outside the mask become nodata (255), never a class. The log tells which
 execution provider ran (CPU/CUDA/TensorRT) and the throughput in megapixels per second.</p>"""
 
-BLENDINGS = ["gaussian", "center"]
-MASK_TYPES = ["valid", "cloud", "probability"]
-MASK_TYPES_LABELS = ["valid-data mask (1 = valid)", "cloud mask (1 = cloud)", "cloud probability"]
-
-#: Keeps the post-processors alive until QGIS has used them (QGIS does not own Python objects).
-_POST_PROCESSORS: dict[str, QgsProcessingLayerPostProcessorInterface] = {}
+BLENDINGS = ("gaussian", "center")
 
 
-class ApplyClassStyle(QgsProcessingLayerPostProcessorInterface):
-    """Applies a QML style to the class raster when Processing loads it into the project."""
+@dataclass(frozen=True)
+class ClassifyPixelsPlan:
+    """What :class:`ClassifyPixelsAlgorithm` runs: the arguments of :func:`core.inference.engine.classify_raster`.
 
-    def __init__(self, qml: str) -> None:
-        super().__init__()
-        self.qml = qml
+    Attributes:
+        inputs: the input raster and the additional rasters (further dates, second date, other sensors).
+        model: the ``.onnx`` file.
+        out_path: the class raster. prob_path, area_table_path: the optional outputs, or None.
+        options: everything else.
+    """
 
-    def postProcessLayer(self, layer, context, feedback) -> None:  # noqa: D102, N802
-        if isinstance(layer, QgsRasterLayer) and layer.isValid() and Path(self.qml).is_file():
-            layer.loadNamedStyle(self.qml)
-            layer.triggerRepaint()
+    inputs: list[str]
+    model: str
+    out_path: str
+    prob_path: str | None
+    area_table_path: str | None
+    options: ClassifyOptions
 
 
 class ClassifyPixelsAlgorithm(DlcAlgorithm):
@@ -114,134 +120,163 @@ class ClassifyPixelsAlgorithm(DlcAlgorithm):
     MODEL = "MODEL"
     EXTENT = "EXTENT"
     MASK = "MASK"
-    TILE_SIZE = "TILE_SIZE"
-    OVERLAP = "OVERLAP"
-    BATCH_SIZE = "BATCH_SIZE"
     BLENDING = "BLENDING"
     TTA = "TTA"
     BAND_MAPPING = "BAND_MAPPING"
     RESAMPLE = "RESAMPLE"
-    DEVICE = "DEVICE"
-    THREADS = "THREADS"
     OUTPUT = "OUTPUT"
     OUTPUT_PROBABILITIES = "OUTPUT_PROBABILITIES"
     OUTPUT_AREA_TABLE = "OUTPUT_AREA_TABLE"
     EXECUTION_PROVIDER = "EXECUTION_PROVIDER"
     MEGAPIXELS_PER_SECOND = "MEGAPIXELS_PER_SECOND"
 
-    def initAlgorithm(self, config: dict | None = None) -> None:  # noqa: D102
-        integer = NUMBER_INTEGER
+    def initAlgorithm(self, config: dict | None = None) -> None:
         self.addParameter(QgsProcessingParameterRasterLayer(self.INPUT, self.tr("Input raster")))
-        self.addParameter(QgsProcessingParameterMultipleLayers(
-            self.ADDITIONAL_INPUTS, self.tr("Additional rasters (further dates of a series, or the second date)"),
-            SOURCE_RASTER, optional=True))
-        self.addParameter(QgsProcessingParameterFile(
-            self.MODEL, self.tr("Model (.onnx)"), FILE_BEHAVIOR_FILE, extension="onnx"))
+        self.addParameter(
+            QgsProcessingParameterMultipleLayers(
+                self.ADDITIONAL_INPUTS,
+                self.tr("Additional rasters (further dates of a series, or the second date)"),
+                SOURCE_RASTER,
+                optional=True,
+            )
+        )
+        self.addParameter(
+            QgsProcessingParameterFile(self.MODEL, self.tr("Model (.onnx)"), FILE_BEHAVIOR_FILE, extension="onnx")
+        )
         self.addParameter(QgsProcessingParameterExtent(self.EXTENT, self.tr("Processing extent"), optional=True))
-        self.addParameter(QgsProcessingParameterFeatureSource(
-            self.MASK, self.tr("Mask polygons (classify inside only)"), [SOURCE_VECTOR_POLYGON],
-            optional=True))
-        self.add_tiling_parameters()
+        self.addParameter(
+            QgsProcessingParameterFeatureSource(
+                self.MASK, self.tr("Mask polygons (classify inside only)"), [SOURCE_VECTOR_POLYGON], optional=True
+            )
+        )
+        add_tiling_parameters(self)
         advanced = [
-            QgsProcessingParameterEnum(self.BLENDING, self.tr("Blending of overlapping tiles"),
-                                       [self.tr("Gaussian cross-fade"), self.tr("Centre crop (ArcGIS-like)")],
-                                       defaultValue=0),
+            QgsProcessingParameterEnum(
+                self.BLENDING,
+                self.tr("Blending of overlapping tiles"),
+                [self.tr("Gaussian cross-fade"), self.tr("Centre crop (ArcGIS-like)")],
+                defaultValue=0,
+            ),
             QgsProcessingParameterBoolean(self.TTA, self.tr("Test-time augmentation (8 flips/rotations)"), False),
-            QgsProcessingParameterString(self.BAND_MAPPING, self.tr("Band mapping (raster band per model band, "
-                                                                    "e.g. 4,3,2,8)"), optional=True),
+            QgsProcessingParameterString(
+                self.BAND_MAPPING, self.tr("Band mapping (raster band per model band, e.g. 4,3,2,8)"), optional=True
+            ),
             QgsProcessingParameterBoolean(self.RESAMPLE, self.tr("Resample to the model's pixel size"), False),
-            QgsProcessingParameterString(self.DEVICE, self.tr("Device (auto, cpu, cuda, cuda:1)"), "auto"),
-            QgsProcessingParameterNumber(self.THREADS, self.tr("CPU threads (0 = all cores)"), integer, 0, minValue=0),
-            QgsProcessingParameterRasterLayer(
-                "VALID_MASKS", self.tr("Valid-data / cloud masks, one band per date (time-series models trained "
-                                       "with a cloud policy)"), optional=True),
-            QgsProcessingParameterEnum("MASK_TYPE", self.tr("Mask type"), MASK_TYPES_LABELS, defaultValue=0),
-            QgsProcessingParameterNumber("CLOUD_THRESHOLD", self.tr("Cloud probability threshold (raster units)"),
-                                         NUMBER_DOUBLE, 0.5),
         ]
         for p in advanced:
             p.setFlags(p.flags() | PARAMETER_FLAG_ADVANCED)
             self.addParameter(p)
+        add_device_parameters(self, advanced=True)
+        add_valid_mask_parameters(self, advanced=True)
         self.addParameter(QgsProcessingParameterRasterDestination(self.OUTPUT, self.tr("Classified raster")))
-        self.addParameter(QgsProcessingParameterRasterDestination(
-            self.OUTPUT_PROBABILITIES, self.tr("Class probabilities"), optional=True, createByDefault=False))
-        self.addParameter(QgsProcessingParameterFileDestination(
-            self.OUTPUT_AREA_TABLE, self.tr("Class area table"), self.tr("CSV files (*.csv)"), optional=True,
-            createByDefault=False))
+        self.addParameter(
+            QgsProcessingParameterRasterDestination(
+                self.OUTPUT_PROBABILITIES, self.tr("Class probabilities"), optional=True, createByDefault=False
+            )
+        )
+        self.addParameter(
+            QgsProcessingParameterFileDestination(
+                self.OUTPUT_AREA_TABLE,
+                self.tr("Class area table"),
+                self.tr("CSV files (*.csv)"),
+                optional=True,
+                createByDefault=False,
+            )
+        )
         self.addOutput(QgsProcessingOutputString(self.EXECUTION_PROVIDER, self.tr("Execution provider")))
         self.addOutput(QgsProcessingOutputNumber(self.MEGAPIXELS_PER_SECOND, self.tr("Throughput (Mpx/s)")))
 
     # -- parameters -> plan -------------------------------------------------------------------
-    def plan(self, parameters: dict[str, Any], context: QgsProcessingContext) -> dict[str, Any]:
-        """Keyword arguments of :func:`core.inference.classify_raster` for ``parameters``.
+    def plan(self, parameters: dict[str, Any], context: QgsProcessingContext) -> ClassifyPixelsPlan:
+        """What :meth:`run_core` will run for ``parameters`` (no side effects).
 
         Raises:
             QgsProcessingException: an input layer is missing/invalid or the band mapping is malformed.
         """
         from ..core.errors import InputError
-        from ..core.inference.engine import parse_band_map
+        from ..core.inference.bands import parse_band_map
+        from ..core.inference.options import ClassifyOptions
 
         raster = self.parameterAsRasterLayer(parameters, self.INPUT, context)
         if raster is None or not raster.isValid():
             raise QgsProcessingException(self.invalidRasterError(parameters, self.INPUT))
-        inputs = [layer_path(raster)]
-        for lyr in self.parameterAsLayerList(parameters, self.ADDITIONAL_INPUTS, context) or []:
-            if not isinstance(lyr, QgsRasterLayer) or not lyr.isValid():
-                raise QgsProcessingException(self.tr(f"Additional input {lyr.name() if lyr else '?'} is not a "
-                                                     "valid raster layer."))
-            inputs.append(layer_path(lyr))
-        extent = None
-        if parameters.get(self.EXTENT):
-            rect = self.parameterAsExtent(parameters, self.EXTENT, context, raster.crs())
-            if not rect.isNull() and not rect.isEmpty():
-                extent = (rect.xMinimum(), rect.yMinimum(), rect.xMaximum(), rect.yMaximum())
-        mask = None
-        if parameters.get(self.MASK):
-            source = self.parameterAsSource(parameters, self.MASK, context)
-            if source is None:
-                raise QgsProcessingException(self.invalidSourceError(parameters, self.MASK))
-            mask = mask_geometries(source, raster.crs(), context)
+        inputs = [layer_path(raster), *raster_layer_paths(self, parameters, self.ADDITIONAL_INPUTS, context)]
         try:
             band_map = parse_band_map(self.parameterAsString(parameters, self.BAND_MAPPING, context))
         except InputError as e:
             raise QgsProcessingException(str(e)) from e
+        tiling = tiling_values(self, parameters, context)
+        masks = valid_mask_values(self, parameters, context)
         prob = self.parameterAsOutputLayer(parameters, self.OUTPUT_PROBABILITIES, context) or None
         table = self.parameterAsFileOutput(parameters, self.OUTPUT_AREA_TABLE, context) or None
-        return {
-            "inputs": inputs,
-            "model": self.parameterAsFile(parameters, self.MODEL, context),
-            "out_path": self.parameterAsOutputLayer(parameters, self.OUTPUT, context),
-            "prob_path": prob if parameters.get(self.OUTPUT_PROBABILITIES) else None,
-            "area_table_path": table if parameters.get(self.OUTPUT_AREA_TABLE) else None,
-            "extent": extent,
-            "mask": mask,
-            "tile_size": self.parameterAsInt(parameters, self.TILE_SIZE, context) or None,
-            "overlap": self.parameterAsInt(parameters, self.OVERLAP, context),
-            "batch_size": self.parameterAsInt(parameters, self.BATCH_SIZE, context),
-            "blending": BLENDINGS[self.parameterAsEnum(parameters, self.BLENDING, context)],
-            "tta": self.parameterAsBool(parameters, self.TTA, context),
-            "device": (self.parameterAsString(parameters, self.DEVICE, context) or "auto").strip(),
-            "threads": self.parameterAsInt(parameters, self.THREADS, context),
-            "band_map": band_map,
-            "valid_masks": layer_path(masks) if (masks := self.parameterAsRasterLayer(
-                parameters, "VALID_MASKS", context)) is not None and parameters.get("VALID_MASKS") else None,
-            "mask_kind": MASK_TYPES[self.parameterAsEnum(parameters, "MASK_TYPE", context)],
-            "cloud_threshold": self.parameterAsDouble(parameters, "CLOUD_THRESHOLD", context),
-            "resample": self.parameterAsBool(parameters, self.RESAMPLE, context),
-        }
+        options = ClassifyOptions(
+            extent=self._extent(parameters, context, raster.crs()),
+            mask=self._mask(parameters, context, raster.crs()),
+            tile_size=tiling.tile_size,
+            overlap=tiling.overlap,
+            batch_size=tiling.batch_size,
+            blending=BLENDINGS[self.parameterAsEnum(parameters, self.BLENDING, context)],
+            tta=self.parameterAsBool(parameters, self.TTA, context),
+            device=device_value(self, parameters, context),
+            threads=threads_value(self, parameters, context),
+            band_map=band_map,
+            valid_masks=masks.path,
+            mask_kind=masks.kind,
+            cloud_threshold=masks.threshold,
+            resample=self.parameterAsBool(parameters, self.RESAMPLE, context),
+        )
+        return ClassifyPixelsPlan(
+            inputs=inputs,
+            model=self.parameterAsFile(parameters, self.MODEL, context),
+            out_path=self.parameterAsOutputLayer(parameters, self.OUTPUT, context),
+            prob_path=prob if parameters.get(self.OUTPUT_PROBABILITIES) else None,
+            area_table_path=table if parameters.get(self.OUTPUT_AREA_TABLE) else None,
+            options=options,
+        )
 
-    def run_core(self, parameters: dict[str, Any], context: QgsProcessingContext, feedback) -> dict[str, Any]:  # noqa: D102
+    def _extent(
+        self, parameters: dict[str, Any], context: QgsProcessingContext, crs
+    ) -> tuple[float, float, float, float] | None:
+        """EXTENT in the raster CRS as ``(left, bottom, right, top)``, or None when unset or empty."""
+        if not parameters.get(self.EXTENT):
+            return None
+        rect = self.parameterAsExtent(parameters, self.EXTENT, context, crs)
+        if rect.isNull() or rect.isEmpty():
+            return None
+        return rect.xMinimum(), rect.yMinimum(), rect.xMaximum(), rect.yMaximum()
+
+    def _mask(self, parameters: dict[str, Any], context: QgsProcessingContext, crs) -> list[dict] | None:
+        """MASK as GeoJSON geometries in the raster CRS, or None when unset.
+
+        Raises:
+            QgsProcessingException: the mask source cannot be read.
+        """
+        if not parameters.get(self.MASK):
+            return None
+        source = self.parameterAsSource(parameters, self.MASK, context)
+        if source is None:
+            raise QgsProcessingException(self.invalidSourceError(parameters, self.MASK))
+        return mask_geometries(source, crs, context)
+
+    def run_core(self, parameters: dict[str, Any], context: QgsProcessingContext, feedback) -> dict[str, Any]:
         from ..core.inference.engine import classify_raster
 
-        kw = self.plan(parameters, context)
-        res = classify_raster(feedback=feedback, **kw)
+        plan = self.plan(parameters, context)
+        res = classify_raster(
+            plan.inputs,
+            plan.model,
+            plan.out_path,
+            plan.options,
+            prob_path=plan.prob_path,
+            area_table_path=plan.area_table_path,
+            feedback=feedback,
+        )
         out = str(res.output)
-        if context.willLoadLayerOnCompletion(out):
-            proc = ApplyClassStyle(str(res.qml))
-            _POST_PROCESSORS[out] = proc
-            context.layerToLoadOnCompletionDetails(out).setPostProcessor(proc)
-        feedback.info(f"Execution provider: {res.provider}; {res.megapixels_per_s:.2f} megapixels/s; "
-                      f"classes {', '.join(f'{c.value}={c.name}' for c in res.classes)}.")
+        style_on_load(context, out, res.qml)
+        feedback.info(
+            f"Execution provider: {res.provider}; {res.megapixels_per_s:.2f} megapixels/s; "
+            f"classes {', '.join(f'{c.value}={c.name}' for c in res.classes)}."
+        )
         return {
             self.OUTPUT: out,
             self.OUTPUT_PROBABILITIES: str(res.probabilities) if res.probabilities else None,

@@ -8,10 +8,11 @@ modules import only qgis and the light parts of core, never torch or onnxruntime
 from __future__ import annotations
 
 import importlib
-import os
 
 from qgis.core import Qgis, QgsMessageLog, QgsProcessingProvider
 from qgis.PyQt.QtGui import QIcon
+
+from ..algorithms.base import ICON_PATH, plugin_icon
 
 #: (module under deeplandcover.algorithms, class name), in Toolbox order.
 ALGORITHMS: list[tuple[str, str]] = [
@@ -24,13 +25,6 @@ ALGORITHMS: list[tuple[str, str]] = [
     ("create_accuracy_points", "CreateAccuracyPointsAlgorithm"),
     ("install_dependencies", "InstallDependenciesAlgorithm"),
 ]
-
-_ICON = os.path.join(os.path.dirname(os.path.dirname(__file__)), "resources", "icon.svg")
-
-
-def plugin_icon() -> QIcon:
-    """The plugin icon (resources/icon.svg)."""
-    return QIcon(_ICON)
 
 
 class DeepLandCoverProvider(QgsProcessingProvider):
@@ -49,7 +43,7 @@ class DeepLandCoverProvider(QgsProcessingProvider):
         return plugin_icon()
 
     def svgIconPath(self) -> str:  # noqa: D102
-        return _ICON
+        return ICON_PATH
 
     def loadAlgorithms(self) -> None:  # noqa: D102
         package = __name__.rsplit(".", 2)[0] + ".algorithms"
@@ -60,5 +54,6 @@ class DeepLandCoverProvider(QgsProcessingProvider):
             except Exception as e:  # keep the provider alive; say which algorithm is broken
                 QgsMessageLog.logMessage(
                     f"Deep Land Cover: algorithm {class_name} could not be loaded: {type(e).__name__}: {e}",
-                    "Processing", Qgis.MessageLevel.Critical,
+                    "Processing",
+                    Qgis.MessageLevel.Critical,
                 )

@@ -1,6 +1,6 @@
 """Seamless blending of overlapping tile predictions into row-major finished chunks, in bounded memory.
 
-Used by :mod:`core.inference`. Tiles come from :func:`core.raster.tile_windows` (``cover_edges=True``);
+Used by :mod:`core.inference.engine`. Tiles come from :func:`core.raster.tiling.tile_windows` (``cover_edges=True``);
 the engine visits them *group by group* (a group is normally one tile row; the last, edge-snapped row
 joins the row above it), and inside a group *column by column*. After the tiles of one column of a
 group, every pixel left of the next column's start is final for the rows of that group:
@@ -12,7 +12,9 @@ group, every pixel left of the next column's start is final for the rows of that
 Memory: a working buffer of ``K x group height x tile`` plus one carry buffer of
 ``(K + 1) x overlap x width`` (float32), so it grows neither with the raster height nor, much, with its
 width. Weights follow :func:`axis_weights`; overlapping predictions are averaged with them
-(the overlapping-patch inference of seed 002; ArcGIS's ``padding`` is the ``"center"`` mode).
+(the overlapping-patch inference of "Deep Neural Networks for Automatic Extraction of Features in Time Series
+Optical Satellite Images", Int. Arch. Photogramm. Remote Sens. Spatial Inf. Sci., XLIII-B2-2020, 1529-1535,
+2020; ArcGIS's ``padding`` is the ``"center"`` mode).
 """
 
 from __future__ import annotations
@@ -59,7 +61,7 @@ def axis_weights(length: int, tile: int, stride: int, blending: Blending) -> lis
     out = []
     for j, o in enumerate(offs):
         w = np.zeros(n, np.float32)
-        w[max(cuts[j] - o, 0):max(min(cuts[j + 1] - o, n), 0)] = 1.0
+        w[max(cuts[j] - o, 0) : max(min(cuts[j + 1] - o, n), 0)] = 1.0
         out.append(w)
     return out
 
@@ -68,7 +70,7 @@ def row_groups(ys: list[int], th: int) -> list[list[int]]:
     """Tile-row indexes grouped so that no carry between groups is taller than the regular overlap.
 
     Args:
-        ys: tile row offsets (pixels, increasing) from :func:`core.raster.tile_offsets`.
+        ys: tile row offsets (pixels, increasing) from :func:`core.raster.tiling.tile_offsets`.
         th: tile height (pixels).
     """
     regular = th - (ys[1] - ys[0]) if len(ys) > 1 else 0
@@ -119,7 +121,7 @@ def visiting_order(width: int, height: int, tile: int, stride: int) -> tuple[lis
 
 @dataclass
 class Chunk:
-    """A finished block: rows ``[row, row + h)``, cols ``[col, col + w)`` of the extent.
+    """A finished chunk: rows ``[row, row + h)``, cols ``[col, col + w)`` of the extent.
 
     Attributes:
         acc: ``(K, h, w) float32`` weighted probability sums. ``wsum``: ``(h, w)`` weight sums.
@@ -165,11 +167,11 @@ class TileBlender:
             self._next_group(slot.group)
         top = self.spans[self.group][0]
         r, c = slot.row - top, slot.col - self.col0
-        self.valid[r:r + slot.h, c:c + slot.w] = valid
+        self.valid[r : r + slot.h, c : c + slot.w] = valid
         if probs is not None:
             np.multiply(probs, weight, out=probs)  # probs is the engine's scratch copy: scale it in place
-            self.work[:-1, r:r + slot.h, c:c + slot.w] += probs
-            self.work[-1, r:r + slot.h, c:c + slot.w] += weight
+            self.work[:-1, r : r + slot.h, c : c + slot.w] += probs
+            self.work[-1, r : r + slot.h, c : c + slot.w] += weight
         if slot.last_in_column:
             yield from self._finish_columns(slot.col_end)
 
@@ -181,34 +183,22 @@ class TileBlender:
     def _finish_columns(self, end: int) -> Iterator[Chunk]:
         g0, g1 = self.spans[self.group]
         n, h = end - self.col0, g1 - g0
-        block = self.work[:, :h, :n].copy()
+        done = self.work[:, :h, :n].copy()
         valid = self.valid[:h, :n].copy()
-        carry = self.carry[:, :, self.col0:end]  # one buffer: these columns are read, then refilled
+        carry = self.carry[:, :, self.col0 : end]  # one buffer: these columns are read, then refilled
         if self.group > 0:
             ch = self.spans[self.group - 1][1] - g0
-            block[:, :ch] += carry[:, :ch]
+            done[:, :ch] += carry[:, :ch]
         last = self.group == len(self.spans) - 1
         fin = h if last else self.spans[self.group + 1][0] - g0
         if not last:
-            carry[:, :h - fin] = block[:, fin:]
-            carry[:, h - fin:] = 0
-        self.work[:, :, :self.tw - n] = self.work[:, :, n:].copy()
-        self.work[:, :, self.tw - n:] = 0
-        self.valid[:, :self.tw - n] = self.valid[:, n:].copy()
-        self.valid[:, self.tw - n:] = False
+            carry[:, : h - fin] = done[:, fin:]
+            carry[:, h - fin :] = 0
+        self.work[:, :, : self.tw - n] = self.work[:, :, n:].copy()
+        self.work[:, :, self.tw - n :] = 0
+        self.valid[:, : self.tw - n] = self.valid[:, n:].copy()
+        self.valid[:, self.tw - n :] = False
         col = self.col0
         self.col0 = end
         if fin > 0:
-            yield Chunk(g0, col, block[:-1, :fin], block[-1, :fin], valid[:fin])
-
-
-def dihedral(x: np.ndarray, k: int, inverse: bool = False) -> np.ndarray:
-    """The k-th of the 8 dihedral transforms (k % 4 quarter turns, flipped when k >= 4) on the last 2 axes.
-
-    ``inverse=True`` undoes it, so ``dihedral(dihedral(x, k), k, inverse=True) == x``.
-    """
-    if not inverse:
-        x = x[..., ::-1] if k >= 4 else x
-        return np.rot90(x, k % 4, axes=(-2, -1))
-    x = np.rot90(x, -(k % 4), axes=(-2, -1))
-    return x[..., ::-1] if k >= 4 else x
+            yield Chunk(g0, col, done[:-1, :fin], done[-1, :fin], valid[:fin])

@@ -2,7 +2,7 @@
 
 :func:`open_session` opens a model tuned for throughput on the requested DEVICE;
 :func:`prepare_model` probes it once (output channels, sigmoid or softmax, whether batches > 1 run)
-and returns a :class:`LoadedModel` that turns normalised tiles into class probabilities, whatever
+and returns a :class:`PreparedModel` that turns normalised tiles into class probabilities, whatever
 the model's output convention (ours: ``(B, K, H, W)`` probabilities or logits; Deepness: also
 ``(B, 1, H, W)`` or ``(B, H, W)`` sigmoid outputs, fixed batch 1). Never imports torch.
 """
@@ -16,9 +16,9 @@ from typing import Any
 
 import numpy as np
 
-from ..chips.manifest import ClassInfo
+from ..classes import DEFAULT_PALETTE, ClassInfo, palette_color
 from ..errors import InputError, ModelFileError
-from ..modelcard import DEFAULT_COLORS, ModelCard, card_from_session
+from ..modelcard import ModelCard
 
 
 def resolve_providers(device: str) -> tuple[list[Any], str | None]:
@@ -53,8 +53,10 @@ def resolve_providers(device: str) -> tuple[list[Any], str | None]:
         gpu.append(("CUDAExecutionProvider", opts))
     warning = None
     if not gpu and kind != "auto":
-        warning = (f"DEVICE {device} asks for a GPU but this onnxruntime offers only {avail}; running on the CPU. "
-                   "Install onnxruntime-gpu (with a matching CUDA) to use the GPU.")
+        warning = (
+            f"DEVICE {device} asks for a GPU but this onnxruntime offers only {avail}; running on the CPU. "
+            "Install onnxruntime-gpu (with a matching CUDA) to use the GPU."
+        )
     return gpu + ["CPUExecutionProvider"], warning
 
 
@@ -95,16 +97,13 @@ def open_session(model: str | os.PathLike, device: str = "auto", threads: int = 
     return sess, warning
 
 
-card_of_session = card_from_session  # the session's model card (ours or from Deepness keys)
-
-
 def _softmax(x: np.ndarray, axis: int = 1) -> np.ndarray:
     e = np.exp(x - x.max(axis=axis, keepdims=True))
     return e / e.sum(axis=axis, keepdims=True)
 
 
 @dataclass
-class LoadedModel:
+class PreparedModel:
     """A session plus what a probe run told about its input and output (see :func:`prepare_model`)."""
 
     sess: Any
@@ -120,7 +119,7 @@ class LoadedModel:
         """``(N, [T,] C, t, t) float32`` -> probabilities ``(N, K, t, t) float32`` (run in chunks)."""
         outs = []
         for i in range(0, len(x), self.run_batch):
-            xb = np.ascontiguousarray(x[i:i + self.run_batch])
+            xb = np.ascontiguousarray(x[i : i + self.run_batch])
             try:
                 y = self.sess.run([self.output_name], {self.input_name: xb})[0]
             except Exception as e:  # e.g. a tile size the architecture cannot take
@@ -145,18 +144,20 @@ def _output_classes(card: ModelCard, k_out: int) -> list[ClassInfo]:
         if len(card.classes) == 2:
             return list(card.classes)
         name = card.classes[0].name if card.classes else "foreground"
-        color = card.classes[0].color if card.classes else DEFAULT_COLORS[1]
+        color = card.classes[0].color if card.classes else DEFAULT_PALETTE[1]
         return [ClassInfo(0, "background", "#000000"), ClassInfo(1, name, color)]
     if len(card.classes) == k_out:
         return list(card.classes)
     if card.architecture == "deepness":
         names = {c.value: c.name for c in card.classes}
-        return [ClassInfo(k, names.get(k, f"class {k}"), DEFAULT_COLORS[k % len(DEFAULT_COLORS)]) for k in range(k_out)]
-    raise ModelFileError(f"The model outputs {k_out} channels but its card lists {len(card.classes)} classes; "
-                         "re-export the model with Train Model.")
+        return [ClassInfo(k, names.get(k, f"class {k}"), palette_color(k)) for k in range(k_out)]
+    raise ModelFileError(
+        f"The model outputs {k_out} channels but its card lists {len(card.classes)} classes; "
+        "re-export the model with Train Model."
+    )
 
 
-def prepare_model(sess, card: ModelCard, tile: int, batch: int, x_shape: tuple[int, ...]) -> LoadedModel:
+def prepare_model(sess, card: ModelCard, tile: int, batch: int, x_shape: tuple[int, ...]) -> PreparedModel:
     """Probe the model on zero tiles: output channels, sigmoid or not, whether batches > 1 run.
 
     Args:
@@ -193,8 +194,9 @@ def prepare_model(sess, card: ModelCard, tile: int, batch: int, x_shape: tuple[i
                 "Classify Pixels needs a (B, K, H, W) output of the input's size."
             )
         k_out = 1 if y.ndim == 3 else int(y.shape[1])
-        m = LoadedModel(sess, card, inputs[0].name, out_name, tile, batch if b > 1 else 1, k_out == 1,
-                   _output_classes(card, k_out))
+        m = PreparedModel(
+            sess, card, inputs[0].name, out_name, tile, batch if b > 1 else 1, k_out == 1, _output_classes(card, k_out)
+        )
         return m
     raise _run_error(err, (1, *shape), ishape)
 

@@ -32,7 +32,10 @@ def valid_mask(data: np.ndarray, nodata: float | None) -> np.ndarray:
         mask &= ~(data == nodata).all(axis=0)
     return mask
 
-def normalize(data: np.ndarray, mean: Sequence[float], std: Sequence[float], valid: np.ndarray | None = None) -> np.ndarray:
+
+def normalize(
+    data: np.ndarray, mean: Sequence[float], std: Sequence[float], valid: np.ndarray | None = None
+) -> np.ndarray:
     """Per-band standardisation ``(x - mean) / std`` with invalid pixels set to 0 (the band mean).
 
     Args:

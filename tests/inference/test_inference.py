@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import rasterio
-from _onnx_utils import make_model, make_series_model, smooth_image
 from conftest import make_raster
+from helpers.onnx_models import make_model, make_series_model, smooth_image
 
 from deeplandcover.core.errors import (
     BandMismatchError,
@@ -23,8 +23,14 @@ from deeplandcover.core.errors import (
     NoOverlapError,
 )
 from deeplandcover.core.feedback import NullFeedback
-from deeplandcover.core.inference import engine as inference
+from deeplandcover.core.inference.bands import parse_band_map
+from deeplandcover.core.inference.blending import axis_weights
 from deeplandcover.core.inference.engine import classify_raster
+from deeplandcover.core.inference.options import ClassifyOptions
+from deeplandcover.core.inference.pixel_size import model_grid
+from deeplandcover.core.inference.session import resolve_providers
+from deeplandcover.core.preprocessing.dihedral import dihedral
+from deeplandcover.core.raster.tiling import tile_offsets
 
 BANDS = ["blue", "green", "red", "nir"]
 
@@ -62,7 +68,7 @@ def _rows(path: Path) -> list[dict]:
 
 def _classify(raster: Path, model: Path, out: Path, **kw) -> np.ndarray:
     kw.setdefault("threads", 1)
-    classify_raster([raster], model, out, **kw)
+    classify_raster([raster], model, out, ClassifyOptions(**kw))
     return _read(out)
 
 
@@ -86,21 +92,21 @@ def test_gdal_block_cache_is_megabytes_during_the_run(raster, model, tmp_path):
         def set_progress(self, percent: float) -> None:
             seen.append(rasterio.env.getenv().get("GDAL_CACHEMAX"))
 
-    classify_raster([raster], model, tmp_path / "c.tif", threads=1, feedback=Probe())
+    classify_raster([raster], model, tmp_path / "c.tif", ClassifyOptions(threads=1), feedback=Probe())
     assert seen and min(seen) >= 64 * 2**20
 
 
 def test_center_weights_partition_each_axis():
     for length, tile, stride in [(256, 64, 48), (100, 64, 48), (300, 64, 40), (50, 64, 48)]:
-        ws = inference.axis_weights(length, tile, stride, "center")
+        ws = axis_weights(length, tile, stride, "center")
         total = np.zeros(length)
-        for off, w in zip(inference.tile_offsets(length, tile, stride), ws):
-            total[off:off + len(w)] += w
+        for off, w in zip(tile_offsets(length, tile, stride), ws):
+            total[off : off + len(w)] += w
         assert np.array_equal(total, np.ones(length))
 
 
 def test_gaussian_weights_positive_and_cross_fade():
-    ws = inference.axis_weights(256, 64, 48, "gaussian")
+    ws = axis_weights(256, 64, 48, "gaussian")
     assert all((w > 0).all() for w in ws)
     w = ws[0]
     assert w[32] == 1.0 and w[0] < 1e-3 and abs(w[55] - w[8]) < 1e-6  # symmetric, ~0 at the edge
@@ -108,10 +114,10 @@ def test_gaussian_weights_positive_and_cross_fade():
 
 def test_dihedral_round_trip():
     x = np.arange(2 * 3 * 4 * 4, dtype=np.float32).reshape(2, 3, 4, 4)
-    outs = {inference.dihedral(x, k).tobytes() for k in range(8)}
+    outs = {dihedral(x, k).tobytes() for k in range(8)}
     assert len(outs) == 8
     for k in range(8):
-        assert np.array_equal(inference.dihedral(inference.dihedral(x, k), k, inverse=True), x)
+        assert np.array_equal(dihedral(dihedral(x, k), k, inverse=True), x)
 
 
 def test_tta_runs_and_mostly_agrees(raster, model, tmp_path):
@@ -123,8 +129,14 @@ def test_tta_runs_and_mostly_agrees(raster, model, tmp_path):
 
 # ----------------------------------------------------------------------------- outputs
 def test_probabilities_area_table_and_style(raster, model, tmp_path):
-    res = classify_raster([raster], model, tmp_path / "cls.tif", prob_path=tmp_path / "p.tif",
-                          area_table_path=tmp_path / "a.csv", tile_size=64, overlap=16, threads=1)
+    res = classify_raster(
+        [raster],
+        model,
+        tmp_path / "cls.tif",
+        ClassifyOptions(tile_size=64, overlap=16, threads=1),
+        prob_path=tmp_path / "p.tif",
+        area_table_path=tmp_path / "a.csv",
+    )
     cls = _read(res.output)
     with rasterio.open(res.probabilities) as ds:
         assert ds.count == 3 and ds.dtypes[0] == "float32"
@@ -149,7 +161,7 @@ def test_probabilities_area_table_and_style(raster, model, tmp_path):
 
 def test_logits_model_gets_softmax(work, raster, tmp_path, image):
     m = make_model(work / "logits.onnx", BANDS, 3, seed=3, softmax=False, balance_on=image, tile_size=64, overlap=16)
-    classify_raster([raster], m, tmp_path / "c.tif", prob_path=tmp_path / "p.tif", threads=1)
+    classify_raster([raster], m, tmp_path / "c.tif", ClassifyOptions(threads=1), prob_path=tmp_path / "p.tif")
     with rasterio.open(tmp_path / "p.tif") as ds:
         p = ds.read()
     assert p.min() >= 0 and np.allclose(p.sum(0), 1.0, atol=1e-4)
@@ -184,12 +196,17 @@ def test_mask_polygon_outside_is_nodata(raster, model, tmp_path):
 def test_extent_window_and_outside(raster, model, tmp_path):
     with rasterio.open(raster) as ds:
         left, b, r, t = ds.bounds
-    res = classify_raster([raster], model, tmp_path / "e.tif", extent=(left + 200, b + 300, left + 1200, b + 900), threads=1)
+    res = classify_raster(
+        [raster],
+        model,
+        tmp_path / "e.tif",
+        ClassifyOptions(extent=(left + 200, b + 300, left + 1200, b + 900), threads=1),
+    )
     with rasterio.open(res.output) as ds:
         assert (ds.width, ds.height) == (100, 60)
         assert ds.transform.c == pytest.approx(left + 200) and ds.transform.f == pytest.approx(b + 900)
     with pytest.raises(NoOverlapError):
-        classify_raster([raster], model, tmp_path / "o.tif", extent=(0, 0, 100, 100))
+        classify_raster([raster], model, tmp_path / "o.tif", ClassifyOptions(extent=(0, 0, 100, 100)))
     assert not (tmp_path / "o.tif").exists()
 
 
@@ -202,17 +219,27 @@ def test_raster_smaller_than_tile(model, tmp_path, image):
 def test_all_nodata_raster_is_an_error(model, tmp_path):
     r = make_raster(tmp_path / "empty.tif", np.zeros((4, 70, 70), np.uint16), nodata=0, descriptions=BANDS)
     with pytest.raises(InputError, match="Nothing to classify"):
-        classify_raster([r], model, tmp_path / "c.tif", threads=1)
+        classify_raster([r], model, tmp_path / "c.tif", ClassifyOptions(threads=1))
     assert not (tmp_path / "c.tif").exists()
 
 
 def test_epsg4326_raster(model, tmp_path, image):
-    r = make_raster(tmp_path / "geo.tif", image[:, :100, :100], crs="EPSG:4326", origin=(13.0, 52.0), pixel=0.0001,
-                    descriptions=BANDS)
-    res = classify_raster([r], model, tmp_path / "c.tif", area_table_path=tmp_path / "a.csv", threads=1)
+    r = make_raster(
+        tmp_path / "geo.tif",
+        image[:, :100, :100],
+        crs="EPSG:4326",
+        origin=(13.0, 52.0),
+        pixel=0.0001,
+        descriptions=BANDS,
+    )
+    res = classify_raster(
+        [r], model, tmp_path / "c.tif", ClassifyOptions(threads=1), area_table_path=tmp_path / "a.csv"
+    )
     rows = _rows(res.area_table)
     m2 = sum(float(x["m2"]) for x in rows)
-    assert m2 == pytest.approx(100 * 100 * (0.0001 * 111_195 * np.cos(np.deg2rad(51.995))) * (0.0001 * 111_195), rel=0.01)
+    assert m2 == pytest.approx(
+        100 * 100 * (0.0001 * 111_195 * np.cos(np.deg2rad(51.995))) * (0.0001 * 111_195), rel=0.01
+    )
 
 
 # ---------------------------------------------------------------------------- bands, models
@@ -236,7 +263,7 @@ def test_band_mismatch_lists_both_sides(model, tmp_path, image):
     with pytest.raises(BandMismatchError, match="3 bands"):
         classify_raster([r2], model, tmp_path / "c.tif")
     with pytest.raises(BandMismatchError, match="Band mapping"):
-        classify_raster([r2], model, tmp_path / "c.tif", band_map=[1, 2, 3, 4])
+        classify_raster([r2], model, tmp_path / "c.tif", ClassifyOptions(band_map=[1, 2, 3, 4]))
     assert not (tmp_path / "c.tif").exists()
 
 
@@ -259,13 +286,20 @@ def deepness(data_dir, tmp_path) -> Path:
 
 def test_model_without_metadata(deepness, tmp_path):
     with pytest.raises(ModelFileError, match="no Deep Land Cover model card and no Deepness metadata"):
-        classify_raster([deepness / "test_rasters/dummy_fotomap_small.tif"], deepness / "models/dummy_model.onnx",
-                        tmp_path / "c.tif")
+        classify_raster(
+            [deepness / "test_rasters/dummy_fotomap_small.tif"],
+            deepness / "models/dummy_model.onnx",
+            tmp_path / "c.tif",
+        )
 
 
 def test_deepness_sigmoid_model(deepness, tmp_path):
-    res = classify_raster([deepness / "test_rasters/dummy_fotomap_small.tif"],
-                          deepness / "models/one_output_sigmoid_bsx512x512.onnx", tmp_path / "c.tif", threads=1)
+    res = classify_raster(
+        [deepness / "test_rasters/dummy_fotomap_small.tif"],
+        deepness / "models/one_output_sigmoid_bsx512x512.onnx",
+        tmp_path / "c.tif",
+        ClassifyOptions(threads=1),
+    )
     assert [(c.value, c.name) for c in res.classes] == [(0, "background"), (1, "Coffee")]
     assert res.batch_size == 1  # the graph reshapes to a constant batch of 1
     cls = _read(res.output)
@@ -273,9 +307,12 @@ def test_deepness_sigmoid_model(deepness, tmp_path):
 
 
 def test_deepness_softmax_model_with_mask(deepness, tmp_path):
-    res = classify_raster([deepness / "test_rasters/dummy_fotomap_small.tif"],
-                          deepness / "models/two_outputs_softmax_bsx2x512x512.onnx", tmp_path / "c.tif",
-                          mask=deepness / "test_rasters/dummy_fotomap_area_3857.gpkg", threads=1)
+    res = classify_raster(
+        [deepness / "test_rasters/dummy_fotomap_small.tif"],
+        deepness / "models/two_outputs_softmax_bsx2x512x512.onnx",
+        tmp_path / "c.tif",
+        ClassifyOptions(mask=deepness / "test_rasters/dummy_fotomap_area_3857.gpkg", threads=1),
+    )
     assert [c.name for c in res.classes] == ["Coffee", "Tea"] and res.tile_size == 512
     assert any("outputs" in w for w in res.warnings)
     cls = _read(res.output)
@@ -286,9 +323,11 @@ def test_deepness_softmax_model_with_mask(deepness, tmp_path):
 # ---------------------------------------------------------------------------- series, pairs
 def test_time_series_model(work, tmp_path, image):
     m = make_series_model(work / "series.onnx", BANDS, time_steps=3)
-    dates = [make_raster(tmp_path / f"d{t}.tif", np.roll(image, 7 * t, axis=2)[:, :100, :90], descriptions=BANDS)
-             for t in range(3)]
-    res = classify_raster(dates, m, tmp_path / "c.tif", threads=1)
+    dates = [
+        make_raster(tmp_path / f"d{t}.tif", np.roll(image, 7 * t, axis=2)[:, :100, :90], descriptions=BANDS)
+        for t in range(3)
+    ]
+    res = classify_raster(dates, m, tmp_path / "c.tif", ClassifyOptions(threads=1))
     assert _read(res.output).shape == (100, 90)
     with pytest.raises(InputError, match="series of 3 dates"):
         classify_raster(dates[:2], m, tmp_path / "c.tif")
@@ -304,8 +343,8 @@ def test_change_model_pair_and_composite(work, tmp_path, image):
     d1 = make_raster(tmp_path / "t1.tif", image[:, :80, :80], descriptions=BANDS)
     d2 = make_raster(tmp_path / "t2.tif", image[:, 40:120, 40:120], descriptions=BANDS)
     comp = make_raster(tmp_path / "both.tif", np.concatenate([image[:, :80, :80], image[:, 40:120, 40:120]]))
-    a = _read(classify_raster([d1, d2], m, tmp_path / "a.tif", threads=1).output)
-    b = _read(classify_raster([comp], m, tmp_path / "b.tif", threads=1).output)
+    a = _read(classify_raster([d1, d2], m, tmp_path / "a.tif", ClassifyOptions(threads=1)).output)
+    b = _read(classify_raster([comp], m, tmp_path / "b.tif", ClassifyOptions(threads=1)).output)
     assert np.array_equal(a, b) and set(np.unique(a)) <= {1, 2}
     with pytest.raises(InputError, match="one raster at a time"):
         classify_raster([d1, d2], work / "conv.onnx", tmp_path / "x.tif")
@@ -324,8 +363,15 @@ class _CancelAfter(NullFeedback):
 def test_cancel_leaves_no_output(raster, model, tmp_path):
     out = tmp_path / "out"
     with pytest.raises(CanceledError):
-        classify_raster([raster], model, out / "c.tif", prob_path=out / "p.tif", area_table_path=out / "a.csv",
-                        tile_size=64, overlap=16, batch_size=2, feedback=_CancelAfter(3), threads=1)
+        classify_raster(
+            [raster],
+            model,
+            out / "c.tif",
+            ClassifyOptions(tile_size=64, overlap=16, batch_size=2, threads=1),
+            prob_path=out / "p.tif",
+            area_table_path=out / "a.csv",
+            feedback=_CancelAfter(3),
+        )
     assert list(out.iterdir()) == []
 
 
@@ -337,8 +383,13 @@ def test_peak_memory_does_not_grow_with_height(model, tmp_path):
         r = make_raster(tmp_path / f"h{h}.tif", img, descriptions=BANDS)
         del img
         tracemalloc.start()
-        res = classify_raster([r], model, tmp_path / f"c{h}.tif", prob_path=tmp_path / f"p{h}.tif", tile_size=64,
-                              overlap=16, threads=1)
+        res = classify_raster(
+            [r],
+            model,
+            tmp_path / f"c{h}.tif",
+            ClassifyOptions(tile_size=64, overlap=16, threads=1),
+            prob_path=tmp_path / f"p{h}.tif",
+        )
         peaks.append(tracemalloc.get_traced_memory()[1])
         tracemalloc.stop()
         buffers.append(res.buffer_bytes)
@@ -348,16 +399,16 @@ def test_peak_memory_does_not_grow_with_height(model, tmp_path):
 
 
 def test_device_and_band_map_parsing():
-    assert inference.resolve_providers("cpu") == (["CPUExecutionProvider"], None)
-    provs, warn = inference.resolve_providers("cuda:1")
+    assert resolve_providers("cpu") == (["CPUExecutionProvider"], None)
+    provs, warn = resolve_providers("cuda:1")
     if "CUDAExecutionProvider" not in [p if isinstance(p, str) else p[0] for p in provs]:
         assert warn and "onnxruntime-gpu" in warn
     with pytest.raises(InputError):
-        inference.resolve_providers("tpu")
-    assert inference.parse_band_map(" 4, 3,2 ,8") == [4, 3, 2, 8]
-    assert inference.parse_band_map("") is None
+        resolve_providers("tpu")
+    assert parse_band_map(" 4, 3,2 ,8") == [4, 3, 2, 8]
+    assert parse_band_map("") is None
     with pytest.raises(InputError):
-        inference.parse_band_map("4,x")
+        parse_band_map("4,x")
 
 
 def test_import_does_not_load_torch():
@@ -386,9 +437,9 @@ def test_resample_to_model_pixel_size(model, tmp_path, image, pixel, factor):
 
     m = _model_at(model, tmp_path / "m10.onnx", 10.0)
     src = make_raster(tmp_path / f"p{pixel:g}.tif", image[:, :96, :96], descriptions=BANDS, pixel=pixel)
-    plain = classify_raster([src], m, tmp_path / "plain.tif", threads=1)
+    plain = classify_raster([src], m, tmp_path / "plain.tif", ClassifyOptions(threads=1))
     assert len(plain.warnings) == 1 and "RESAMPLE" in plain.warnings[0]
-    res = classify_raster([src], m, tmp_path / "res.tif", threads=1, resample=True)
+    res = classify_raster([src], m, tmp_path / "res.tif", ClassifyOptions(threads=1, resample=True))
     assert res.warnings == []
     n = int(96 * factor)
     with rasterio.open(tmp_path / "res.tif") as ds:
@@ -396,9 +447,15 @@ def test_resample_to_model_pixel_size(model, tmp_path, image, pixel, factor):
         assert (ds.transform.c, ds.transform.f) == (500000.0, 5800000.0)
         got = ds.read(1)
     warped = np.zeros((4, n, n), np.float32)
-    reproject(image[:, :96, :96].astype(np.float32), warped, src_transform=from_origin(500000, 5800000, pixel, pixel),
-              dst_transform=from_origin(500000, 5800000, 10, 10), src_crs="EPSG:32633", dst_crs="EPSG:32633",
-              resampling=Resampling.bilinear if factor > 1 else Resampling.average)
+    reproject(
+        image[:, :96, :96].astype(np.float32),
+        warped,
+        src_transform=from_origin(500000, 5800000, pixel, pixel),
+        dst_transform=from_origin(500000, 5800000, 10, 10),
+        src_crs="EPSG:32633",
+        dst_crs="EPSG:32633",
+        resampling=Resampling.bilinear if factor > 1 else Resampling.average,
+    )
     ref = _classify(make_raster(tmp_path / "warped.tif", warped, descriptions=BANDS), m, tmp_path / "ref.tif")
     assert (got == ref).mean() >= 0.99
     assert len(np.unique(got)) > 1
@@ -419,16 +476,17 @@ def test_model_grid():
     from deeplandcover.core.raster.grid import RasterGrid
 
     utm = RasterGrid(CRS.from_epsg(32633), from_origin(500000, 5800000, 20, 20), 50, 30)
+
     def card_with(pixel_size):
         return ModelCard(architecture="unet", bands=["b"], mean=[0.0], std=[1.0], classes=[], pixel_size=pixel_size)
 
     card = card_with([10.0, 10.0])
-    g = inference.model_grid(card, utm)
+    g = model_grid(card, utm)
     assert (g.width, g.height, g.pixel_size, g.bounds) == (100, 60, (10.0, 10.0), utm.bounds)
-    assert inference.model_grid(card, RasterGrid(utm.crs, from_origin(500000, 5800000, 10.05, 10.05), 50, 30)) is None
-    assert inference.model_grid(card_with([]), utm) is None  # no pixel size recorded
+    assert model_grid(card, RasterGrid(utm.crs, from_origin(500000, 5800000, 10.05, 10.05), 50, 30)) is None
+    assert model_grid(card_with([]), utm) is None  # no pixel size recorded
     geo = RasterGrid(CRS.from_epsg(4326), from_origin(13.0, 52.0, 0.001, 0.001), 10, 10)
-    gx, gy = inference.model_grid(card, geo).pixel_size
+    gx, gy = model_grid(card, geo).pixel_size
     assert gx == pytest.approx(10 / (111_320 * np.cos(np.deg2rad(51.995)))) and gy == pytest.approx(10 / 111_320)
 
 
@@ -442,9 +500,15 @@ def test_pixel_size_mismatch_warns(model, tmp_path, image):
     write_card(m, card)
     ok = make_raster(tmp_path / "p10.tif", image[:, :64, :64], descriptions=BANDS, pixel=10.0)
     coarse = make_raster(tmp_path / "p30.tif", image[:, :64, :64], descriptions=BANDS, pixel=30.0)
-    geo = make_raster(tmp_path / "geo.tif", image[:, :64, :64], descriptions=BANDS, crs="EPSG:4326",
-                      origin=(13.0, 52.0), pixel=0.000146)  # ~10 m at 52 N
-    assert classify_raster([ok], m, tmp_path / "a.tif", threads=1).warnings == []
-    assert classify_raster([geo], m, tmp_path / "c.tif", threads=1).warnings == []
-    warns = classify_raster([coarse], m, tmp_path / "b.tif", threads=1).warnings
+    geo = make_raster(
+        tmp_path / "geo.tif",
+        image[:, :64, :64],
+        descriptions=BANDS,
+        crs="EPSG:4326",
+        origin=(13.0, 52.0),
+        pixel=0.000146,
+    )  # ~10 m at 52 N
+    assert classify_raster([ok], m, tmp_path / "a.tif", ClassifyOptions(threads=1)).warnings == []
+    assert classify_raster([geo], m, tmp_path / "c.tif", ClassifyOptions(threads=1)).warnings == []
+    warns = classify_raster([coarse], m, tmp_path / "b.tif", ClassifyOptions(threads=1)).warnings
     assert len(warns) == 1 and "30 m" in warns[0] and "10 m" in warns[0]

@@ -1,4 +1,4 @@
-"""Tests of core.blending: the streamed blender equals a whole-array weighted average."""
+"""Tests of core.inference.blending: the streamed blender equals a whole-array weighted average."""
 
 from __future__ import annotations
 
@@ -9,12 +9,15 @@ from deeplandcover.core.inference.blending import TileBlender, axis_weights, row
 from deeplandcover.core.raster.tiling import tile_offsets
 
 
-@pytest.mark.parametrize("width,height,tile,stride,blending", [
-    (100, 90, 32, 24, "gaussian"),   # edge-snapped last row and column
-    (96, 96, 32, 32, "gaussian"),    # no overlap
-    (70, 20, 32, 20, "center"),      # raster lower than a tile
-    (50, 130, 16, 10, "center"),
-])
+@pytest.mark.parametrize(
+    "width,height,tile,stride,blending",
+    [
+        (100, 90, 32, 24, "gaussian"),  # edge-snapped last row and column
+        (96, 96, 32, 32, "gaussian"),  # no overlap
+        (70, 20, 32, 20, "center"),  # raster lower than a tile
+        (50, 130, 16, 10, "center"),
+    ],
+)
 def test_blender_equals_whole_array_average(width, height, tile, stride, blending):
     rng = np.random.default_rng(0)
     k = 3
@@ -27,14 +30,14 @@ def test_blender_equals_whole_array_average(width, height, tile, stride, blendin
     covered = np.zeros((height, width), int)
     for s in slots:
         p = rng.random((k, s.h, s.w)).astype(np.float32)
-        w = wy[s.row][:s.h, None] * wx[s.col][None, :s.w]
-        acc[:, s.row:s.row + s.h, s.col:s.col + s.w] += p * w
-        wsum[s.row:s.row + s.h, s.col:s.col + s.w] += w
+        w = wy[s.row][: s.h, None] * wx[s.col][None, : s.w]
+        acc[:, s.row : s.row + s.h, s.col : s.col + s.w] += p * w
+        wsum[s.row : s.row + s.h, s.col : s.col + s.w] += w
         for c in blender.add(s, p, w, np.ones((s.h, s.w), bool)):
             h, ww = c.wsum.shape
-            out_acc[:, c.row:c.row + h, c.col:c.col + ww] = c.acc
-            out_w[c.row:c.row + h, c.col:c.col + ww] = c.wsum
-            covered[c.row:c.row + h, c.col:c.col + ww] += 1
+            out_acc[:, c.row : c.row + h, c.col : c.col + ww] = c.acc
+            out_w[c.row : c.row + h, c.col : c.col + ww] = c.wsum
+            covered[c.row : c.row + h, c.col : c.col + ww] += 1
     assert (covered == 1).all(), "every pixel is handed out exactly once"
     assert (wsum > 0).all()
     np.testing.assert_allclose(out_w, wsum, rtol=1e-5)

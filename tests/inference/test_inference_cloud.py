@@ -5,11 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import rasterio
-from _onnx_utils import make_series_model, smooth_image
 from conftest import make_raster
+from helpers.onnx_models import make_series_model, smooth_image
 
 from deeplandcover.core.errors import InputError
 from deeplandcover.core.inference.engine import classify_raster
+from deeplandcover.core.inference.options import ClassifyOptions
 from deeplandcover.core.modelcard import read_card, write_card
 
 BANDS = ["B04", "B08"]
@@ -39,7 +40,7 @@ def series(tmp_path):
 def _classify(inputs, model, out, **kw):
     """(class raster, probabilities ``(K, H, W)``)."""
     prob = out.with_name(out.stem + "_prob.tif")
-    classify_raster(inputs, model, out, prob_path=prob, tile_size=64, overlap=16, **kw)
+    classify_raster(inputs, model, out, ClassifyOptions(tile_size=64, overlap=16, **kw), prob_path=prob)
     with rasterio.open(out) as ds, rasterio.open(prob) as pds:
         return ds.read(1), pds.read()
 
@@ -60,20 +61,27 @@ def test_policy_without_masks_warns(series, tmp_path):
     notes = []
 
     class Fb:
-        def set_progress(self, p): pass
-        def is_canceled(self): return False
-        def info(self, m): notes.append(m)
-        def warning(self, m): notes.append("W:" + m)
+        def set_progress(self, p):
+            pass
 
-    classify_raster(dirty, model, tmp_path / "o.tif", tile_size=64, overlap=16, feedback=Fb())
+        def is_canceled(self):
+            return False
+
+        def info(self, m):
+            notes.append(m)
+
+        def warning(self, m):
+            notes.append("W:" + m)
+
+    classify_raster(dirty, model, tmp_path / "o.tif", ClassifyOptions(tile_size=64, overlap=16), feedback=Fb())
     assert any(n.startswith("W:") and "VALID_MASKS" in n for n in notes)
 
 
 def test_masks_on_a_single_date_model_are_refused(tmp_path):
-    from _onnx_utils import make_model
+    from helpers.onnx_models import make_model
 
     img = make_raster(tmp_path / "a.tif", smooth_image(2, 64, 64), descriptions=BANDS)
     model = make_model(tmp_path / "m.onnx", BANDS, tile_size=64, overlap=16)
     masks = make_raster(tmp_path / "v.tif", np.ones((1, 64, 64), np.uint8))
     with pytest.raises(InputError, match="time-series models"):
-        classify_raster([img], model, tmp_path / "o.tif", valid_masks=masks)
+        classify_raster([img], model, tmp_path / "o.tif", ClassifyOptions(valid_masks=masks))

