@@ -1,12 +1,14 @@
 """Processing algorithm ``deeplandcover:trainmodel`` (Train Model).
 
-Thin wrapper over :func:`core.train.train_model`; counterpart of ArcGIS "Train Deep Learning Model".
-Parameters become a :class:`core.train.TrainConfig` in :func:`config_from_values` (a pure function the
-tests check without training).
+Thin wrapper over :func:`core.training.trainer.train_model`; counterpart of ArcGIS "Train Deep Learning
+Model". :meth:`TrainModelAlgorithm.plan` turns the parameters into a :class:`TrainPlan` (the chip folders,
+the output folder and a :class:`core.training.config.TrainConfig`) without side effects, so the tests
+compare it as a whole; the enum options are the choices of :data:`core.training.config.CHOICES`.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from qgis.core import (
@@ -23,16 +25,9 @@ from qgis.core import (
 
 from ..core import deps
 from ..core.errors import InputError
+from ..core.training.config import CHOICES, TrainConfig
 from .base import DlcAlgorithm
 from .qtcompat import FILE_BEHAVIOR_FOLDER, NUMBER_DOUBLE, NUMBER_INTEGER
-
-ARCHITECTURES = ["unet", "deeplabv3plus", "unet_convlstm", "unet_early_fusion", "two_branch_unet"]
-BACKBONES = ["resnet18", "resnet34", "resnet50"]
-MONITORS = ["val_loss", "miou", "f1"]
-CLASS_WEIGHTS = ["none", "inverse", "median"]
-LOSSES = ["ce", "ce_jaccard", "focal"]
-DEVICES = ["auto", "cpu", "cuda"]
-SCHEDULES = ["plateau", "cosine"]
 
 HELP = """Trains a pixel-classification model on chip folders made by <i>Export Training Tiles</i> (or ArcGIS
 "Export Training Data For Deep Learning", Classified Tiles) and exports it as an ONNX model with its model card.
@@ -70,31 +65,23 @@ def split_folders(first: str, additional: str) -> list[str]:
     return out
 
 
-def config_from_values(v: dict[str, Any]):
-    """Turn evaluated parameter values into a :class:`core.train.TrainConfig` (no side effects).
+@dataclass(frozen=True)
+class TrainPlan:
+    """What :class:`TrainModelAlgorithm` runs: the arguments of :func:`core.training.trainer.train_model`.
 
-    ``v`` holds the parameter keys with enum values as indices and ``LEARNING_RATE`` None when empty.
+    Attributes:
+        chip_folders: INPUT, then ADDITIONAL_INPUTS (no duplicates).
+        out_dir: OUTPUT_FOLDER.
+        config: every other parameter.
     """
-    from ..core.training.trainer import TrainConfig
 
-    arch = ARCHITECTURES[v["ARCHITECTURE"]]
-    lr = v.get("LEARNING_RATE")
-    return TrainConfig(
-        architecture=arch, epochs=int(v["EPOCHS"]), batch_size=int(v["BATCH_SIZE"]),
-        lr=float(lr) if lr not in (None, "") and float(lr) > 0 else None,
-        val_fraction=float(v["VALIDATION_FRACTION"]), patience=int(v["PATIENCE"]), min_delta=float(v["MIN_DELTA"]),
-        monitor=MONITORS[v["MONITOR"]], class_weights=CLASS_WEIGHTS[v["CLASS_WEIGHTS"]], loss=LOSSES[v["LOSS"]],
-        jaccard_alpha=float(v["JACCARD_ALPHA"]), augment=bool(v["AUGMENT"]), seed=int(v["SEED"]),
-        device=DEVICES[v["DEVICE"]], resume=v.get("RESUME") or None, finetune=v.get("FINETUNE") or None,
-        base_filters=int(v["BASE_FILTERS"]), depth=int(v["DEPTH"]), backbone=BACKBONES[v["BACKBONE"]],
-        schedule=SCHEDULES[v.get("SCHEDULE", 0)], warmup_epochs=int(v.get("WARMUP_EPOCHS", 1)),
-        indices=str(v.get("INDICES") or ""), sequence_length=int(v.get("SEQUENCE_LENGTH") or 0),
-        random_sequences=bool(v.get("RANDOM_SEQUENCES", False)),
-    )
+    chip_folders: list[str]
+    out_dir: str
+    config: TrainConfig
 
 
 class TrainModelAlgorithm(DlcAlgorithm):
-    """Train a U-Net / DeepLabv3+ / U-Net+ConvLSTM / early-fusion U-Net on chip folders; export ONNX."""
+    """Train a model of the registry (U-Net, DeepLabv3+, U-Net+ConvLSTM, ...) on chip folders; export ONNX."""
 
     ALG_NAME = "trainmodel"
     ALG_DISPLAY = "Train Model"
@@ -103,79 +90,186 @@ class TrainModelAlgorithm(DlcAlgorithm):
     REQUIREMENTS = deps.TRAINING
     HELP = HELP
 
-    def initAlgorithm(self, config=None):  # noqa: D102
-        P = QgsProcessingParameterNumber
-        self.addParameter(QgsProcessingParameterFile("INPUT", self.tr("Chip folder"), behavior=FILE_BEHAVIOR_FOLDER))
-        self.addParameter(QgsProcessingParameterString(
-            "ADDITIONAL_INPUTS", self.tr("Additional chip folders (separated by ;)"), optional=True))
-        self.addParameter(QgsProcessingParameterEnum("ARCHITECTURE", self.tr("Architecture"), ARCHITECTURES, defaultValue=0))
-        self.addParameter(QgsProcessingParameterEnum("BACKBONE", self.tr("DeepLabv3+ encoder"), BACKBONES, defaultValue=0))
-        self.addParameter(P("BASE_FILTERS", self.tr("U-Net base filters"), NUMBER_INTEGER, 32, minValue=4, maxValue=256))
-        self.addParameter(P("DEPTH", self.tr("U-Net depth (poolings)"), NUMBER_INTEGER, 4, minValue=1, maxValue=6))
-        self.addParameter(P("EPOCHS", self.tr("Maximum epochs"), NUMBER_INTEGER, 20, minValue=1, maxValue=10000))
-        self.addParameter(P("BATCH_SIZE", self.tr("Batch size"), NUMBER_INTEGER, 8, minValue=1, maxValue=4096))
-        self.addParameter(P("LEARNING_RATE", self.tr("Learning rate (empty = find automatically)"), NUMBER_DOUBLE,
-                            None, optional=True, minValue=0.0, maxValue=1.0))
-        self.addParameter(P("VALIDATION_FRACTION", self.tr("Validation fraction (spatial blocks)"), NUMBER_DOUBLE, 0.2,
-                            minValue=0.01, maxValue=0.9))
-        self.addParameter(P("PATIENCE", self.tr("Early stopping patience (epochs)"), NUMBER_INTEGER, 5, minValue=1))
-        self.addParameter(P("MIN_DELTA", self.tr("Early stopping minimum improvement"), NUMBER_DOUBLE, 0.001, minValue=0.0))
-        self.addParameter(QgsProcessingParameterEnum("MONITOR", self.tr("Monitored metric"), MONITORS, defaultValue=0))
-        self.addParameter(QgsProcessingParameterEnum("CLASS_WEIGHTS", self.tr("Class weights"), CLASS_WEIGHTS, defaultValue=0))
-        self.addParameter(QgsProcessingParameterEnum("LOSS", self.tr("Loss"), LOSSES, defaultValue=0))
-        self.addParameter(P("JACCARD_ALPHA", self.tr("Alpha of CE + log-Jaccard (weight of the CE)"), NUMBER_DOUBLE, 0.5,
-                            minValue=0.0, maxValue=1.0))
-        self.addParameter(QgsProcessingParameterEnum(
-            "SCHEDULE", self.tr("Learning-rate schedule (plateau: reduce on plateau; cosine: warm-up + cosine decay)"),
-            SCHEDULES, defaultValue=0))
-        self.addParameter(P("WARMUP_EPOCHS", self.tr("Warm-up epochs (cosine schedule)"), NUMBER_INTEGER, 1, minValue=0))
-        self.addParameter(QgsProcessingParameterString(
-            "INDICES", self.tr("Spectral indices as extra inputs (e.g. NDVI,NDWI,NDBI)"), optional=True))
-        self.addParameter(P("SEQUENCE_LENGTH", self.tr("Dates per sequence (time series; 0 = all)"), NUMBER_INTEGER, 0,
-                            minValue=0))
-        self.addParameter(QgsProcessingParameterBoolean(
-            "RANDOM_SEQUENCES", self.tr("Random sequences (draw the dates of each training sample at random)"), False))
-        self.addParameter(QgsProcessingParameterBoolean("AUGMENT", self.tr("Augment (flips and 90° rotations)"), True))
-        self.addParameter(P("SEED", self.tr("Random seed"), NUMBER_INTEGER, 42))
-        self.addParameter(QgsProcessingParameterEnum("DEVICE", self.tr("Device"), DEVICES, defaultValue=0))
-        self.addParameter(QgsProcessingParameterFile("RESUME", self.tr("Resume from checkpoint (.pt)"), extension="pt",
-                                                     optional=True))
-        self.addParameter(QgsProcessingParameterFile("FINETUNE", self.tr("Fine-tune from model (.pt or .onnx)"),
-                                                     fileFilter="Models (*.pt *.onnx)", optional=True))
-        self.addParameter(QgsProcessingParameterFolderDestination("OUTPUT_FOLDER", self.tr("Output folder")))
-        self.addOutput(QgsProcessingOutputFile("OUTPUT_MODEL", self.tr("ONNX model")))
-        self.addOutput(QgsProcessingOutputFile("REPORT", self.tr("Training report")))
-        self.addOutput(QgsProcessingOutputNumber("VAL_OA", self.tr("Validation overall accuracy")))
-        self.addOutput(QgsProcessingOutputNumber("VAL_MIOU", self.tr("Validation mean IoU")))
+    INPUT = "INPUT"
+    ADDITIONAL_INPUTS = "ADDITIONAL_INPUTS"
+    ARCHITECTURE = "ARCHITECTURE"
+    BACKBONE = "BACKBONE"
+    BASE_FILTERS = "BASE_FILTERS"
+    DEPTH = "DEPTH"
+    EPOCHS = "EPOCHS"
+    BATCH_SIZE = "BATCH_SIZE"
+    LEARNING_RATE = "LEARNING_RATE"
+    VALIDATION_FRACTION = "VALIDATION_FRACTION"
+    PATIENCE = "PATIENCE"
+    MIN_DELTA = "MIN_DELTA"
+    MONITOR = "MONITOR"
+    CLASS_WEIGHTS = "CLASS_WEIGHTS"
+    LOSS = "LOSS"
+    JACCARD_ALPHA = "JACCARD_ALPHA"
+    SCHEDULE = "SCHEDULE"
+    WARMUP_EPOCHS = "WARMUP_EPOCHS"
+    INDICES = "INDICES"
+    SEQUENCE_LENGTH = "SEQUENCE_LENGTH"
+    RANDOM_SEQUENCES = "RANDOM_SEQUENCES"
+    AUGMENT = "AUGMENT"
+    SEED = "SEED"
+    DEVICE = "DEVICE"
+    RESUME = "RESUME"
+    FINETUNE = "FINETUNE"
+    OUTPUT_FOLDER = "OUTPUT_FOLDER"
+    OUTPUT_MODEL = "OUTPUT_MODEL"
+    REPORT = "REPORT"
+    VAL_OA = "VAL_OA"
+    VAL_MIOU = "VAL_MIOU"
 
-    def values(self, parameters: dict[str, Any], context: QgsProcessingContext) -> dict[str, Any]:
-        """Evaluated parameter values (enums as indices, empty optional values as None)."""
-        v: dict[str, Any] = {}
-        for k in ("ARCHITECTURE", "BACKBONE", "MONITOR", "CLASS_WEIGHTS", "LOSS", "DEVICE", "SCHEDULE"):
-            v[k] = self.parameterAsEnum(parameters, k, context)
-        for k in ("BASE_FILTERS", "DEPTH", "EPOCHS", "BATCH_SIZE", "PATIENCE", "SEED", "WARMUP_EPOCHS", "SEQUENCE_LENGTH"):
-            v[k] = self.parameterAsInt(parameters, k, context)
-        for k in ("VALIDATION_FRACTION", "MIN_DELTA", "JACCARD_ALPHA"):
-            v[k] = self.parameterAsDouble(parameters, k, context)
-        lr = parameters.get("LEARNING_RATE")
-        v["LEARNING_RATE"] = self.parameterAsDouble(parameters, "LEARNING_RATE", context) if lr not in (None, "") else None
-        v["AUGMENT"] = self.parameterAsBool(parameters, "AUGMENT", context)
-        v["RANDOM_SEQUENCES"] = self.parameterAsBool(parameters, "RANDOM_SEQUENCES", context)
-        v["INDICES"] = self.parameterAsString(parameters, "INDICES", context) or ""
-        v["RESUME"] = self.parameterAsFile(parameters, "RESUME", context) or None
-        v["FINETUNE"] = self.parameterAsFile(parameters, "FINETUNE", context) or None
-        return v
+    #: Enum parameter -> the :class:`TrainConfig` field whose :data:`CHOICES` are its options (in that order).
+    ENUMS = {
+        ARCHITECTURE: "architecture",
+        BACKBONE: "backbone",
+        MONITOR: "monitor",
+        CLASS_WEIGHTS: "class_weights",
+        LOSS: "loss",
+        SCHEDULE: "schedule",
+        DEVICE: "device",
+    }
 
-    def run_core(self, parameters: dict[str, Any], context: QgsProcessingContext, feedback) -> dict[str, Any]:  # noqa: D102
-        from ..core.training.trainer import train_model
+    def initAlgorithm(self, config: dict | None = None) -> None:
+        self.addParameter(QgsProcessingParameterFile(self.INPUT, self.tr("Chip folder"), behavior=FILE_BEHAVIOR_FOLDER))
+        self._string(self.ADDITIONAL_INPUTS, "Additional chip folders (separated by ;)")
+        self._add_model_parameters()
+        self._add_optimisation_parameters()
+        self._add_sample_parameters()
+        self.addParameter(
+            QgsProcessingParameterFile(
+                self.RESUME, self.tr("Resume from checkpoint (.pt)"), extension="pt", optional=True
+            )
+        )
+        self.addParameter(
+            QgsProcessingParameterFile(
+                self.FINETUNE,
+                self.tr("Fine-tune from model (.pt or .onnx)"),
+                fileFilter="Models (*.pt *.onnx)",
+                optional=True,
+            )
+        )
+        self.addParameter(QgsProcessingParameterFolderDestination(self.OUTPUT_FOLDER, self.tr("Output folder")))
+        self.addOutput(QgsProcessingOutputFile(self.OUTPUT_MODEL, self.tr("ONNX model")))
+        self.addOutput(QgsProcessingOutputFile(self.REPORT, self.tr("Training report")))
+        self.addOutput(QgsProcessingOutputNumber(self.VAL_OA, self.tr("Validation overall accuracy")))
+        self.addOutput(QgsProcessingOutputNumber(self.VAL_MIOU, self.tr("Validation mean IoU")))
 
-        folders = split_folders(self.parameterAsFile(parameters, "INPUT", context),
-                                self.parameterAsString(parameters, "ADDITIONAL_INPUTS", context))
-        out_dir = self.parameterAsString(parameters, "OUTPUT_FOLDER", context)
+    def _add_model_parameters(self) -> None:
+        """ARCHITECTURE, BACKBONE, BASE_FILTERS, DEPTH."""
+        self._enum(self.ARCHITECTURE, "Architecture")
+        self._enum(self.BACKBONE, "DeepLabv3+ encoder")
+        self._number(self.BASE_FILTERS, "U-Net base filters", NUMBER_INTEGER, 32, minValue=4, maxValue=256)
+        self._number(self.DEPTH, "U-Net depth (poolings)", NUMBER_INTEGER, 4, minValue=1, maxValue=6)
+
+    def _add_optimisation_parameters(self) -> None:
+        """EPOCHS to WARMUP_EPOCHS: epochs, batch, learning rate, validation, early stopping, loss, schedule."""
+        self._number(self.EPOCHS, "Maximum epochs", NUMBER_INTEGER, 20, minValue=1, maxValue=10000)
+        self._number(self.BATCH_SIZE, "Batch size", NUMBER_INTEGER, 8, minValue=1, maxValue=4096)
+        lr = "Learning rate (empty = find automatically)"
+        self._number(self.LEARNING_RATE, lr, NUMBER_DOUBLE, None, optional=True, minValue=0.0, maxValue=1.0)
+        val = "Validation fraction (spatial blocks)"
+        self._number(self.VALIDATION_FRACTION, val, NUMBER_DOUBLE, 0.2, minValue=0.01, maxValue=0.9)
+        self._number(self.PATIENCE, "Early stopping patience (epochs)", NUMBER_INTEGER, 5, minValue=1)
+        self._number(self.MIN_DELTA, "Early stopping minimum improvement", NUMBER_DOUBLE, 0.001, minValue=0.0)
+        self._enum(self.MONITOR, "Monitored metric")
+        self._enum(self.CLASS_WEIGHTS, "Class weights")
+        self._enum(self.LOSS, "Loss")
+        alpha = "Alpha of CE + log-Jaccard (weight of the CE)"
+        self._number(self.JACCARD_ALPHA, alpha, NUMBER_DOUBLE, 0.5, minValue=0.0, maxValue=1.0)
+        self._enum(self.SCHEDULE, "Learning-rate schedule (plateau: reduce on plateau; cosine: warm-up + cosine decay)")
+        self._number(self.WARMUP_EPOCHS, "Warm-up epochs (cosine schedule)", NUMBER_INTEGER, 1, minValue=0)
+
+    def _add_sample_parameters(self) -> None:
+        """INDICES, SEQUENCE_LENGTH, RANDOM_SEQUENCES, AUGMENT, SEED, DEVICE."""
+        self._string(self.INDICES, "Spectral indices as extra inputs (e.g. NDVI,NDWI,NDBI)")
+        self._number(self.SEQUENCE_LENGTH, "Dates per sequence (time series; 0 = all)", NUMBER_INTEGER, 0, minValue=0)
+        self._bool(self.RANDOM_SEQUENCES, "Random sequences (draw the dates of each training sample at random)", False)
+        self._bool(self.AUGMENT, "Augment (flips and 90° rotations)", True)
+        self._number(self.SEED, "Random seed", NUMBER_INTEGER, 42)
+        self._enum(self.DEVICE, "Device")
+
+    def _enum(self, key: str, label: str) -> None:
+        """An enum parameter listing the choices of its :class:`TrainConfig` field; the default is the first."""
+        self.addParameter(
+            QgsProcessingParameterEnum(key, self.tr(label), list(CHOICES[self.ENUMS[key]]), defaultValue=0)
+        )
+
+    def _number(self, key: str, label: str, kind, default, **kw) -> None:
+        self.addParameter(QgsProcessingParameterNumber(key, self.tr(label), kind, default, **kw))
+
+    def _string(self, key: str, label: str) -> None:
+        self.addParameter(QgsProcessingParameterString(key, self.tr(label), optional=True))
+
+    def _bool(self, key: str, label: str, default: bool) -> None:
+        self.addParameter(QgsProcessingParameterBoolean(key, self.tr(label), default))
+
+    # -- parameters -> plan -------------------------------------------------------------------
+    def plan(self, parameters: dict[str, Any], context: QgsProcessingContext) -> TrainPlan:
+        """What :meth:`run_core` will run for ``parameters`` (no side effects).
+
+        Raises:
+            InputError: no chip folder, or no output folder.
+        """
+        folders = split_folders(
+            self.parameterAsFile(parameters, self.INPUT, context),
+            self.parameterAsString(parameters, self.ADDITIONAL_INPUTS, context),
+        )
+        out_dir = self.parameterAsString(parameters, self.OUTPUT_FOLDER, context)
         if not out_dir:
             raise InputError("Choose an output folder (OUTPUT_FOLDER).")
-        config = config_from_values(self.values(parameters, context))
-        feedback.info(f"Training {config.architecture} on {len(folders)} chip folder(s) into {out_dir}.")
-        res = train_model(folders, out_dir, config, feedback)
-        return {"OUTPUT_MODEL": str(res.model_path), "OUTPUT_FOLDER": str(res.out_dir), "REPORT": str(res.report_path),
-                "VAL_OA": float(res.metrics["oa"]), "VAL_MIOU": float(res.metrics["miou"])}
+        return TrainPlan(folders, out_dir, self._config(parameters, context))
+
+    def _config(self, parameters: dict[str, Any], context: QgsProcessingContext) -> TrainConfig:
+        """The :class:`TrainConfig` of the parameters; LEARNING_RATE empty or 0 = None (LR range test)."""
+        choice = {
+            field: CHOICES[field][self.parameterAsEnum(parameters, key, context)] for key, field in self.ENUMS.items()
+        }
+
+        def integer(key: str) -> int:
+            return self.parameterAsInt(parameters, key, context)
+
+        def double(key: str) -> float:
+            return self.parameterAsDouble(parameters, key, context)
+
+        lr = double(self.LEARNING_RATE) if parameters.get(self.LEARNING_RATE) not in (None, "") else None
+        return TrainConfig(
+            **choice,
+            epochs=integer(self.EPOCHS),
+            batch_size=integer(self.BATCH_SIZE),
+            lr=lr if lr is not None and lr > 0 else None,
+            val_fraction=double(self.VALIDATION_FRACTION),
+            patience=integer(self.PATIENCE),
+            min_delta=double(self.MIN_DELTA),
+            jaccard_alpha=double(self.JACCARD_ALPHA),
+            augment=self.parameterAsBool(parameters, self.AUGMENT, context),
+            seed=integer(self.SEED),
+            resume=self.parameterAsFile(parameters, self.RESUME, context) or None,
+            finetune=self.parameterAsFile(parameters, self.FINETUNE, context) or None,
+            base_filters=integer(self.BASE_FILTERS),
+            depth=integer(self.DEPTH),
+            warmup_epochs=integer(self.WARMUP_EPOCHS),
+            indices=self.parameterAsString(parameters, self.INDICES, context) or "",
+            sequence_length=integer(self.SEQUENCE_LENGTH),
+            random_sequences=self.parameterAsBool(parameters, self.RANDOM_SEQUENCES, context),
+        )
+
+    def run_core(self, parameters: dict[str, Any], context: QgsProcessingContext, feedback) -> dict[str, Any]:
+        """Train as :meth:`plan` says; the outputs."""
+        from ..core.training.trainer import train_model
+
+        plan = self.plan(parameters, context)
+        feedback.info(
+            f"Training {plan.config.architecture} on {len(plan.chip_folders)} chip folder(s) into {plan.out_dir}."
+        )
+        res = train_model(plan.chip_folders, plan.out_dir, plan.config, feedback)
+        return {
+            self.OUTPUT_MODEL: str(res.model_path),
+            self.OUTPUT_FOLDER: str(res.out_dir),
+            self.REPORT: str(res.report_path),
+            self.VAL_OA: float(res.metrics["oa"]),
+            self.VAL_MIOU: float(res.metrics["miou"]),
+        }

@@ -1,10 +1,18 @@
-"""U-Net + ConvLSTM for image time series (seed 002_5f5c797ac4c9541b.txt).
+"""U-Net + ConvLSTM for image time series.
+
+After Kamdem De Teyou, G., Tarabalka, Y., Manighetti, I., Almar, R., & Tripodi, S. (2020). Deep Neural
+Networks for Automatic Extraction of Features in Time Series Optical Satellite Images. Int. Arch.
+Photogramm. Remote Sens. Spatial Inf. Sci., XLIII-B2-2020, 1529-1535.
+https://doi.org/10.5194/isprs-archives-XLIII-B2-2020-1529-2020 . ConvLSTM: Shi, X., Chen, Z., Wang, H.,
+Yeung, D.-Y., Wong, W., & Woo, W. (2015). Convolutional LSTM Network: A Machine Learning Approach for
+Precipitation Nowcasting. NeurIPS 2015.
 
 A shared U-Net turns each date into a per-date class probability map (PMap); two ConvLSTM layers
 (k = 3, 32 filters) combine the T maps with their short- and long-term memories; a 1x1 convolution
-maps the last hidden state to class logits. Seed 000_92b8837726c3be0f.txt trains the same FCN first
-on single images and uses it as the pretrained base of the LSTM model: load a ``unet`` state dict
-into :attr:`UNetConvLSTM.unet` for that.
+maps the last hidden state to class logits. Sefrin, O., Riese, F. M., & Keller, S. (2021). Deep
+Learning for Land Cover Change Detection. Remote Sensing, 13(1), 78 (https://doi.org/10.3390/rs13010078)
+train the same FCN first on single images and use it as the pretrained base of the LSTM model: load a
+``unet`` state dict into :attr:`UNetConvLSTM.unet` for that.
 """
 
 from __future__ import annotations
@@ -16,7 +24,7 @@ from .unet import UNet
 
 
 class ConvLSTMCell(nn.Module):
-    """ConvLSTM cell, equation (1) of seed 002 (after Shi et al., NeurIPS 2015)::
+    """ConvLSTM cell, equation (1) of Kamdem De Teyou et al. (2020), after Shi et al. (NeurIPS 2015)::
 
         i_t = sigma(W_xi * x_t + W_hi * h_{t-1} + w_ci . c_{t-1} + b_i)
         f_t = sigma(W_xf * x_t + W_hf * h_{t-1} + w_cf . c_{t-1} + b_f)
@@ -31,8 +39,8 @@ class ConvLSTMCell(nn.Module):
 
     Args:
         in_channels: d, channels of x_t.
-        hidden: r, filters of the recurrent layer (seed: 32).
-        kernel_size: k (seed: 3).
+        hidden: r, filters of the recurrent layer (the paper: 32).
+        kernel_size: k (the paper: 3).
     """
 
     def __init__(self, in_channels: int, hidden: int = 32, kernel_size: int = 3) -> None:
@@ -42,8 +50,9 @@ class ConvLSTMCell(nn.Module):
         self.conv_h = nn.Conv2d(hidden, 4 * hidden, kernel_size, padding=kernel_size // 2, bias=False)
         self.w_c = nn.Parameter(torch.zeros(3, hidden, 1, 1))  # peepholes for i, f, o
 
-    def forward(self, x: torch.Tensor, state: tuple[torch.Tensor, torch.Tensor] | None = None
-                ) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(
+        self, x: torch.Tensor, state: tuple[torch.Tensor, torch.Tensor] | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """One step: ``x`` ``(B, d, H, W)``, state ``(h, c)`` each ``(B, r, H, W)`` or None (t = 0)."""
         gates = self.conv_x(x)
         if state is not None:
@@ -63,15 +72,15 @@ class ConvLSTMCell(nn.Module):
 
 
 class UNetConvLSTM(nn.Module):
-    """Shared U-Net per date -> two ConvLSTM layers -> 1x1 convolution (seed 002, Fig. 6).
+    """Shared U-Net per date -> two ConvLSTM layers -> 1x1 convolution (Kamdem De Teyou et al. 2020, Fig. 6).
 
     Args:
         in_channels: C bands of one date.
         num_classes: K output channels.
-        base_filters, depth: of the per-date :class:`~models.unet.UNet` (seed: 32 filters).
-        hidden: r filters of both ConvLSTM layers (seed: 32).
-        kernel_size: k of the ConvLSTM convolutions (seed: 3).
-        pmap: True (seed) feeds the per-date softmax probability maps to the ConvLSTM; False feeds
+        base_filters, depth: of the per-date :class:`~models.unet.UNet` (the paper: 32 filters).
+        hidden: r filters of both ConvLSTM layers (the paper: 32).
+        kernel_size: k of the ConvLSTM convolutions (the paper: 3).
+        pmap: True (the paper) feeds the per-date softmax probability maps to the ConvLSTM; False feeds
             the per-date logits.
 
     Shapes:
@@ -79,8 +88,16 @@ class UNetConvLSTM(nn.Module):
         T is fixed by the training data; the exported ONNX graph is unrolled over it.
     """
 
-    def __init__(self, in_channels: int, num_classes: int, base_filters: int = 32, depth: int = 4,
-                 hidden: int = 32, kernel_size: int = 3, pmap: bool = True) -> None:
+    def __init__(
+        self,
+        in_channels: int,
+        num_classes: int,
+        base_filters: int = 32,
+        depth: int = 4,
+        hidden: int = 32,
+        kernel_size: int = 3,
+        pmap: bool = True,
+    ) -> None:
         super().__init__()
         self.unet = UNet(in_channels, num_classes, base_filters, depth)
         self.pmap = pmap

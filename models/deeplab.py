@@ -1,7 +1,16 @@
-"""DeepLabv3+ (Chen et al., ECCV 2018) on a ResNet encoder (He et al., CVPR 2016), plain torch.
+"""DeepLabv3+ on a ResNet encoder, plain torch.
 
-After seed 001_d6382e1c23847c35.txt (ResNet encoder + ASPP, the DeepLab baseline of DeepForest) and
-seed 003_b38fcb566c9acd4b.txt (swappable encoders: ResNet-18/34/50 here). The encoder runs at
+DeepLabv3+: Chen, L.-C., Zhu, Y., Papandreou, G., Schroff, F., & Adam, H. (2018). Encoder-Decoder with
+Atrous Separable Convolution for Semantic Image Segmentation. ECCV 2018.
+https://doi.org/10.1007/978-3-030-01234-2_49 . ResNet: He, K., Zhang, X., Ren, S., & Sun, J. (2016).
+Deep Residual Learning for Image Recognition. CVPR 2016.
+
+After Cherif, E., Hell, M., & Brandmeier, M. (2022). DeepForest: Novel Deep Learning Models for Land Use
+and Land Cover Classification Using Multi-Temporal and -Modal Sentinel Data of the Amazon Basin. Remote
+Sensing, 14(19), 5000 (https://doi.org/10.3390/rs14195000; ResNet encoder + ASPP, their DeepLab
+baseline) and Yi, Z.-F., Bollinger, D., & Peressutti, D. (2020), "Mapping land use and land cover
+changes faster and at scale with deep learning on the cloud", Development Seed / Sinergise (swappable
+encoders: ResNet-18/34/50 here). The encoder runs at
 output stride 16 (the last stage dilated instead of strided); the decoder fuses the ASPP output
 with the stride-4 features and up-samples bilinearly to the input size, so any H, W works.
 No torchvision: the ResNets are written here and start from random weights (multispectral inputs
@@ -17,8 +26,9 @@ from torch import nn
 
 def _bn_relu_conv(in_ch: int, out_ch: int, k: int, stride: int = 1, dilation: int = 1) -> nn.Sequential:
     pad = dilation * (k // 2)
-    return nn.Sequential(nn.Conv2d(in_ch, out_ch, k, stride, pad, dilation, bias=False), nn.BatchNorm2d(out_ch),
-                         nn.ReLU(inplace=True))
+    return nn.Sequential(
+        nn.Conv2d(in_ch, out_ch, k, stride, pad, dilation, bias=False), nn.BatchNorm2d(out_ch), nn.ReLU(inplace=True)
+    )
 
 
 class BasicBlock(nn.Module):
@@ -68,9 +78,12 @@ def _shortcut(in_ch: int, out_ch: int, stride: int) -> nn.Module | None:
     return nn.Sequential(nn.Conv2d(in_ch, out_ch, 1, stride, bias=False), nn.BatchNorm2d(out_ch))
 
 
-#: backbone name -> (block, blocks per stage)
-RESNETS = {"resnet18": (BasicBlock, (2, 2, 2, 2)), "resnet34": (BasicBlock, (3, 4, 6, 3)),
-           "resnet50": (Bottleneck, (3, 4, 6, 3))}
+#: backbone name -> (block, blocks per stage); the names are :data:`models.BACKBONES` (a test keeps them equal).
+RESNETS = {
+    "resnet18": (BasicBlock, (2, 2, 2, 2)),
+    "resnet34": (BasicBlock, (3, 4, 6, 3)),
+    "resnet50": (Bottleneck, (3, 4, 6, 3)),
+}
 
 
 class ResNetEncoder(nn.Module):
@@ -118,7 +131,9 @@ class ASPP(nn.Module):
 
     def __init__(self, in_ch: int, out_ch: int = 256, rates: tuple[int, ...] = (6, 12, 18)) -> None:
         super().__init__()
-        self.branches = nn.ModuleList([_bn_relu_conv(in_ch, out_ch, 1)] + [_bn_relu_conv(in_ch, out_ch, 3, dilation=r) for r in rates])
+        self.branches = nn.ModuleList(
+            [_bn_relu_conv(in_ch, out_ch, 1)] + [_bn_relu_conv(in_ch, out_ch, 3, dilation=r) for r in rates]
+        )
         self.pool = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Conv2d(in_ch, out_ch, 1), nn.ReLU(inplace=True))
         self.project = nn.Sequential(_bn_relu_conv(out_ch * (len(rates) + 2), out_ch, 1), nn.Dropout(0.1))
 
@@ -141,13 +156,16 @@ class DeepLabV3Plus(nn.Module):
         input ``(B, C, H, W)`` float32, output logits ``(B, K, H, W)`` float32, any H, W >= 1.
     """
 
-    def __init__(self, in_channels: int, num_classes: int, backbone: str = "resnet18", aspp_channels: int = 256) -> None:
+    def __init__(
+        self, in_channels: int, num_classes: int, backbone: str = "resnet18", aspp_channels: int = 256
+    ) -> None:
         super().__init__()
         self.encoder = ResNetEncoder(in_channels, backbone)
         self.aspp = ASPP(self.encoder.out_channels, aspp_channels)
         self.low_proj = _bn_relu_conv(self.encoder.low_channels, 48, 1)
-        self.decoder = nn.Sequential(_bn_relu_conv(aspp_channels + 48, aspp_channels, 3),
-                                     _bn_relu_conv(aspp_channels, aspp_channels, 3))
+        self.decoder = nn.Sequential(
+            _bn_relu_conv(aspp_channels + 48, aspp_channels, 3), _bn_relu_conv(aspp_channels, aspp_channels, 3)
+        )
         self.head = nn.Conv2d(aspp_channels, num_classes, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

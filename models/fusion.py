@@ -1,6 +1,8 @@
-"""Two-branch (representation fusion) U-Net for multi-sensor input, after DeepForest-2 (seed 001).
+"""Two-branch (representation fusion) U-Net for multi-sensor input, after DeepForest-2.
 
-Seed 001_d6382e1c23847c35.txt (Cherif, Hell & Brandmeier 2022): "a two-branch architecture that
+Cherif, E., Hell, M., & Brandmeier, M. (2022). DeepForest: Novel Deep Learning Models for Land Use and
+Land Cover Classification Using Multi-Temporal and -Modal Sentinel Data of the Amazon Basin. Remote
+Sensing, 14(19), 5000. https://doi.org/10.3390/rs14195000 : "a two-branch architecture that
 independently learns sensor-specific representations before merging them ... The two branches are
 concatenated and jointly trained, with S2 features weighted at 70% and S1 at 30% in the final loss."
 
@@ -32,15 +34,22 @@ class TwoBranchUNet(nn.Module):
             ``[[0, 1, 2, 3, 6], [4, 5]]``; every channel in exactly one branch. Default: two halves.
         base_filters, depth: of each branch U-Net (per branch, so the model has about
             ``len(branches)`` times the parameters of one U-Net).
-        main_weight: weight of the main loss (seed 001: 0.7); read by :class:`AuxLoss`.
+        main_weight: weight of the main loss (Cherif et al. 2022: 0.7); read by :class:`AuxLoss`.
 
     Shapes:
         input ``(B, C, H, W)`` float32; output logits ``(B, K, H, W)`` (eval) or
         ``((B, K, H, W), [(B, K, H, W)] * n_branches)`` (training).
     """
 
-    def __init__(self, in_channels: int, num_classes: int, branches: Sequence[Sequence[int]] | None = None,
-                 base_filters: int = 32, depth: int = 4, main_weight: float = 0.7) -> None:
+    def __init__(
+        self,
+        in_channels: int,
+        num_classes: int,
+        branches: Sequence[Sequence[int]] | None = None,
+        base_filters: int = 32,
+        depth: int = 4,
+        main_weight: float = 0.7,
+    ) -> None:
         super().__init__()
         if branches is None:
             if in_channels < 2:
@@ -49,8 +58,10 @@ class TwoBranchUNet(nn.Module):
             branches = [list(range(half)), list(range(half, in_channels))]
         flat = sorted(int(c) for b in branches for c in b)
         if len(branches) < 2 or any(len(b) == 0 for b in branches) or flat != list(range(in_channels)):
-            raise ValueError(f"branches {list(map(list, branches))} must split the {in_channels} input channels into "
-                             "at least 2 non-empty groups, each channel in exactly one.")
+            raise ValueError(
+                f"branches {list(map(list, branches))} must split the {in_channels} input channels into "
+                "at least 2 non-empty groups, each channel in exactly one."
+            )
         if not 0.0 < main_weight <= 1.0:
             raise ValueError(f"main_weight must be in (0, 1], got {main_weight}.")
         self.main_weight = float(main_weight)
@@ -75,7 +86,7 @@ class TwoBranchUNet(nn.Module):
 
 
 class AuxLoss(nn.Module):
-    """``w * loss(main) + (1 - w) * mean_i loss(aux_i)`` for models that return ``(main, aux)`` (seed 001: w = 0.7).
+    """``w * loss(main) + (1 - w) * mean_i loss(aux_i)`` for models that return ``(main, aux)`` (Cherif et al. 2022: w = 0.7).
 
     Plain logits are passed to ``loss`` unchanged, so it can wrap the loss of any model.
 
@@ -99,8 +110,9 @@ class AuxLoss(nn.Module):
         return self.main_weight * total + (1.0 - self.main_weight) * aux_loss
 
 
-def branches_from_sensors(sensor_bands: dict[str, Sequence[str]], bands: Sequence[str], n_indices: int = 0,
-                          index_branch: int = 0) -> list[list[int]]:
+def branches_from_sensors(
+    sensor_bands: dict[str, Sequence[str]], bands: Sequence[str], n_indices: int = 0, index_branch: int = 0
+) -> list[list[int]]:
     """Channel groups of a multi-sensor chip stack: one per sensor (manifest ``sources["sensor_bands"]``).
 
     Index channels (appended after all bands) join branch ``index_branch`` (the first sensor, the

@@ -1,9 +1,16 @@
-"""U-Net (Ronneberger et al., 2015) with batch norm after every convolution.
+"""U-Net with batch norm after every convolution.
 
-Configuration after seed 002_5f5c797ac4c9541b.txt: 32 filters in the first level (half the original
-64) and batch normalisation after each 3x3 convolution; ``depth`` poolings, filters doubling per
-level. Seed 000_92b8837726c3be0f.txt uses the same FCN as the pretrained base of the LSTM model
-(:class:`models.convlstm.UNetConvLSTM`).
+U-Net: Ronneberger, O., Fischer, P., & Brox, T. (2015). U-Net: Convolutional Networks for Biomedical
+Image Segmentation. MICCAI 2015, LNCS 9351, 234-241. https://doi.org/10.1007/978-3-319-24574-4_28
+
+Configuration after Kamdem De Teyou, G., Tarabalka, Y., Manighetti, I., Almar, R., & Tripodi, S.
+(2020). Deep Neural Networks for Automatic Extraction of Features in Time Series Optical Satellite
+Images. Int. Arch. Photogramm. Remote Sens. Spatial Inf. Sci., XLIII-B2-2020, 1529-1535
+(https://doi.org/10.5194/isprs-archives-XLIII-B2-2020-1529-2020): 32 filters in the first level (half
+the original 64) and batch normalisation after each 3x3 convolution; ``depth`` poolings, filters
+doubling per level. Sefrin, O., Riese, F. M., & Keller, S. (2021). Deep Learning for Land Cover Change
+Detection. Remote Sensing, 13(1), 78 (https://doi.org/10.3390/rs13010078) uses the same FCN as the
+pretrained base of the LSTM model (:class:`models.convlstm.UNetConvLSTM`).
 
 Any input size works: pooling uses ``ceil_mode`` and each up-sampled map is cropped to its skip
 connection, so inference tiles need not be multiples of ``2**depth``.
@@ -20,8 +27,12 @@ class ConvBlock(nn.Sequential):
 
     def __init__(self, in_ch: int, out_ch: int, dropout: float = 0.0) -> None:
         layers: list[nn.Module] = [
-            nn.Conv2d(in_ch, out_ch, 3, padding=1, bias=False), nn.BatchNorm2d(out_ch), nn.ReLU(inplace=True),
-            nn.Conv2d(out_ch, out_ch, 3, padding=1, bias=False), nn.BatchNorm2d(out_ch), nn.ReLU(inplace=True),
+            nn.Conv2d(in_ch, out_ch, 3, padding=1, bias=False),
+            nn.BatchNorm2d(out_ch),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(out_ch, out_ch, 3, padding=1, bias=False),
+            nn.BatchNorm2d(out_ch),
+            nn.ReLU(inplace=True),
         ]
         if dropout > 0:
             layers.append(nn.Dropout2d(dropout))
@@ -34,7 +45,7 @@ class UNet(nn.Module):
     Args:
         in_channels: C input bands (any number; the first convolution takes them all).
         num_classes: K output channels.
-        base_filters: filters of the first level (seed 002: 32); level i has ``base_filters * 2**i``.
+        base_filters: filters of the first level (Kamdem De Teyou et al. 2020: 32); level i has ``base_filters * 2**i``.
         depth: number of 2x poolings (levels below the first), >= 1.
         dropout: Dropout2d rate after the bottleneck block (0 = none).
 
@@ -42,8 +53,9 @@ class UNet(nn.Module):
         input ``(B, C, H, W)`` float32 (normalised), output logits ``(B, K, H, W)`` float32, any H, W >= 1.
     """
 
-    def __init__(self, in_channels: int, num_classes: int, base_filters: int = 32, depth: int = 4,
-                 dropout: float = 0.0) -> None:
+    def __init__(
+        self, in_channels: int, num_classes: int, base_filters: int = 32, depth: int = 4, dropout: float = 0.0
+    ) -> None:
         super().__init__()
         if depth < 1 or base_filters < 1:
             raise ValueError(f"depth ({depth}) and base_filters ({base_filters}) must be >= 1.")
@@ -54,7 +66,9 @@ class UNet(nn.Module):
             + [ConvBlock(widths[i - 1], widths[i], dropout if i == depth else 0.0) for i in range(1, depth + 1)]
         )
         self.pool = nn.MaxPool2d(2, ceil_mode=True)
-        self.ups = nn.ModuleList([nn.ConvTranspose2d(widths[i], widths[i - 1], 2, stride=2) for i in range(depth, 0, -1)])
+        self.ups = nn.ModuleList(
+            [nn.ConvTranspose2d(widths[i], widths[i - 1], 2, stride=2) for i in range(depth, 0, -1)]
+        )
         self.decoders = nn.ModuleList([ConvBlock(widths[i - 1] * 2, widths[i - 1]) for i in range(depth, 0, -1)])
         self.head = nn.Conv2d(widths[0], num_classes, 1)
 
@@ -81,7 +95,8 @@ class UNetEarlyFusion(UNet):
     """U-Net over two dates stacked as channels (early fusion change detection).
 
     Two-date chips ``images/`` + ``images2/`` are stacked as ``(2C, H, W)`` (date 1 bands, then
-    date 2 bands), as in the composite input of seed 004_4ee5772e43f44242.txt.
+    date 2 bands), as in the composite input of Esri's sample notebook "Multi-class change detection
+    using image segmentation deep learning models" (ArcGIS API for Python).
 
     Args:
         in_channels: 2C, both dates together (must be even).
@@ -92,8 +107,9 @@ class UNetEarlyFusion(UNet):
         input ``(B, 2C, H, W)`` float32, output logits ``(B, K, H, W)`` float32.
     """
 
-    def __init__(self, in_channels: int, num_classes: int, base_filters: int = 32, depth: int = 4,
-                 dropout: float = 0.0) -> None:
+    def __init__(
+        self, in_channels: int, num_classes: int, base_filters: int = 32, depth: int = 4, dropout: float = 0.0
+    ) -> None:
         if in_channels % 2:
             raise ValueError(f"unet_early_fusion takes two dates stacked as channels (2C); got {in_channels} channels.")
         super().__init__(in_channels, num_classes, base_filters, depth, dropout)

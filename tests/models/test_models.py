@@ -5,16 +5,21 @@ from __future__ import annotations
 import pytest
 import torch
 
-from deeplandcover.core.chips.manifest import ClassInfo
+from deeplandcover.core.classes import ClassInfo
 from deeplandcover.core.modelcard import ModelCard, read_card
 from deeplandcover.core.training.onnx_export import check_parity, export_onnx
-from deeplandcover.models import MODELS, ConvLSTMCell, build_model
+from deeplandcover.models import ARCHITECTURES, BACKBONES, MODELS, build_model, model_class
+from deeplandcover.models.convlstm import ConvLSTMCell
+from deeplandcover.models.deeplab import RESNETS
 
 torch.set_num_threads(2)
-SMALL = {"unet": {"base_filters": 4, "depth": 3}, "unet_early_fusion": {"base_filters": 4, "depth": 2},
-         "unet_convlstm": {"base_filters": 4, "depth": 2, "hidden": 8},
-         "deeplabv3plus": {"backbone": "resnet18", "aspp_channels": 16},
-         "two_branch_unet": {"base_filters": 4, "depth": 2}}
+SMALL = {
+    "unet": {"base_filters": 4, "depth": 3},
+    "unet_early_fusion": {"base_filters": 4, "depth": 2},
+    "unet_convlstm": {"base_filters": 4, "depth": 2, "hidden": 8},
+    "deeplabv3plus": {"backbone": "resnet18", "aspp_channels": 16},
+    "two_branch_unet": {"base_filters": 4, "depth": 2},
+}
 
 
 def _input(name: str, b: int, c: int, h: int, w: int, t: int = 3) -> torch.Tensor:
@@ -47,7 +52,9 @@ def test_training_step_backprop():
 
 
 def test_registry_errors():
-    with pytest.raises(ValueError, match="valid names: deeplabv3plus, two_branch_unet, unet, unet_convlstm, unet_early_fusion"):
+    with pytest.raises(
+        ValueError, match="valid names: deeplabv3plus, two_branch_unet, unet, unet_convlstm, unet_early_fusion"
+    ):
         build_model("segformer", 3, 2)
     with pytest.raises(ValueError, match="resnet18"):
         build_model("deeplabv3plus", 3, 2, backbone="vgg")
@@ -55,6 +62,32 @@ def test_registry_errors():
         build_model("unet_early_fusion", 3, 2)
     with pytest.raises(ValueError, match="Invalid parameters"):
         build_model("unet", 3, 2, nonsense=1)
+
+
+def test_registry_names_each_architecture_once():
+    # the one list of names: the dialog, the CLI and TrainConfig take ARCHITECTURES; each builds its class
+    assert ARCHITECTURES == tuple(MODELS) and ARCHITECTURES[0] == "unet"
+    assert {name: model_class(name).__name__ for name in ARCHITECTURES} == {
+        "unet": "UNet",
+        "deeplabv3plus": "DeepLabV3Plus",
+        "unet_convlstm": "UNetConvLSTM",
+        "unet_early_fusion": "UNetEarlyFusion",
+        "two_branch_unet": "TwoBranchUNet",
+    }
+    assert BACKBONES == tuple(RESNETS)
+
+
+def test_import_without_torch_lists_the_architectures():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, deeplandcover.models as m, deeplandcover.core.training.config as c; "
+        "assert 'torch' not in sys.modules and 'numpy' not in sys.modules, sorted(sys.modules); "
+        "print(c.CHOICES['architecture'] == m.ARCHITECTURES)"
+    )
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0 and res.stdout.strip() == "True", res.stderr
 
 
 def test_convlstm_cell_matches_equations():
@@ -83,8 +116,14 @@ def test_convlstm_cell_matches_equations():
 def test_onnx_parity_dynamic_size(name, tmp_path):
     c = 4
     m = build_model(name, c, 3, **SMALL[name]).eval()
-    card = ModelCard(name, [f"B{i}" for i in range(c)], [0.0] * c, [1.0] * c, [ClassInfo(v, f"c{v}") for v in (1, 2, 3)],
-                     layout="BTCHW" if name == "unet_convlstm" else "BCHW")
+    card = ModelCard(
+        name,
+        [f"B{i}" for i in range(c)],
+        [0.0] * c,
+        [1.0] * c,
+        [ClassInfo(v, f"c{v}") for v in (1, 2, 3)],
+        layout="BTCHW" if name == "unet_convlstm" else "BCHW",
+    )
     path = tmp_path / "m.onnx"
     parity = export_onnx(m, card, path, _input(name, 2, c, 32, 32))
     assert parity.passed and parity.max_abs_diff < 1e-4

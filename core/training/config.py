@@ -1,0 +1,183 @@
+"""Train Model's options: :class:`TrainConfig` (the dialog, the CLI, the Python API), its choices, :class:`TrainResult`.
+
+Every choice is declared once. The architectures and DeepLab encoders are the model registry's
+(:data:`models.ARCHITECTURES`, :data:`models.BACKBONES`); the other option values are the ``Literal``
+types below. :data:`CHOICES` gathers them per field: :meth:`TrainConfig.validate`, the CLI
+(:mod:`core.training.cli`) and the Processing dialog (:mod:`algorithms.train_model`) read them there.
+Importing this module needs neither torch nor numpy (QGIS builds the dialog while loading the provider).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, get_args
+
+from ...models import ARCHITECTURES, BACKBONES, SEQUENCE_MODELS
+from ..errors import InputError
+
+#: Monitored validation value: ``val_loss`` (lower is better), ``miou`` or ``f1`` (macro F1; higher is better).
+Monitor = Literal["val_loss", "miou", "f1"]
+#: Class weighting of the loss (:func:`core.training.losses.class_weights`).
+ClassWeighting = Literal["none", "inverse", "median"]
+#: Training loss (:func:`core.training.losses.make_loss`).
+LossName = Literal["ce", "ce_jaccard", "focal"]
+#: Where to train: ``auto`` (CUDA when available), ``cpu`` or ``cuda``.
+Device = Literal["auto", "cpu", "cuda"]
+#: Learning-rate schedule (:func:`core.training.steps.make_scheduler`).
+Schedule = Literal["plateau", "cosine"]
+
+#: Option field -> its valid values; the first is the field's default (the dialog's default index 0).
+CHOICES: dict[str, tuple[str, ...]] = {
+    "architecture": ARCHITECTURES,
+    "backbone": BACKBONES,
+    "monitor": get_args(Monitor),
+    "class_weights": get_args(ClassWeighting),
+    "loss": get_args(LossName),
+    "device": get_args(Device),
+    "schedule": get_args(Schedule),
+}
+
+
+def one_of(values: tuple[str, ...]) -> str:
+    """The values as text: ``"a, b or c"``."""
+    return values[0] if len(values) == 1 else f"{', '.join(values[:-1])} or {values[-1]}"
+
+
+@dataclass
+class TrainConfig:
+    """Training parameters (the Train Model dialog).
+
+    Attributes:
+        architecture: a name of the model registry (:data:`models.ARCHITECTURES`): ``unet``,
+            ``deeplabv3plus``, ``unet_convlstm`` (sequence chips), ``unet_early_fusion`` (two-date chips)
+            or ``two_branch_unet`` (multi-sensor chips).
+        epochs: maximum epochs. batch_size: chips per step (halved automatically on CUDA OOM).
+        lr: learning rate; None runs an LR range test first (Smith 2017).
+        val_fraction: share of chips (whole spatial blocks) for validation, (0, 1).
+        patience, min_delta: early stopping: stop after ``patience`` epochs without an improvement of
+            the monitored value larger than ``min_delta``.
+        monitor: ``val_loss`` (lower is better), ``miou`` or ``f1`` (macro F1; higher is better).
+        class_weights: ``none``, ``inverse`` or ``median`` (frequency balancing).
+        loss: ``ce``, ``ce_jaccard`` (with ``jaccard_alpha``) or ``focal`` (``focal_gamma``).
+        augment: random dihedral flips/rotations of training chips.
+        seed: seeds Python, numpy and torch, the split and the shuffling.
+        device: ``auto`` (CUDA when available), ``cpu`` or ``cuda``.
+        resume: a ``model.pt``/``last.pt`` to continue from (same architecture and data).
+        finetune: a previous ``model.pt`` (or the ``model.onnx`` with its ``model.pt`` beside it)
+            whose weights initialise the model.
+        num_workers: DataLoader worker processes (0 = load in the main process; chips are cached).
+        num_threads: torch CPU threads; None = every core (``os.cpu_count()``).
+        base_filters, depth: U-Net arguments; backbone: DeepLab encoder (:data:`models.BACKBONES`);
+            arch_params: extra ones.
+        lr_finder_steps: iterations of the LR range test.
+        schedule: ``plateau`` (halve the LR when the monitored value stalls for ``patience // 2``
+            epochs) or ``cosine`` (``warmup_epochs`` of linear warm-up, then cosine annealing to 1 %
+            of ``lr`` at ``epochs``; Loshchilov & Hutter, SGDR, ICLR 2017).
+        warmup_epochs: linear warm-up epochs of the ``cosine`` schedule.
+        indices: spectral indices appended as input channels, comma-separated (``"NDVI,NDWI"``;
+            :mod:`core.preprocessing.indices`, after Yi et al. 2020); recorded in the model card, recomputed at inference.
+        sequence_length: dates per sequence sample (0 = all the chips' dates); the model, its card
+            and inference take this many dates.
+        random_sequences: training samples draw ``sequence_length`` dates at random, sorted by time
+            (Sefrin et al. 2021); validation and the card use the fixed evenly spaced dates.
+    """
+
+    architecture: str = ARCHITECTURES[0]
+    epochs: int = 20
+    batch_size: int = 8
+    lr: float | None = None
+    val_fraction: float = 0.2
+    patience: int = 5
+    min_delta: float = 0.001
+    monitor: Monitor = "val_loss"
+    class_weights: ClassWeighting = "none"
+    loss: LossName = "ce"
+    jaccard_alpha: float = 0.5
+    focal_gamma: float = 2.0
+    augment: bool = True
+    seed: int = 42
+    device: Device = "auto"
+    resume: str | None = None
+    finetune: str | None = None
+    num_workers: int = 0
+    num_threads: int | None = None
+    base_filters: int = 32
+    depth: int = 4
+    backbone: str = BACKBONES[0]
+    arch_params: dict[str, Any] = field(default_factory=dict)
+    lr_finder_steps: int = 30
+    schedule: Schedule = "plateau"
+    warmup_epochs: int = 1
+    indices: str = ""
+    sequence_length: int = 0
+    random_sequences: bool = False
+
+    def model_params(self) -> dict[str, Any]:
+        """Constructor arguments of the chosen architecture."""
+        p = (
+            {"backbone": self.backbone}
+            if self.architecture == "deeplabv3plus"
+            else {"base_filters": self.base_filters, "depth": self.depth}
+        )
+        return {**p, **self.arch_params}
+
+    def validate(self) -> None:
+        """Raise :class:`InputError` naming the first invalid field."""
+        for name, choices in CHOICES.items():
+            value = getattr(self, name)
+            if value not in choices:
+                raise InputError(f"Unknown {name.replace('_', ' ')} {value!r}; use {one_of(choices)}.")
+        if self.epochs < 1 or self.batch_size < 1:
+            raise InputError("Epochs and batch size must be at least 1.")
+        if self.lr is not None and not (0 < self.lr < 10):
+            raise InputError(f"Learning rate {self.lr} is invalid; leave it empty to find one automatically.")
+        if self.warmup_epochs < 0:
+            raise InputError(f"Warm-up epochs must be 0 or more, got {self.warmup_epochs}.")
+        if self.device == "cuda":
+            import torch
+
+            if not torch.cuda.is_available():
+                raise InputError("Device 'cuda' was asked for but PyTorch sees no CUDA GPU; choose auto or cpu.")
+        from ..preprocessing.indices import parse_indices  # numpy: imported here so the dialog loads without it
+
+        parse_indices(self.indices)  # InputError naming an unknown index
+        self._validate_sequences()
+
+    def _validate_sequences(self) -> None:
+        if self.sequence_length < 0:
+            raise InputError(f"Sequence length must be 0 (all dates) or positive, got {self.sequence_length}.")
+        if (self.sequence_length or self.random_sequences) and self.architecture not in SEQUENCE_MODELS:
+            raise InputError(
+                "Sequence length and random sequences are options of time-series models; choose "
+                f"{one_of(tuple(sorted(SEQUENCE_MODELS)))} (and time-series chips)."
+            )
+        if self.random_sequences and self.sequence_length < 1:
+            raise InputError(
+                "Random sequences need a sequence length smaller than the number of chip dates (e.g. 4 of 12 dates)."
+            )
+
+
+@dataclass
+class TrainResult:
+    """What :func:`core.training.trainer.train_model` produced.
+
+    Attributes:
+        out_dir, model_path (``model.onnx``), checkpoint_path (``model.pt``), report_path, log_path.
+        metrics: validation metrics of the best epoch (:func:`core.training.steps.validation_metrics`:
+            ``val_loss``, ``oa``, ``miou``, ``f1``, ``kappa``, per class, ``confusion_matrix``).
+        best_epoch, epochs_run: 1-based. lr: the learning rate used. parity: the ONNX check.
+        history: one dict per epoch (as in ``training_log.csv``).
+    """
+
+    out_dir: Path
+    model_path: Path
+    checkpoint_path: Path
+    report_path: Path
+    log_path: Path
+    metrics: dict[str, Any]
+    best_epoch: int
+    epochs_run: int
+    lr: float
+    parity: dict[str, Any]
+    history: list[dict[str, float]]

@@ -1,0 +1,182 @@
+"""Processing algorithm deeplandcover:trainmodel: parameters -> TrainPlan, a real run, failed runs."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from helpers.chips import make_chip_folder
+from qgis.core import QgsProcessingContext, QgsProcessingException, QgsProcessingFeedback
+
+from deeplandcover.algorithms.train_model import TrainModelAlgorithm, TrainPlan, split_folders
+from deeplandcover.core.training.config import TrainConfig
+
+torch.set_num_threads(2)
+
+
+def _params(**kw):
+    v = {
+        "INPUT": "/chips/a",
+        "ADDITIONAL_INPUTS": "/chips/b; /chips/a",
+        "OUTPUT_FOLDER": "/runs/one",
+        "ARCHITECTURE": 1,
+        "BACKBONE": 2,
+        "MONITOR": 1,
+        "CLASS_WEIGHTS": 2,
+        "LOSS": 1,
+        "DEVICE": 1,
+        "BASE_FILTERS": 16,
+        "DEPTH": 3,
+        "EPOCHS": 7,
+        "BATCH_SIZE": 4,
+        "PATIENCE": 2,
+        "SEED": 7,
+        "VALIDATION_FRACTION": 0.3,
+        "MIN_DELTA": 0.01,
+        "JACCARD_ALPHA": 0.7,
+        "LEARNING_RATE": None,
+        "AUGMENT": False,
+        "RESUME": None,
+        "FINETUNE": "/x/model.onnx",
+    }
+    return {**v, **kw}
+
+
+def _plan(**kw) -> TrainPlan:
+    alg = TrainModelAlgorithm()
+    alg.initAlgorithm()
+    return alg.plan(_params(**kw), QgsProcessingContext())
+
+
+def test_config_plan(qgis_app):
+    p = _plan()
+    assert p == TrainPlan(
+        ["/chips/a", "/chips/b"],
+        "/runs/one",
+        TrainConfig(
+            architecture="deeplabv3plus",
+            backbone="resnet50",
+            monitor="miou",
+            class_weights="median",
+            loss="ce_jaccard",
+            device="cpu",
+            base_filters=16,
+            depth=3,
+            epochs=7,
+            batch_size=4,
+            patience=2,
+            seed=7,
+            val_fraction=0.3,
+            min_delta=0.01,
+            jaccard_alpha=0.7,
+            lr=None,
+            augment=False,
+            resume=None,
+            finetune="/x/model.onnx",
+            schedule="plateau",
+            warmup_epochs=1,
+            indices="",
+            sequence_length=0,
+            random_sequences=False,
+        ),
+    )
+    c = p.config
+    assert (c.architecture, c.backbone, c.monitor, c.class_weights, c.loss, c.device) == (
+        "deeplabv3plus",
+        "resnet50",
+        "miou",
+        "median",
+        "ce_jaccard",
+        "cpu",
+    )
+    assert c.lr is None and c.epochs == 7 and c.jaccard_alpha == 0.7 and c.augment is False
+    assert c.finetune == "/x/model.onnx" and c.resume is None and c.model_params() == {"backbone": "resnet50"}
+    assert _plan(LEARNING_RATE=0.01, ARCHITECTURE=0).config.lr == 0.01
+    assert _plan(ARCHITECTURE=0).config.model_params() == {"base_filters": 16, "depth": 3}
+
+
+def test_enum_options_are_the_config_choices():
+    from deeplandcover.core.training.config import CHOICES
+
+    alg = TrainModelAlgorithm()
+    alg.initAlgorithm()
+    for key, field in alg.ENUMS.items():
+        assert alg.parameterDefinition(key).options() == list(CHOICES[field]), key
+        assert CHOICES[field][alg.parameterDefinition(key).defaultValue()] == getattr(TrainConfig(), field), key
+
+
+def test_split_folders():
+    assert split_folders("/a", " /b ; ;/a;/c") == ["/a", "/b", "/c"]
+
+
+def test_parameters_declared():
+    alg = TrainModelAlgorithm()
+    alg.initAlgorithm()
+    assert alg.name() == "trainmodel" and alg.groupId() == "training"
+    names = {p.name() for p in alg.parameterDefinitions()}
+    for key in (
+        "INPUT",
+        "ADDITIONAL_INPUTS",
+        "ARCHITECTURE",
+        "BACKBONE",
+        "BASE_FILTERS",
+        "DEPTH",
+        "EPOCHS",
+        "BATCH_SIZE",
+        "LEARNING_RATE",
+        "VALIDATION_FRACTION",
+        "PATIENCE",
+        "MIN_DELTA",
+        "MONITOR",
+        "CLASS_WEIGHTS",
+        "LOSS",
+        "JACCARD_ALPHA",
+        "AUGMENT",
+        "SEED",
+        "DEVICE",
+        "RESUME",
+        "FINETUNE",
+        "OUTPUT_FOLDER",
+    ):
+        assert key in names, key
+    outs = {o.name() for o in alg.outputDefinitions()}
+    assert {"OUTPUT_MODEL", "OUTPUT_FOLDER", "REPORT", "VAL_OA", "VAL_MIOU"} <= outs
+
+
+def test_run(qgis_app, tmp_path):
+    make_chip_folder(tmp_path / "a", "single", grid=(3, 3), tile=16, block=1)
+    make_chip_folder(tmp_path / "b", "single", grid=(2, 3), tile=16, block=1, seed=3)
+    alg = TrainModelAlgorithm()
+    alg.initAlgorithm()
+    params = {
+        "INPUT": str(tmp_path / "a"),
+        "ADDITIONAL_INPUTS": str(tmp_path / "b"),
+        "ARCHITECTURE": 0,
+        "BASE_FILTERS": 8,
+        "DEPTH": 2,
+        "EPOCHS": 1,
+        "BATCH_SIZE": 4,
+        "LEARNING_RATE": 0.003,
+        "DEVICE": 1,
+        "OUTPUT_FOLDER": str(tmp_path / "out"),
+    }
+    res, ok = alg.run(params, QgsProcessingContext(), QgsProcessingFeedback())
+    assert ok, res
+    assert res["OUTPUT_MODEL"].endswith("model.onnx") and (tmp_path / "out" / "model.onnx").is_file()
+    assert 0 <= res["VAL_OA"] <= 1 and 0 <= res["VAL_MIOU"] <= 1 and res["REPORT"].endswith("report.html")
+
+    bad = dict(params, INPUT=str(tmp_path / "missing"), ADDITIONAL_INPUTS="")
+    res, ok = alg.run(bad, QgsProcessingContext(), QgsProcessingFeedback())
+    assert not ok
+    with pytest.raises(QgsProcessingException, match="does not exist"):  # the message users see
+        alg.processAlgorithm(bad, QgsProcessingContext(), QgsProcessingFeedback())
+
+
+def test_failed_run_leaves_no_output_folder(qgis_app, tmp_path):
+    # Train Model creates its output folder only once training starts (not a chip folder: it never does)
+    (tmp_path / "not_chips").mkdir()
+    alg = TrainModelAlgorithm()
+    alg.initAlgorithm()
+    params = {"INPUT": str(tmp_path / "not_chips"), "EPOCHS": 1, "DEVICE": 1, "OUTPUT_FOLDER": str(tmp_path / "out")}
+    res, ok = alg.run(params, QgsProcessingContext(), QgsProcessingFeedback())
+    assert not ok
+    assert not (tmp_path / "out").exists()

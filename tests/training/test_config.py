@@ -1,0 +1,38 @@
+"""TrainConfig: its choices are declared once (registry and Literal types) and validated from there."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from deeplandcover.core.errors import InputError
+from deeplandcover.core.training.config import CHOICES, TrainConfig
+from deeplandcover.models import ARCHITECTURES, BACKBONES
+
+
+def test_choices_come_from_the_registry_and_defaults_come_first():
+    assert CHOICES["architecture"] == ARCHITECTURES and CHOICES["backbone"] == BACKBONES
+    defaults = TrainConfig()
+    for name, choices in CHOICES.items():
+        assert getattr(defaults, name) == choices[0], name
+    assert set(CHOICES) <= {f.name for f in dataclasses.fields(TrainConfig)}
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("architecture", "segformer", "use unet, deeplabv3plus, unet_convlstm, unet_early_fusion or two_branch_unet"),
+        ("monitor", "acc", "Unknown monitor 'acc'; use val_loss, miou or f1"),
+        ("loss", "dice", "Unknown loss 'dice'; use ce, ce_jaccard or focal"),
+        ("class_weights", "x", "Unknown class weights 'x'; use none, inverse or median"),
+        ("schedule", "step", "Unknown schedule 'step'; use plateau or cosine"),
+        ("device", "tpu", "Unknown device 'tpu'; use auto, cpu or cuda"),
+        ("backbone", "vgg", "use resnet18, resnet34 or resnet50"),
+        ("warmup_epochs", -1, "Warm-up epochs must be 0 or more"),
+        ("sequence_length", 3, "choose unet_convlstm"),
+    ],
+)
+def test_validate_names_the_field_and_the_choices(field, value, message):
+    with pytest.raises(InputError, match=message):
+        TrainConfig(**{field: value}).validate()
