@@ -1,11 +1,13 @@
 """Processing algorithm ``deeplandcover:createaccuracypoints`` (Create Accuracy Assessment Points).
 
-Thin wrapper over :func:`core.accuracy.create_assessment_points`.
+Parameters -> :class:`core.assessment.sampling.AccuracyPointsOptions` (:meth:`CreateAccuracyPointsAlgorithm.plan`)
+-> one call of :func:`core.assessment.sampling.create_accuracy_points`.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from qgis.core import (
     QgsProcessingContext,
@@ -17,10 +19,12 @@ from qgis.core import (
 
 from ..core import deps
 from ..core.errors import InputError
-from .base import DlcAlgorithm, layer_path
+from .base import DlcAlgorithm
+from .parameters import layer_path
 from .qtcompat import NUMBER_DOUBLE, NUMBER_INTEGER
 
-STRATEGIES = ["stratified_random", "equalized_stratified", "random"]
+if TYPE_CHECKING:
+    from ..core.assessment.sampling import AccuracyPointsOptions
 
 HELP = """Draws random points on a classified raster for an accuracy assessment, to be labelled by hand.
 <p><b>Strategy</b>: <i>stratified random</i> places points in each class in proportion to its area;
@@ -53,24 +57,41 @@ class CreateAccuracyPointsAlgorithm(DlcAlgorithm):
 
     def initAlgorithm(self, config=None):  # noqa: D102
         self.addParameter(QgsProcessingParameterRasterLayer(self.INPUT, self.tr("Classified raster")))
-        self.addParameter(QgsProcessingParameterNumber(
-            self.NUMBER_OF_POINTS, self.tr("Number of points"), NUMBER_INTEGER,
-            defaultValue=500, minValue=1))
-        self.addParameter(QgsProcessingParameterEnum(
-            self.STRATEGY, self.tr("Sampling strategy"),
-            options=[self.tr("Stratified random"), self.tr("Equalized stratified random"), self.tr("Random")],
-            defaultValue=0))
-        self.addParameter(QgsProcessingParameterNumber(
-            self.MIN_DISTANCE, self.tr("Minimum distance between points (CRS units)"),
-            NUMBER_DOUBLE, defaultValue=0.0, minValue=0.0))
-        self.addParameter(QgsProcessingParameterNumber(
-            self.SEED, self.tr("Random seed"), NUMBER_INTEGER, defaultValue=0, minValue=0))
+        self.addParameter(
+            QgsProcessingParameterNumber(
+                self.NUMBER_OF_POINTS, self.tr("Number of points"), NUMBER_INTEGER, defaultValue=500, minValue=1
+            )
+        )
+        # in the order of core.assessment.sampling.STRATEGIES
+        self.addParameter(
+            QgsProcessingParameterEnum(
+                self.STRATEGY,
+                self.tr("Sampling strategy"),
+                options=[self.tr("Stratified random"), self.tr("Equalized stratified random"), self.tr("Random")],
+                defaultValue=0,
+            )
+        )
+        self.addParameter(
+            QgsProcessingParameterNumber(
+                self.MIN_DISTANCE,
+                self.tr("Minimum distance between points (CRS units)"),
+                NUMBER_DOUBLE,
+                defaultValue=0.0,
+                minValue=0.0,
+            )
+        )
+        self.addParameter(
+            QgsProcessingParameterNumber(self.SEED, self.tr("Random seed"), NUMBER_INTEGER, defaultValue=0, minValue=0)
+        )
         self.addParameter(QgsProcessingParameterVectorDestination(self.OUTPUT, self.tr("Assessment points")))
 
-    def run_core(self, parameters: dict[str, Any], context: QgsProcessingContext, feedback) -> dict[str, Any]:  # noqa: D102
-        from pathlib import Path
+    def plan(self, parameters: dict[str, Any], context: QgsProcessingContext) -> AccuracyPointsOptions:
+        """The :class:`core.assessment.sampling.AccuracyPointsOptions` of ``parameters``.
 
-        from ..core.assessment.reference import create_assessment_points
+        Raises:
+            InputError: no classified raster, or an output that is not a GeoPackage.
+        """
+        from ..core.assessment.sampling import STRATEGIES, AccuracyPointsOptions
 
         raster = self.parameterAsRasterLayer(parameters, self.INPUT, context)
         if raster is None:
@@ -80,10 +101,19 @@ class CreateAccuracyPointsAlgorithm(DlcAlgorithm):
             raise InputError(f"Save the assessment points as a GeoPackage (.gpkg), not {Path(out).suffix}.")
         if not Path(out).suffix:
             out += ".gpkg"
-        info = create_assessment_points(
-            layer_path(raster), self.parameterAsInt(parameters, self.NUMBER_OF_POINTS, context), out,
+        return AccuracyPointsOptions(
+            classified=layer_path(raster),
+            n_points=self.parameterAsInt(parameters, self.NUMBER_OF_POINTS, context),
+            output=out,
             strategy=STRATEGIES[self.parameterAsEnum(parameters, self.STRATEGY, context)],
             min_distance=self.parameterAsDouble(parameters, self.MIN_DISTANCE, context),
-            seed=self.parameterAsInt(parameters, self.SEED, context), feedback=feedback)
+            seed=self.parameterAsInt(parameters, self.SEED, context),
+        )
+
+    def run_core(self, parameters: dict[str, Any], context: QgsProcessingContext, feedback) -> dict[str, Any]:  # noqa: D102
+        from ..core.assessment.sampling import create_accuracy_points
+
+        options = self.plan(parameters, context)
+        info = create_accuracy_points(options, feedback)
         feedback.info(f"{info['points']} points written; per class: {info['per_class']}")
-        return {self.OUTPUT: out}
+        return {self.OUTPUT: options.output}

@@ -1,1 +1,3 @@
-"""Detect Change: from-to change, change-vector analysis and change models. Imports no torch."""
+"""Detect Change: from-to change (with its transition codes), change vector analysis and change models.
+
+Imports no torch."""

