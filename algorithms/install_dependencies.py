@@ -1,6 +1,7 @@
 """Processing algorithm ``deeplandcover:installdependencies`` (Install Python dependencies).
 
-Thin wrapper over :mod:`core.installer`: finds what the chosen algorithms miss and installs it with
+Thin wrapper over :mod:`core.installer` (:func:`~core.installer.plan.plan`, then
+:func:`~core.installer.install.install`): finds what the chosen algorithms miss and installs it with
 pip into the plugin's own package folder, with everything QGIS's Python provides pinned.
 """
 
@@ -21,8 +22,11 @@ from qgis.core import (
     QgsProcessingParameterString,
 )
 
-from ..core import installer
 from ..core.errors import CanceledError, DeepLandCoverError
+from ..core.installer.folder import packages_dir
+from ..core.installer.gpu import GPU_CHOICES
+from ..core.installer.install import install
+from ..core.installer.plan import WHAT_CHOICES, plan, requirements_for
 from .base import DlcAlgorithm, QgsFeedbackAdapter
 from .qtcompat import PARAMETER_FLAG_ADVANCED
 
@@ -78,18 +82,26 @@ class InstallDependenciesAlgorithm(DlcAlgorithm):
     RESTART_REQUIRED = "RESTART_REQUIRED"
 
     def shortHelpString(self) -> str:  # noqa: D102
-        return super().shortHelpString() + f"<p>Folder: <code>{installer.packages_dir()}</code></p>"
+        return super().shortHelpString() + f"<p>Folder: <code>{packages_dir()}</code></p>"
 
     def initAlgorithm(self, config=None):  # noqa: D102
-        self.addParameter(QgsProcessingParameterEnum(self.WHAT, self.tr("What to install"),
-                                                     [self.tr(s) for s in WHAT_LABELS], defaultValue=0))
-        self.addParameter(QgsProcessingParameterEnum(self.GPU, self.tr("GPU"), [self.tr(s) for s in GPU_LABELS],
-                                                     defaultValue=0))
-        self.addParameter(QgsProcessingParameterBoolean(
-            self.DRY_RUN, self.tr("Dry run: only list what would be installed"), False))
+        self.addParameter(
+            QgsProcessingParameterEnum(
+                self.WHAT, self.tr("What to install"), [self.tr(s) for s in WHAT_LABELS], defaultValue=0
+            )
+        )
+        self.addParameter(
+            QgsProcessingParameterEnum(self.GPU, self.tr("GPU"), [self.tr(s) for s in GPU_LABELS], defaultValue=0)
+        )
+        self.addParameter(
+            QgsProcessingParameterBoolean(self.DRY_RUN, self.tr("Dry run: only list what would be installed"), False)
+        )
         extra = QgsProcessingParameterString(
-            self.EXTRA_PACKAGES, self.tr("Additional packages (pip requirements, separated by spaces)"), "",
-            optional=True)
+            self.EXTRA_PACKAGES,
+            self.tr("Additional packages (pip requirements, separated by spaces)"),
+            "",
+            optional=True,
+        )
         extra.setFlags(extra.flags() | PARAMETER_FLAG_ADVANCED)
         self.addParameter(extra)
         self.addOutput(QgsProcessingOutputFolder(self.TARGET_FOLDER, self.tr("Package folder")))
@@ -97,8 +109,9 @@ class InstallDependenciesAlgorithm(DlcAlgorithm):
         self.addOutput(QgsProcessingOutputString(self.PIP_COMMAND, self.tr("pip commands")))
         self.addOutput(QgsProcessingOutputBoolean(self.RESTART_REQUIRED, self.tr("QGIS restart required")))
 
-    def processAlgorithm(self, parameters: dict[str, Any], context: QgsProcessingContext,
-                         feedback: QgsProcessingFeedback) -> dict[str, Any]:
+    def processAlgorithm(
+        self, parameters: dict[str, Any], context: QgsProcessingContext, feedback: QgsProcessingFeedback
+    ) -> dict[str, Any]:
         """Like :meth:`DlcAlgorithm.processAlgorithm` without ``isolate_geolibs``.
 
         Isolating the geospatial wheels here, before they are installed, would mark the isolation
@@ -118,10 +131,11 @@ class InstallDependenciesAlgorithm(DlcAlgorithm):
             feedback.reportError(traceback.format_exc(), fatalError=False)
             raise QgsProcessingException(f"{self.displayName()} failed unexpectedly: {type(e).__name__}: {e}") from e
 
-    def run_core(self, parameters: dict[str, Any], context: QgsProcessingContext,
-                 feedback: QgsFeedbackAdapter) -> dict[str, Any]:  # noqa: D102
-        what = installer.WHAT_CHOICES[self.parameterAsEnum(parameters, self.WHAT, context)]
-        gpu = installer.GPU_CHOICES[self.parameterAsEnum(parameters, self.GPU, context)]
+    def run_core(
+        self, parameters: dict[str, Any], context: QgsProcessingContext, feedback: QgsFeedbackAdapter
+    ) -> dict[str, Any]:  # noqa: D102
+        what = WHAT_CHOICES[self.parameterAsEnum(parameters, self.WHAT, context)]
+        gpu = GPU_CHOICES[self.parameterAsEnum(parameters, self.GPU, context)]
         dry_run = self.parameterAsBoolean(parameters, self.DRY_RUN, context)
         extra = self.parameterAsString(parameters, self.EXTRA_PACKAGES, context).split()
 
@@ -130,9 +144,9 @@ class InstallDependenciesAlgorithm(DlcAlgorithm):
             from .classify_batch import ClassifyBatchAlgorithm
 
             batch = tuple(ClassifyBatchAlgorithm.REQUIREMENTS)
-        target = installer.packages_dir()
+        target = packages_dir()
         feedback.info(f"Package folder: {target}")
-        p = installer.plan(installer.requirements_for(what, batch), gpu=gpu, extra_specs=extra, target=target)
+        p = plan(requirements_for(what, batch), gpu=gpu, extra_specs=extra, target=target)
         feedback.info(f"onnxruntime build: {'GPU (onnxruntime-gpu)' if p.gpu else 'CPU'}")
         if p.satisfied:
             feedback.info("Already installed: " + ", ".join(p.satisfied))
@@ -140,8 +154,7 @@ class InstallDependenciesAlgorithm(DlcAlgorithm):
             feedback.warning(msg)
         if p.specs:
             feedback.info("To install: " + " ".join(p.specs))
-        result = installer.install(p.specs, target, feedback, index_args=p.index_args, constraints=p.constraints,
-                                   dry_run=dry_run)
+        result = install(p.specs, target, feedback, index_args=p.index_args, constraints=p.constraints, dry_run=dry_run)
 
         command = "\n".join(result.commands)
         if dry_run:
@@ -149,8 +162,11 @@ class InstallDependenciesAlgorithm(DlcAlgorithm):
             if result.packages:
                 feedback.info("Would install: " + " ".join(result.packages))
         if result.restart_required:
-            feedback.warning("Restart QGIS to use the new version of: " + ", ".join(result.restart_required)
-                             + " (already imported in this session).")
+            feedback.warning(
+                "Restart QGIS to use the new version of: "
+                + ", ".join(result.restart_required)
+                + " (already imported in this session)."
+            )
         elif result.packages and not dry_run:
             feedback.info("The new packages can be used now; no restart is needed.")
         if p.unfixable:

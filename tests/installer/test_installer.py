@@ -18,16 +18,25 @@ from pathlib import Path
 
 import pytest
 
-from deeplandcover.core import deps, installer
+from deeplandcover.core import deps
 from deeplandcover.core.errors import CanceledError, InputError
 from deeplandcover.core.feedback import NullFeedback
+from deeplandcover.core.installer import constraints, folder, gpu, install, merge, names, pip, plan, python
+from deeplandcover.core.installer.errors import InstallError
 
 PY = f"python{sys.version_info[0]}.{sys.version_info[1]}"
 
 
 # -- helpers --------------------------------------------------------------------------------------
-def make_wheel(folder: Path, name: str, version: str, requires=(), files: dict | None = None,
-               script: bool = False, module: str | None = None) -> Path:
+def make_wheel(
+    folder: Path,
+    name: str,
+    version: str,
+    requires=(),
+    files: dict | None = None,
+    script: bool = False,
+    module: str | None = None,
+) -> Path:
     """Build a pure-Python wheel ``name-version`` (package ``module``, default ``name`` with ``-`` -> ``_``)."""
     folder.mkdir(parents=True, exist_ok=True)
     dist = name.replace("-", "_")
@@ -35,8 +44,9 @@ def make_wheel(folder: Path, name: str, version: str, requires=(), files: dict |
     info = f"{dist}-{version}.dist-info"
     content = {f"{mod}/__init__.py": f"__version__ = {version!r}\n\ndef main():\n    print({version!r})\n"}
     content.update({f"{mod}/{k}": v for k, v in (files or {}).items()})
-    content[f"{info}/METADATA"] = (f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n"
-                                   + "".join(f"Requires-Dist: {r}\n" for r in requires))
+    content[f"{info}/METADATA"] = f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n" + "".join(
+        f"Requires-Dist: {r}\n" for r in requires
+    )
     content[f"{info}/WHEEL"] = "Wheel-Version: 1.0\nGenerator: dlc-test\nRoot-Is-Purelib: true\nTag: py3-none-any\n"
     content[f"{info}/top_level.txt"] = mod + "\n"
     if script:
@@ -95,7 +105,7 @@ class Recorder(NullFeedback):
 @pytest.fixture(autouse=True)
 def isolated(monkeypatch, tmp_path):
     """Plugin folder under tmp_path; sys.path and the probe modules restored after each test."""
-    monkeypatch.setenv(installer.ENV_ROOT, str(tmp_path / "pkgs"))
+    monkeypatch.setenv(folder.ENV_ROOT, str(tmp_path / "pkgs"))
     monkeypatch.setattr(sys, "path", list(sys.path))
     yield tmp_path / "pkgs"
     for m in [m for m in sys.modules if m.startswith("dlc_probe")]:
@@ -107,8 +117,14 @@ def wheels(tmp_path, monkeypatch) -> Path:
     """A find-links folder with dlc-probe 1.0 (-> dlc-probe-dep, numpy, affine) and dlc-probe-dep 1.0;
     pip (a subprocess: it inherits the environment) sees only that folder."""
     w = tmp_path / "wheels"
-    make_wheel(w, "dlc-probe", "1.0", requires=("dlc-probe-dep", "numpy>=1.20", "affine"),
-               files={"old.py": "X = 1\n"}, script=True)
+    make_wheel(
+        w,
+        "dlc-probe",
+        "1.0",
+        requires=("dlc-probe-dep", "numpy>=1.20", "affine"),
+        files={"old.py": "X = 1\n"},
+        script=True,
+    )
     make_wheel(w, "dlc-probe-dep", "1.0")
     monkeypatch.setenv("PIP_FIND_LINKS", str(w))
     monkeypatch.setenv("PIP_NO_INDEX", "1")
@@ -120,12 +136,24 @@ def no_staging_left(root: Path) -> bool:
 
 
 # -- versions and constraints ---------------------------------------------------------------------
-@pytest.mark.parametrize("version, ok", [
-    ("1.26.4", True), ("2.13.0+cpu", True), ("4.0.2+dfsg", True), ("1!2.0rc1.post2.dev3", True), ("3", True),
-    ("0+unknown", False), ("0.0.0", False), ("1.0~rc1", False), ("unknown", False), ("", False), (None, False),
-])
+@pytest.mark.parametrize(
+    "version, ok",
+    [
+        ("1.26.4", True),
+        ("2.13.0+cpu", True),
+        ("4.0.2+dfsg", True),
+        ("1!2.0rc1.post2.dev3", True),
+        ("3", True),
+        ("0+unknown", False),
+        ("0.0.0", False),
+        ("1.0~rc1", False),
+        ("unknown", False),
+        ("", False),
+        (None, False),
+    ],
+)
 def test_pinnable_version(version, ok):
-    assert installer.pinnable_version(version) is ok
+    assert constraints.pinnable_version(version) is ok
 
 
 def test_constraints_pin_every_provided_distribution_and_skip_unusable_versions(tmp_path):
@@ -140,7 +168,7 @@ def test_constraints_pin_every_provided_distribution_and_skip_unusable_versions(
     fake_dist(user_site, "numpy", "1.26.4")  # first on the path wins, as for import
     fake_dist(target, "onnxruntime", "1.20.0")  # the plugin's own folder is not pinned
 
-    text = installer.constraints_text(path=[str(user_site), str(qgis_site), str(target)], exclude=[target])
+    text = constraints.constraints_text(path=[str(user_site), str(qgis_site), str(target)], exclude=[target])
     pins = [line for line in text.splitlines() if line and not line.startswith("#")]
     assert pins == ["GDAL==3.6.2", "lz4==4.0.2+dfsg", "numpy==1.26.4", "PyQt5==5.15.9", "PyQt5_sip==12.11.1"]
     comment = next(line for line in text.splitlines() if line.startswith("# Not pinned"))
@@ -149,25 +177,26 @@ def test_constraints_pin_every_provided_distribution_and_skip_unusable_versions(
     from packaging.requirements import Requirement  # every pin is a valid requirement for pip
 
     assert [str(Requirement(p).specifier) for p in pins][0] == "==3.6.2"
-    written = installer.write_constraints(tmp_path / "c" / "constraints.txt", path=[str(qgis_site)])
+    written = constraints.write_constraints(tmp_path / "c" / "constraints.txt", path=[str(qgis_site)])
     assert "numpy==1.24.2" in written.read_text()
 
 
 def test_constraints_of_the_running_python_pin_numpy_and_gdal():
     import numpy
 
-    text = installer.constraints_text()
+    text = constraints.constraints_text()
     assert f"numpy=={numpy.__version__}\n" in text
-    gdal = installer.provided_distributions().get("gdal")
-    if gdal is not None and installer.pinnable_version(gdal.version):
+    gdal = constraints.provided_distributions().get("gdal")
+    if gdal is not None and constraints.pinnable_version(gdal.version):
         assert f"{gdal.name}=={gdal.version}\n" in text
 
 
 # -- the interpreter ------------------------------------------------------------------------------
 def test_find_python_is_this_interpreter_in_a_plain_python():
-    exe = installer.find_python()
-    out = subprocess.run([exe, "-c", "import sys; print(sys.version_info[:2], sys.prefix)"],
-                         capture_output=True, text=True, check=True).stdout
+    exe = python.find_python()
+    out = subprocess.run(
+        [exe, "-c", "import sys; print(sys.version_info[:2], sys.prefix)"], capture_output=True, text=True, check=True
+    ).stdout
     assert out.strip() == f"{tuple(sys.version_info[:2])} {sys.prefix}"
 
 
@@ -186,10 +215,10 @@ def test_find_python_inside_a_qgis_binary(monkeypatch, tmp_path):
     for attr in ("prefix", "exec_prefix", "base_prefix", "base_exec_prefix"):
         monkeypatch.setattr(sys, attr, str(prefix))
     monkeypatch.setenv("PATH", str(tmp_path / "empty"))
-    monkeypatch.delenv(installer.ENV_PYTHON, raising=False)
+    monkeypatch.delenv(python.ENV_PYTHON, raising=False)
 
-    assert installer.find_python() == str(macos / "bin" / PY)
-    assert str(qgis) not in installer.interpreter_candidates()
+    assert python.find_python() == str(macos / "bin" / PY)
+    assert str(qgis) not in python.interpreter_candidates()
 
 
 def test_find_python_error_says_what_was_tried(monkeypatch, tmp_path):
@@ -202,18 +231,18 @@ def test_find_python_error_says_what_was_tried(monkeypatch, tmp_path):
     for attr in ("prefix", "exec_prefix", "base_prefix", "base_exec_prefix"):
         monkeypatch.setattr(sys, attr, str(tmp_path / "nowhere"))
     monkeypatch.setenv("PATH", str(tmp_path / "empty"))
-    monkeypatch.delenv(installer.ENV_PYTHON, raising=False)
-    with pytest.raises(installer.InstallError, match=r"(?s)Could not find the Python.*Python 2\.7.*DLC_PYTHON"):
-        installer.find_python()
-    monkeypatch.setenv(installer.ENV_PYTHON, real)
-    assert installer.find_python() == real
+    monkeypatch.delenv(python.ENV_PYTHON, raising=False)
+    with pytest.raises(InstallError, match=r"(?s)Could not find the Python.*Python 2\.7.*DLC_PYTHON"):
+        python.find_python()
+    monkeypatch.setenv(python.ENV_PYTHON, real)
+    assert python.find_python() == real
 
 
 # -- GPU ------------------------------------------------------------------------------------------
 @pytest.fixture
 def fake_smi(tmp_path, monkeypatch):
     """``fake_smi(output, rc)`` puts an nvidia-smi printing ``output`` first on PATH; no /proc GPUs."""
-    monkeypatch.setattr(installer, "PROC_NVIDIA_GPUS", str(tmp_path / "no-proc"))
+    monkeypatch.setattr(gpu, "PROC_NVIDIA_GPUS", str(tmp_path / "no-proc"))
 
     def make(output: str | None, rc: int = 0) -> None:
         bindir = tmp_path / "smi-bin"
@@ -228,52 +257,52 @@ def fake_smi(tmp_path, monkeypatch):
 
 def test_gpu_detected_by_nvidia_smi(fake_smi):
     fake_smi("GPU 0: NVIDIA H200 (UUID: GPU-0f3c9a)")
-    assert installer.has_nvidia_gpu() and installer.use_gpu("auto")
+    assert gpu.has_nvidia_gpu() and gpu.use_gpu("auto")
     ort = deps.Requirement("dlcghostort", ("dlcghostort", "onnxruntime-gpu"), "1.16")
-    p = installer.plan([ort], gpu="auto")
+    p = plan.plan([ort], gpu="auto")
     assert p.gpu and p.specs == ["onnxruntime-gpu>=1.16"]
-    assert installer.plan([ort], gpu="cpu").specs == ["dlcghostort>=1.16"]
+    assert plan.plan([ort], gpu="cpu").specs == ["dlcghostort>=1.16"]
 
 
 def test_no_gpu_when_nvidia_smi_lists_none_or_is_absent(fake_smi, tmp_path, monkeypatch):
     fake_smi("No devices were found", rc=6)
-    assert not installer.has_nvidia_gpu()
-    assert installer.use_gpu("gpu") and not installer.use_gpu("cpu")
+    assert not gpu.has_nvidia_gpu()
+    assert gpu.use_gpu("gpu") and not gpu.use_gpu("cpu")
     fake_smi(None)
-    assert not installer.has_nvidia_gpu()
+    assert not gpu.has_nvidia_gpu()
     if sys.platform.startswith("linux"):  # the driver's view without nvidia-smi
         (tmp_path / "proc" / "0000:01:00.0").mkdir(parents=True)
-        monkeypatch.setattr(installer, "PROC_NVIDIA_GPUS", str(tmp_path / "proc"))
-        assert installer.has_nvidia_gpu()
+        monkeypatch.setattr(gpu, "PROC_NVIDIA_GPUS", str(tmp_path / "proc"))
+        assert gpu.has_nvidia_gpu()
     with pytest.raises(InputError, match="auto, cpu, gpu"):
-        installer.use_gpu("cuda")
+        gpu.use_gpu("cuda")
 
 
 def test_torch_index(monkeypatch):
-    monkeypatch.delenv(installer.ENV_TORCH_INDEX, raising=False)
-    assert installer.index_args_for(["onnxruntime>=1.16"], gpu=False) == []
-    cpu = installer.index_args_for(["torch>=2.1", "onnx>=1.14"], gpu=False)
-    assert cpu == (["--extra-index-url", installer.TORCH_CPU_INDEX] if sys.platform.startswith("linux") else [])
-    assert installer.index_args_for(["torch>=2.1"], gpu=True) == []
-    monkeypatch.setenv(installer.ENV_TORCH_INDEX, "https://example.invalid/cu126")
-    assert installer.index_args_for(["torch"], gpu=True) == ["--extra-index-url", "https://example.invalid/cu126"]
-    monkeypatch.setenv(installer.ENV_TORCH_INDEX, "")
-    assert installer.index_args_for(["torch"], gpu=False) == []
+    monkeypatch.delenv(gpu.ENV_TORCH_INDEX, raising=False)
+    assert gpu.index_args_for(["onnxruntime>=1.16"], gpu=False) == []
+    cpu = gpu.index_args_for(["torch>=2.1", "onnx>=1.14"], gpu=False)
+    assert cpu == (["--extra-index-url", gpu.TORCH_CPU_INDEX] if sys.platform.startswith("linux") else [])
+    assert gpu.index_args_for(["torch>=2.1"], gpu=True) == []
+    monkeypatch.setenv(gpu.ENV_TORCH_INDEX, "https://example.invalid/cu126")
+    assert gpu.index_args_for(["torch"], gpu=True) == ["--extra-index-url", "https://example.invalid/cu126"]
+    monkeypatch.setenv(gpu.ENV_TORCH_INDEX, "")
+    assert gpu.index_args_for(["torch"], gpu=False) == []
 
 
 # -- folder, sys.path, plan -----------------------------------------------------------------------
 def test_packages_dir_per_python_version(monkeypatch, tmp_path, isolated):
-    assert installer.packages_dir() == isolated / PY
-    monkeypatch.delenv(installer.ENV_ROOT)
-    assert installer.packages_dir(tmp_path / "profile") == tmp_path / "profile" / "deeplandcover" / PY
+    assert folder.packages_dir() == isolated / PY
+    monkeypatch.delenv(folder.ENV_ROOT)
+    assert folder.packages_dir(tmp_path / "profile") == tmp_path / "profile" / "deeplandcover" / PY
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))
     if sys.platform.startswith("linux"):
-        assert installer.packages_dir() == tmp_path / "xdg" / "deeplandcover" / PY
+        assert folder.packages_dir() == tmp_path / "xdg" / "deeplandcover" / PY
 
 
 def test_activate_appends_after_site_packages_and_refreshes_caches(isolated):
-    target = installer.packages_dir()
-    assert not installer.activate()  # no folder yet: sys.path unchanged
+    target = folder.packages_dir()
+    assert not folder.activate()  # no folder yet: sys.path unchanged
     assert str(target) not in sys.path
     import importlib
 
@@ -281,41 +310,41 @@ def test_activate_appends_after_site_packages_and_refreshes_caches(isolated):
         importlib.import_module("dlc_probe_late")
     target.mkdir(parents=True)
     (target / "dlc_probe_late.py").write_text("VALUE = 42\n")
-    assert installer.activate()
+    assert folder.activate()
     assert sys.path[-1] == str(target)
     site_dirs = [i for i, p in enumerate(sys.path) if p.endswith(("site-packages", "dist-packages"))]
     assert site_dirs and max(site_dirs) < sys.path.index(str(target))
     assert importlib.import_module("dlc_probe_late").VALUE == 42
-    installer.activate()
+    folder.activate()
     assert sys.path.count(str(target)) == 1
 
 
 def test_plugin_entry_puts_the_folder_on_sys_path(isolated):
     import deeplandcover
 
-    installer.packages_dir().mkdir(parents=True)
+    folder.packages_dir().mkdir(parents=True)
     deeplandcover._add_plugin_packages()
-    assert str(installer.packages_dir()) in sys.path
+    assert str(folder.packages_dir()) in sys.path
 
 
 def test_requirements_for_each_set():
-    inference = installer.requirements_for("inference")
+    inference = plan.requirements_for("inference")
     assert deps.ONNXRUNTIME in inference and deps.GEOPANDAS in inference and deps.TORCH not in inference
     assert len(inference) == len(set(inference))
-    training = installer.requirements_for("training")
+    training = plan.requirements_for("training")
     assert deps.TORCH in training and set(inference) <= set(training)
     dask = deps.Requirement("dlcdask", ("dlcdask",), "2023.1")
-    assert installer.requirements_for("all", (dask,))[-1] == dask
-    assert dask not in installer.requirements_for("training", (dask,))
+    assert plan.requirements_for("all", (dask,))[-1] == dask
+    assert dask not in plan.requirements_for("training", (dask,))
     from deeplandcover.algorithms.classify_batch import ClassifyBatchAlgorithm
 
-    assert set(ClassifyBatchAlgorithm.REQUIREMENTS) <= set(installer.requirements_for("all", (dask,)))
+    assert set(ClassifyBatchAlgorithm.REQUIREMENTS) <= set(plan.requirements_for("all", (dask,)))
     with pytest.raises(InputError):
-        installer.requirements_for("some")
+        plan.requirements_for("some")
 
 
 def test_plan_installs_only_what_is_missing(isolated):
-    target = installer.packages_dir()
+    target = folder.packages_dir()
     ghost = deps.Requirement("dlcghostpkg", ("dlcghostpkg",), "1.2")
     too_old_in_qgis = deps.Requirement("numpy", ("numpy",), "999")
     fake_dist(target, "dlc-probe-old", "1.0")  # too old but in the plugin folder: reinstalled
@@ -324,7 +353,7 @@ def test_plan_installs_only_what_is_missing(isolated):
 
     importlib.invalidate_caches()
     in_target = deps.Requirement("dlc_probe_old", ("dlc-probe-old",), "2.0")
-    p = installer.plan([deps.NUMPY, ghost, too_old_in_qgis, in_target], gpu="cpu", extra_specs=["tomli-w"])
+    p = plan.plan([deps.NUMPY, ghost, too_old_in_qgis, in_target], gpu="cpu", extra_specs=["tomli-w"])
     assert p.target == target
     assert p.specs == ["dlcghostpkg>=1.2", "dlc-probe-old>=2.0", "tomli-w"]
     assert any(s.startswith("numpy ") for s in p.satisfied)
@@ -339,22 +368,22 @@ def test_plan_constrains_a_package_that_needs_what_qgis_has_too_old(tmp_path, is
     fake_dist(qgis_site, "dlcattrs", "22.2.0")
     sys.path.append(str(qgis_site))
     attrs = deps.Requirement("dlcattrs", ("dlcattrs",), "23.2", only_with=("dlcaffine", "3"))
-    p = installer.plan([attrs], gpu="cpu")
+    p = plan.plan([attrs], gpu="cpu")
     assert p.constraints == ["dlcaffine<3"] and not p.specs and not p.unfixable
     import shutil
 
     shutil.rmtree(qgis_site / "dlcattrs-22.2.0.dist-info")
     fake_dist(qgis_site, "dlcattrs", "23.2.0")
-    assert installer.plan([attrs], gpu="cpu").constraints == []
+    assert plan.plan([attrs], gpu="cpu").constraints == []
 
 
 # -- real pip runs --------------------------------------------------------------------------------
 def test_install_local_wheels_into_the_plugin_folder_then_upgrade(wheels, isolated):
     import numpy
 
-    target = installer.packages_dir()
+    target = folder.packages_dir()
     fb = Recorder()
-    res = installer.install(["dlc-probe"], feedback=fb)
+    res = install.install(["dlc-probe"], feedback=fb)
     assert sorted(res.packages) == ["dlc-probe-dep==1.0", "dlc-probe==1.0"]
     assert dist_infos(target) == {"dlc_probe-1.0.dist-info", "dlc_probe_dep-1.0.dist-info"}
     assert (target / "dlc_probe" / "old.py").is_file() and (target / "bin" / "dlc-probe").is_file()
@@ -368,24 +397,29 @@ def test_install_local_wheels_into_the_plugin_folder_then_upgrade(wheels, isolat
 
     assert dlc_probe.__version__ == "1.0" and not res.restart_required
 
-    again = installer.install(["dlc-probe"])  # met: pip resolves nothing, nothing moves
+    again = install.install(["dlc-probe"])  # met: pip resolves nothing, nothing moves
     assert again.packages == [] and dist_infos(target) == {"dlc_probe-1.0.dist-info", "dlc_probe_dep-1.0.dist-info"}
 
     make_wheel(wheels, "dlc-probe", "2.0", requires=("dlc-probe-dep",))  # 2.0 has no old.py
-    res = installer.install(["dlc-probe>=2"])
+    res = install.install(["dlc-probe>=2"])
     assert res.packages == ["dlc-probe==2.0"]
     assert dist_infos(target) == {"dlc_probe-2.0.dist-info", "dlc_probe_dep-1.0.dist-info"}
     assert not (target / "dlc_probe" / "old.py").exists()
     assert res.restart_required == ["dlc_probe"]  # imported above, in this process
-    out = subprocess.run([sys.executable, "-c", "import dlc_probe; print(dlc_probe.__version__)"],
-                         env={**os.environ, "PYTHONPATH": str(target)}, capture_output=True, text=True)
+    out = subprocess.run(
+        [sys.executable, "-c", "import dlc_probe; print(dlc_probe.__version__)"],
+        env={**os.environ, "PYTHONPATH": str(target)},
+        capture_output=True,
+        text=True,
+    )
     assert out.stdout.strip() == "2.0"
 
 
 @pytest.mark.parametrize("provided_version", ["1.0", "0+unknown"])
 @pytest.mark.parametrize("legacy", [False, True], ids=["report", "target-then-prune"])
-def test_distributions_the_running_python_provides_never_land_in_the_folder(legacy, provided_version, wheels,
-                                                                           tmp_path, isolated, monkeypatch):
+def test_distributions_the_running_python_provides_never_land_in_the_folder(
+    legacy, provided_version, wheels, tmp_path, isolated, monkeypatch
+):
     """dlc-probe-dep is "provided" only in this process (pip's subprocess does not see it): with the
     report it is resolved and not installed; with the old pip path it is installed, then pruned. Also
     when its version is a placeholder that is not pinned and does not meet the requirement (Debian's
@@ -395,8 +429,8 @@ def test_distributions_the_running_python_provides_never_land_in_the_folder(lega
     sys.path.append(str(qgis_site))
     make_wheel(tmp_path / "lite", "dlc-probe-lite", "1.0", requires=("dlc-probe-dep>=1.0",))
     monkeypatch.setenv("PIP_FIND_LINKS", f"{wheels} {tmp_path / 'lite'}")
-    res = installer.install(["dlc-probe-lite"], legacy=legacy)
-    target = installer.packages_dir()
+    res = install.install(["dlc-probe-lite"], legacy=legacy)
+    target = folder.packages_dir()
     assert res.packages == ["dlc-probe-lite==1.0"] and res.skipped == ["dlc-probe-dep==1.0"]
     assert dist_infos(target) == {"dlc_probe_lite-1.0.dist-info"}
     assert not (target / "dlc_probe_dep").exists()
@@ -408,17 +442,17 @@ def test_distributions_the_running_python_provides_never_land_in_the_folder(lega
 def test_a_build_writing_the_same_files_replaces_the_old_one(wheels, isolated):
     """onnxruntime -> onnxruntime-gpu: another distribution name, the same package folder."""
     make_wheel(wheels, "dlc-probe-gpu", "1.0", module="dlc_probe")
-    installer.install(["dlc-probe"])
-    res = installer.install(["dlc-probe-gpu"])
-    target = installer.packages_dir()
+    install.install(["dlc-probe"])
+    res = install.install(["dlc-probe-gpu"])
+    target = folder.packages_dir()
     assert res.packages == ["dlc-probe-gpu==1.0"]
     assert dist_infos(target) == {"dlc_probe_gpu-1.0.dist-info", "dlc_probe_dep-1.0.dist-info"}
     assert not (target / "dlc_probe" / "old.py").exists() and not (target / "bin").exists()
 
 
 def test_a_failed_move_rolls_back(wheels, isolated, monkeypatch):
-    installer.install(["dlc-probe"])
-    target = installer.packages_dir()
+    install.install(["dlc-probe"])
+    target = folder.packages_dir()
     before = sorted(p.relative_to(target).as_posix() for p in target.rglob("*"))
     make_wheel(wheels, "dlc-probe", "2.0", requires=("dlc-probe-dep",))
     real_replace, calls = os.replace, []
@@ -430,71 +464,74 @@ def test_a_failed_move_rolls_back(wheels, isolated, monkeypatch):
                 raise PermissionError(13, "in use", str(src))
         return real_replace(src, dst)
 
-    monkeypatch.setattr(installer.os, "replace", flaky_replace)
-    with pytest.raises(installer.InstallError, match="left as it was"):
-        installer.install(["dlc-probe>=2"])
-    monkeypatch.setattr(installer.os, "replace", real_replace)
+    monkeypatch.setattr(merge.os, "replace", flaky_replace)
+    with pytest.raises(InstallError, match="left as it was"):
+        install.install(["dlc-probe>=2"])
+    monkeypatch.setattr(merge.os, "replace", real_replace)
     assert len(calls) == 2
     assert sorted(p.relative_to(target).as_posix() for p in target.rglob("*")) == before
     assert no_staging_left(isolated)
 
 
 def test_dry_run_lists_without_installing(wheels, isolated):
-    res = installer.install(["dlc-probe"], dry_run=True, constraints=["dlcaffine<3"])
+    res = install.install(["dlc-probe"], dry_run=True, constraints=["dlcaffine<3"])
     assert res.constraints.read_text().endswith("\ndlcaffine<3\n")
     assert res.dry_run and sorted(res.packages) == ["dlc-probe-dep==1.0", "dlc-probe==1.0"]
-    assert "--no-deps --target" in res.commands[-1] and str(installer.packages_dir()) in res.commands[-1]
-    assert not installer.packages_dir().exists() and no_staging_left(isolated)
-    old = installer.install(["dlc-probe"], dry_run=True, legacy=True)
+    assert "--no-deps --target" in res.commands[-1] and str(folder.packages_dir()) in res.commands[-1]
+    assert not folder.packages_dir().exists() and no_staging_left(isolated)
+    old = install.install(["dlc-probe"], dry_run=True, legacy=True)
     assert old.packages == ["dlc-probe"] and "--constraint" in old.commands[0]
-    assert not installer.packages_dir().exists()
+    assert not folder.packages_dir().exists()
 
 
 def test_pip_failure_is_clear_and_leaves_nothing(wheels, isolated):
-    with pytest.raises(installer.InstallError, match=r"(?s)pip failed \(exit code 1\).*No release was found"
-                                                     r".*Last lines of pip's output:.*dlc-no-such-pkg"):
-        installer.install(["dlc-no-such-pkg>=1"])
-    assert not installer.packages_dir().exists() and no_staging_left(isolated)
+    with pytest.raises(
+        InstallError,
+        match=r"(?s)pip failed \(exit code 1\).*No release was found"
+        r".*Last lines of pip's output:.*dlc-no-such-pkg",
+    ):
+        install.install(["dlc-no-such-pkg>=1"])
+    assert not folder.packages_dir().exists() and no_staging_left(isolated)
 
 
 def test_cancel_kills_pip_and_leaves_no_folder(wheels, isolated, monkeypatch):
     spawned = []
-    real_spawn = installer._spawn
-    monkeypatch.setattr(installer, "_spawn", lambda cmd, env: spawned.append(real_spawn(cmd, env)) or spawned[-1])
+    real_spawn = pip._spawn
+    monkeypatch.setattr(pip, "_spawn", lambda cmd, env: spawned.append(real_spawn(cmd, env)) or spawned[-1])
 
     class CancelOnceStarted(Recorder):
         def is_canceled(self) -> bool:
             return bool(spawned)
 
     with pytest.raises(CanceledError, match="nothing was installed"):
-        installer.install(["dlc-probe"], feedback=CancelOnceStarted())
+        install.install(["dlc-probe"], feedback=CancelOnceStarted())
     assert len(spawned) == 1 and spawned[0].poll() is not None
     if os.name == "posix":
         assert spawned[0].returncode < 0  # killed by a signal, not finished
-    assert not installer.packages_dir().exists() and no_staging_left(isolated)
+    assert not folder.packages_dir().exists() and no_staging_left(isolated)
 
 
 def test_nothing_to_install_runs_no_pip(monkeypatch):
-    monkeypatch.setattr(installer, "find_python", lambda: pytest.fail("pip must not run"))
-    assert installer.install([]).packages == []
+    monkeypatch.setattr(install, "find_python", lambda: pytest.fail("pip must not run"))
+    assert install.install([]).packages == []
 
 
 def test_refuses_to_install_into_qgis_site_packages():
     site_dir = next(p for p in sys.path if p.endswith(("site-packages", "dist-packages")))
-    with pytest.raises(installer.InstallError, match="Refusing"):
-        installer.install(["anything"], target=site_dir)
+    with pytest.raises(InstallError, match="Refusing"):
+        install.install(["anything"], target=site_dir)
 
 
 def test_real_install_from_the_configured_index(isolated):
     """tomli-w (pure Python, no dependencies) from the index pip is configured with (PyPI)."""
     try:
-        res = installer.install(["tomli-w"])
-    except installer.InstallError as e:
+        res = install.install(["tomli-w"])
+    except InstallError as e:
         if "No release was found" in str(e):
             pytest.skip(f"package index not reachable: {e}")
         raise
-    assert [installer.canonical_name(p.split("==")[0]) for p in res.packages] == ["tomli-w"]
-    assert (installer.packages_dir() / "tomli_w" / "__init__.py").is_file()
+    assert [names.canonical_name(p.split("==")[0]) for p in res.packages] == ["tomli-w"]
+    assert (folder.packages_dir() / "tomli_w" / "__init__.py").is_file()
 
 
 # -- the Processing algorithm ---------------------------------------------------------------------
@@ -532,22 +569,22 @@ def test_algorithm_metadata(install_alg):
     assert install_alg.canExecute() == (True, "")
     keys = [p.name() for p in install_alg.parameterDefinitions()]
     assert keys == ["WHAT", "GPU", "DRY_RUN", "EXTRA_PACKAGES"]
-    assert str(installer.packages_dir()) in install_alg.shortHelpString()
+    assert str(folder.packages_dir()) in install_alg.shortHelpString()
 
 
 def test_algorithm_dry_run_everything(install_alg, wheels, isolated):
     results, lines = _run(install_alg, {"WHAT": 2, "GPU": 1, "DRY_RUN": True, "EXTRA_PACKAGES": "dlc-probe"})
-    assert results["TARGET_FOLDER"] == str(installer.packages_dir())
+    assert results["TARGET_FOLDER"] == str(folder.packages_dir())
     assert sorted(results["PACKAGES"].split()) == ["dlc-probe-dep==1.0", "dlc-probe==1.0"]
     assert "--dry-run" in results["PIP_COMMAND"] and results["RESTART_REQUIRED"] is False
     assert any(line.startswith("Already installed: ") and "numpy" in line for line in lines)
     assert any("Dry run: nothing was installed" in line for line in lines)
-    assert not installer.packages_dir().exists()
+    assert not folder.packages_dir().exists()
 
 
 def test_algorithm_installs_a_small_package(install_alg, wheels, isolated):
     results, lines = _run(install_alg, {"WHAT": 0, "GPU": 1, "DRY_RUN": False, "EXTRA_PACKAGES": "dlc-probe"})
-    target = installer.packages_dir()
+    target = folder.packages_dir()
     assert sorted(results["PACKAGES"].split()) == ["dlc-probe-dep==1.0", "dlc-probe==1.0"]
     assert dist_infos(target) == {"dlc_probe-1.0.dist-info", "dlc_probe_dep-1.0.dist-info"}
     assert any(line.startswith("Successfully installed") for line in lines)
