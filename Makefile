@@ -23,7 +23,7 @@ help:
 	@echo "make test-matrix  the suite on QGIS 3.40 (Debian trixie) and 3.44 (Debian forky) chroots (root)"
 	@echo "make demo     run the demo on real Sentinel-2 data into demo_output/"
 	@echo "make bench    run the benchmarks and update BENCHMARKS.md"
-	@echo "make lint     ruff check"
+	@echo "make lint     ruff check and ruff format --check (CI runs it)"
 	@echo "make package  build dist/deeplandcover.zip for Plugins > Install from ZIP"
 	@echo "make install  link this folder into the default QGIS profile's plugins"
 
@@ -66,6 +66,7 @@ bench: setup
 
 lint: setup
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 
 format: setup
 	$(VENV)/bin/ruff format .

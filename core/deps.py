@@ -126,8 +126,9 @@ def _status(req: Requirement) -> tuple[str | None, str | None]:
         return f"{req.import_name} is not installed (need {req.spec})", None
     parsed = parse_version(v)
     if parsed is None:
-        return None, (f"{req.import_name} reports the version {v!r}, which is not a number; "
-                      f"assuming it meets {req.spec}")
+        return None, (
+            f"{req.import_name} reports the version {v!r}, which is not a number; assuming it meets {req.spec}"
+        )
     if parsed < parse_version(req.min_version):
         return f"{req.import_name} {v} is too old (need {req.spec})", None
     if req.max_version and parsed >= parse_version(req.max_version):
@@ -200,15 +201,15 @@ def apt_command(requirements: list[Requirement]) -> str | None:
 
 def install_hint(requirements: list[Requirement]) -> str:
     """The commands that install ``requirements`` on this system, as one sentence for a message."""
-    installer = (f"run Deep Land Cover > Install Python dependencies ({INSTALLER_ALGORITHM}) from the "
-                 "Processing Toolbox")
+    installer = f"run Deep Land Cover > Install Python dependencies ({INSTALLER_ALGORITHM}) from the Processing Toolbox"
     apt = apt_command(requirements) if uses_debian_python() else None
     if apt:
-        return (f"Install them with Debian's packages, which match QGIS's own GDAL and NumPy: {apt} "
-                f"(or {installer}), and restart QGIS.")
+        return (
+            f"Install them with Debian's packages, which match QGIS's own GDAL and NumPy: {apt} "
+            f"(or {installer}), and restart QGIS."
+        )
     where = "in the OSGeo4W Shell " if sys.platform.startswith("win") else ""
-    return (f"Install them: {installer}, or {where}run {pip_command([r.spec for r in requirements])}; "
-            "then restart QGIS.")
+    return f"Install them: {installer}, or {where}run {pip_command([r.spec for r in requirements])}; then restart QGIS."
 
 
 def check(requirements: tuple[Requirement, ...], what: str = "This algorithm") -> list[str]:
@@ -227,7 +228,9 @@ def check(requirements: tuple[Requirement, ...], what: str = "This algorithm") -
         bad = [r for r, p, _ in status if p]
         raise DependencyError(
             f"{what} needs Python packages that are missing or the wrong version: "
-            + "; ".join(problems) + ". " + install_hint(bad)
+            + "; ".join(problems)
+            + ". "
+            + install_hint(bad)
         )
     return [w for _, _, w in status if w]
 

@@ -24,8 +24,9 @@ def data_dir(tmp_path_factory) -> Path:
     and GDAL writes ``.aux.xml`` statistics beside rasters: tests must leave the files in data/ as they are.
     """
     if not DATA.is_dir():
-        raise FileNotFoundError(f"real data folder {DATA} not found: data/ ships with the repository "
-                                "(DLC_DATA points elsewhere)")
+        raise FileNotFoundError(
+            f"real data folder {DATA} not found: data/ ships with the repository (DLC_DATA points elsewhere)"
+        )
     dst = tmp_path_factory.mktemp("real") / "data"
     shutil.copytree(DATA, dst, ignore=shutil.ignore_patterns("*.aux.xml", "*-wal", "*-shm", "*-journal"))
     return dst
@@ -49,8 +50,17 @@ def oscd(data_dir: Path) -> Path:
     return data_dir / "oscd_s2_change"
 
 
-def make_raster(path: Path, data: np.ndarray, *, crs: str = "EPSG:32633", origin=(500000.0, 5800000.0),
-                pixel: float = 10.0, nodata=None, descriptions=None, colormap=None) -> Path:
+def make_raster(
+    path: Path,
+    data: np.ndarray,
+    *,
+    crs: str = "EPSG:32633",
+    origin=(500000.0, 5800000.0),
+    pixel: float = 10.0,
+    nodata=None,
+    descriptions=None,
+    colormap=None,
+) -> Path:
     """Write ``data`` ``(C, H, W)`` (or ``(H, W)``) as a GeoTIFF with a north-up geotransform."""
     import rasterio
     from rasterio.transform import from_origin
@@ -58,8 +68,18 @@ def make_raster(path: Path, data: np.ndarray, *, crs: str = "EPSG:32633", origin
     if data.ndim == 2:
         data = data[None]
     c, h, w = data.shape
-    with rasterio.open(path, "w", driver="GTiff", width=w, height=h, count=c, dtype=data.dtype, crs=crs,
-                       transform=from_origin(origin[0], origin[1], pixel, pixel), nodata=nodata) as ds:
+    with rasterio.open(
+        path,
+        "w",
+        driver="GTiff",
+        width=w,
+        height=h,
+        count=c,
+        dtype=data.dtype,
+        crs=crs,
+        transform=from_origin(origin[0], origin[1], pixel, pixel),
+        nodata=nodata,
+    ) as ds:
         ds.write(data)
         if descriptions:
             for i, d in enumerate(descriptions, 1):

@@ -51,10 +51,20 @@ def test_requirement_files_have_no_unexplained_cap():
                 assert "#" in line or lines[i - 1].lstrip().startswith("#"), f"{path.name}: {line}"
 
 
-@pytest.mark.parametrize("version, parsed", [
-    ("2.2.4", (2, 2, 4)), ("1.26.4", (1, 26, 4)), ("2.1.0rc1", (2, 1, 0)), ("2.6.0+dfsg", (2, 6, 0)),
-    ("0+unknown", None), ("0.0.0", None), ("unknown", None), ("", None), ("0.13.2", (0, 13, 2)),
-])
+@pytest.mark.parametrize(
+    "version, parsed",
+    [
+        ("2.2.4", (2, 2, 4)),
+        ("1.26.4", (1, 26, 4)),
+        ("2.1.0rc1", (2, 1, 0)),
+        ("2.6.0+dfsg", (2, 6, 0)),
+        ("0+unknown", None),
+        ("0.0.0", None),
+        ("unknown", None),
+        ("", None),
+        ("0.13.2", (0, 13, 2)),
+    ],
+)
 def test_parse_version(version, parsed):
     assert deps.parse_version(version) == parsed
 

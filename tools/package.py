@@ -23,8 +23,9 @@ EXCLUDE = ("data", "tests", ".ci", "tools/bench*", "BENCHMARKS.md")
 
 
 def _git(*args: str, repo: Path = REPO, env: dict[str, str] | None = None) -> str:
-    return subprocess.run(["git", "-C", str(repo), *args], check=True, capture_output=True, text=True,
-                          env=env).stdout.strip()
+    return subprocess.run(
+        ["git", "-C", str(repo), *args], check=True, capture_output=True, text=True, env=env
+    ).stdout.strip()
 
 
 def worktree_tree(repo: Path = REPO) -> str:
@@ -43,8 +44,18 @@ def build(out: Path, tree: str = "HEAD", repo: Path = REPO) -> Path:
     """Write the plugin ZIP of ``tree`` (a commit or tree id) to ``out``; returns ``out``."""
     out = Path(out).resolve()
     out.parent.mkdir(parents=True, exist_ok=True)
-    _git("archive", "--format=zip", f"--prefix={PREFIX}", "-o", str(out), tree, "--", ".",
-         *[f":!{p}" for p in EXCLUDE], repo=repo)
+    _git(
+        "archive",
+        "--format=zip",
+        f"--prefix={PREFIX}",
+        "-o",
+        str(out),
+        tree,
+        "--",
+        ".",
+        *[f":!{p}" for p in EXCLUDE],
+        repo=repo,
+    )
     return out
 
 

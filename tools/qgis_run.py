@@ -32,9 +32,10 @@ def qgis_env(config_dir: Path) -> dict[str, str]:
     if not link.exists():
         link.symlink_to(REPO, target_is_directory=True)
     env = dict(os.environ)
-    env["PATH"] = os.pathsep.join(
-        p for p in env.get("PATH", "").split(os.pathsep) if "pyenv" not in p and "/.venv/" not in p
-    ) or "/usr/bin:/bin"
+    env["PATH"] = (
+        os.pathsep.join(p for p in env.get("PATH", "").split(os.pathsep) if "pyenv" not in p and "/.venv/" not in p)
+        or "/usr/bin:/bin"
+    )
     sitepk = [p for p in site.getsitepackages() if "site-packages" in p and sys.prefix in p]
     env["PYTHONPATH"] = os.pathsep.join(sitepk + [env.get("PYTHONPATH", "")]).strip(os.pathsep)
     env["QGIS_CUSTOM_CONFIG_PATH"] = str(config_dir)
@@ -56,14 +57,20 @@ def command_line(alg_id: str, params: dict[str, Any]) -> list[str]:
 
 def enable_plugin(config_dir: Path) -> None:
     """``qgis_process plugins enable deeplandcover`` in the private profile."""
-    res = subprocess.run([QGIS_PROCESS, "plugins", "enable", "deeplandcover"], env=qgis_env(config_dir),
-                         capture_output=True, text=True, timeout=300)
+    res = subprocess.run(
+        [QGIS_PROCESS, "plugins", "enable", "deeplandcover"],
+        env=qgis_env(config_dir),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     if res.returncode != 0:
         raise QgisProcessError(f"could not enable the plugin: {res.stdout[-2000:]}{res.stderr[-2000:]}")
 
 
-def run_algorithm(alg_id: str, params: dict[str, Any], config_dir: Path, log: Path | None = None,
-                  timeout: float = 3600) -> dict[str, Any]:
+def run_algorithm(
+    alg_id: str, params: dict[str, Any], config_dir: Path, log: Path | None = None, timeout: float = 3600
+) -> dict[str, Any]:
     """Run one algorithm with qgis_process.bin and return its ``results`` dict.
 
     Raises:

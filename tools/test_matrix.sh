@@ -11,7 +11,7 @@
 # /var/cache/deeplandcover/chroots), about 3.3 GB each; building one takes about 7 minutes.
 # Mounts are made in a private mount namespace (unshare), so nothing stays mounted after a run.
 # Each suite's result and wall time are written to $MATRIX_REPORT (default matrix_output/).
-# tests/test_crossversion.py runs the deterministic chain through qgis_process first on the host (Debian
+# tests/integration/test_crossversion.py runs the deterministic chain through qgis_process first on the host (Debian
 # 12, QGIS 3.22, the .venv of `make setup`), then in each chroot, and compares the outputs with the
 # host's; they are kept in matrix_output/crossversion/<QGIS version>/.
 set -euo pipefail
@@ -136,18 +136,18 @@ EOF
   return "$rc"
 }
 
-# The reference run of tests/test_crossversion.py on the host's QGIS (Debian 12, 3.22).
+# The reference run of tests/integration/test_crossversion.py on the host's QGIS (Debian 12, 3.22).
 run_host_reference() {
   local py="$REPO/.venv/bin/python" t0
   if [ ! -x "$py" ]; then
     echo "test-matrix: no .venv: run 'make setup' first (the chroots' outputs are compared with the host's)" >&2
     exit 2
   fi
-  log "host: reference run of tests/test_crossversion.py"
+  log "host: reference run of tests/integration/test_crossversion.py"
   rm -rf "$CROSSVERSION" && mkdir -p "$CROSSVERSION"
   t0=$(date +%s)
   (cd "$REPO" && env PATH="$(echo "$PATH" | tr ':' '\n' | grep -v -e pyenv -e '/\.venv/' | paste -sd: -)" \
-    QT_QPA_PLATFORM=offscreen DLC_CROSSVERSION_DIR="$CROSSVERSION" "$py" -m pytest -q tests/test_crossversion.py) \
+    QT_QPA_PLATFORM=offscreen DLC_CROSSVERSION_DIR="$CROSSVERSION" "$py" -m pytest -q tests/integration/test_crossversion.py) \
     >"$REPORT/host-crossversion.log" 2>&1 || { tail -40 "$REPORT/host-crossversion.log"; exit 1; }
   echo "host crossversion_seconds=$(( $(date +%s) - t0 ))" >>"$REPORT/summary.txt"
 }

