@@ -27,6 +27,7 @@ from typing import Any, Literal
 
 from .classes import ClassInfo, palette_color
 from .errors import ModelFileError
+from .raster.io import atomic_output
 
 CARD_KEY = "deeplandcover_model_card"
 FORMAT = "deeplandcover-model-card"
@@ -259,6 +260,5 @@ def write_card(path: str | os.PathLike, card: ModelCard) -> None:
     model.metadata_props.extend(keep)
     for k, v in props.items():
         model.metadata_props.add(key=k, value=v)
-    tmp = path.with_suffix(".onnx.tmp")
-    onnx.save(model, str(tmp))
-    os.replace(tmp, path)
+    with atomic_output(path) as tmp:
+        onnx.save(model, str(tmp))

@@ -24,6 +24,7 @@ from torch import nn
 from ..chips.manifest import Manifest
 from ..errors import ModelFileError
 from ..modelcard import ModelCard, write_card
+from ..raster.io import atomic_output
 
 OPSET = 17
 RTOL, ATOL = 1e-3, 1e-4
@@ -179,36 +180,31 @@ def export_onnx(model: nn.Module, card: ModelCard, out_path: str | os.PathLike, 
     import onnx
 
     out_path = Path(out_path)
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out_path.with_name(f".{out_path.stem}.tmp.onnx")
     model = model.cpu().eval()
     x = sample.detach().float().cpu()
     dyn = {0: "batch", x.dim() - 2: "height", x.dim() - 1: "width"}
     try:
-        with warnings.catch_warnings(), torch.inference_mode(False), torch.no_grad():
-            warnings.simplefilter("ignore")
-            torch.onnx.export(
-                _WithSoftmax(model),
-                (x,),
-                str(tmp),
-                opset_version=OPSET,
-                input_names=["input"],
-                output_names=["output"],
-                dynamic_axes={"input": dyn, "output": {0: "batch", 2: "height", 3: "width"}},
-                do_constant_folding=True,
-                dynamo=False,
-            )
-        card.output = "probabilities"
-        parity = check_parity(tmp, model, x)
-        card.training = {**card.training, "onnx_parity": parity.to_dict()}
-        write_card(tmp, card)
-        onnx.checker.check_model(str(tmp))
-        os.replace(tmp, out_path)
+        with atomic_output(out_path) as tmp:
+            with warnings.catch_warnings(), torch.inference_mode(False), torch.no_grad():
+                warnings.simplefilter("ignore")
+                torch.onnx.export(
+                    _WithSoftmax(model),
+                    (x,),
+                    str(tmp),
+                    opset_version=OPSET,
+                    input_names=["input"],
+                    output_names=["output"],
+                    dynamic_axes={"input": dyn, "output": {0: "batch", 2: "height", 3: "width"}},
+                    do_constant_folding=True,
+                    dynamo=False,
+                )
+            card.output = "probabilities"
+            parity = check_parity(tmp, model, x)
+            card.training = {**card.training, "onnx_parity": parity.to_dict()}
+            write_card(tmp, card)
+            onnx.checker.check_model(str(tmp))
     except ModelFileError:
         raise
     except Exception as e:
         raise ModelFileError(f"ONNX export of {card.architecture} failed ({type(e).__name__}: {e}).") from e
-    finally:
-        if tmp.exists():
-            tmp.unlink()
     return parity
