@@ -165,6 +165,30 @@ def uses_debian_python() -> bool:
     return bool(family & {"debian", "ubuntu"}) and os.path.realpath(sys.base_prefix) == "/usr"
 
 
+# PEP 440 (the regex of the specification's appendix, as ``packaging`` uses it).
+_PEP440 = re.compile(
+    r"^\s*v?(?:(?:[0-9]+!)?(?P<release>[0-9]+(?:\.[0-9]+)*)"
+    r"(?:[-_.]?(?:a|b|c|rc|alpha|beta|pre|preview)[-_.]?[0-9]*)?"
+    r"(?:-[0-9]+|[-_.]?(?:post|rev|r)[-_.]?[0-9]*)?"
+    r"(?:[-_.]?dev[-_.]?[0-9]*)?)"
+    r"(?:\+[a-z0-9]+(?:[-_.][a-z0-9]+)*)?\s*$",
+    re.IGNORECASE,
+)
+
+
+def pinnable_version(version: str | None) -> bool:
+    """True when ``version`` can be pinned with ``==`` in a constraints file.
+
+    False for a version that is not PEP 440 (``1.0~rc1``, ``unknown``) and for a placeholder whose
+    release is all zeros (``0+unknown``, ``0.0.0``: what Debian reports when a package was built
+    without its version). Pinning a placeholder would make every ``>=`` requirement on it unsatisfiable.
+    """
+    if not version:
+        return False
+    m = _PEP440.match(version)
+    return bool(m) and any(int(p) for p in m.group("release").split("."))
+
+
 def qgis_pins() -> list[str]:
     """``name==version`` of what QGIS provides and pip must leave alone (only installed ones)."""
     pins = []
@@ -173,7 +197,7 @@ def qgis_pins() -> list[str]:
             v = md.version(dist)
         except md.PackageNotFoundError:
             continue
-        if parse_version(v) is not None:
+        if pinnable_version(v):
             pins.append(f"{dist}=={v}")
     return pins
 

@@ -116,3 +116,16 @@ def test_attrs_needed_only_with_affine_3(monkeypatch):
     assert any("attrs 22.2.0 is too old" in p for p in deps.missing(deps.INFERENCE))
     fake["affine"] = "2.4.0"
     assert deps.missing(deps.INFERENCE) == []
+
+
+def test_qgis_pins_leave_out_versions_pip_cannot_pin(monkeypatch):
+    """A pin must be valid PEP 440 (else pip rejects the whole constraints file) and not a placeholder."""
+    fake = {"numpy": "1.0~rc1", "GDAL": "0+unknown", "PyQt5": "5.15.9"}
+
+    def version(d):
+        if d in fake:
+            return fake[d]
+        raise md.PackageNotFoundError(d)
+
+    monkeypatch.setattr(deps.md, "version", version)
+    assert deps.qgis_pins() == ["PyQt5==5.15.9"]

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Iterable, Sequence
 
 from .. import deps
+from ..deps import pinnable_version
 from .names import canonical_name, same_path
 
 #: Wheels of Qt and QScintilla that come with PyQt from pip; QGIS has its own build of them.
@@ -28,29 +29,7 @@ QGIS_OWNED = (*(d for d in deps.QGIS_PROVIDED if canonical_name(d) != "numpy"), 
 #: like every other provided distribution; listed here because it matters most: compiled wheels).
 ALWAYS_PINNED = ("numpy", *QGIS_OWNED)
 
-# PEP 440 (the regex of the specification's appendix, as ``packaging`` uses it).
-_PEP440 = re.compile(
-    r"^\s*v?(?:(?:[0-9]+!)?(?P<release>[0-9]+(?:\.[0-9]+)*)"
-    r"(?:[-_.]?(?:a|b|c|rc|alpha|beta|pre|preview)[-_.]?[0-9]*)?"
-    r"(?:-[0-9]+|[-_.]?(?:post|rev|r)[-_.]?[0-9]*)?"
-    r"(?:[-_.]?dev[-_.]?[0-9]*)?)"
-    r"(?:\+[a-z0-9]+(?:[-_.][a-z0-9]+)*)?\s*$",
-    re.IGNORECASE,
-)
 _NAME = re.compile(r"^([A-Z0-9]|[A-Z0-9][A-Z0-9._-]*[A-Z0-9])$", re.IGNORECASE)  # PEP 508 name
-
-
-def pinnable_version(version: str | None) -> bool:
-    """True when ``version`` can be pinned with ``==`` in a constraints file.
-
-    False for a version that is not PEP 440 (``1.0~rc1``, ``unknown``) and for a placeholder whose
-    release is all zeros (``0+unknown``, ``0.0.0``: what Debian reports when a package was built
-    without its version). Pinning a placeholder would make every ``>=`` requirement on it unsatisfiable.
-    """
-    if not version:
-        return False
-    m = _PEP440.match(version)
-    return bool(m) and any(int(p) for p in m.group("release").split("."))
 
 
 @dataclass(frozen=True)
@@ -108,7 +87,7 @@ def constraints_text(path: Sequence[str] | None = None, exclude: Iterable[str | 
     exactly what QGIS imports; when that is impossible pip says which package conflicts, instead of
     silently installing a copy that loses to QGIS's.
 
-    Versions that cannot be pinned (see :func:`pinnable_version`, e.g. Debian's ``0+unknown``), and
+    Versions that cannot be pinned (see :func:`deeplandcover.core.deps.pinnable_version`, e.g. Debian's ``0+unknown``), and
     names that are not valid requirement names, are listed in a comment and left out: ``===`` would pin the literal string, which no index offers, so
     any requirement on the package would fail. They are still never installed: :func:`.install.install`
     drops every provided distribution, whatever its version, from what pip resolved.

@@ -153,7 +153,7 @@ def no_staging_left(root: Path) -> bool:
     ],
 )
 def test_pinnable_version(version, ok):
-    assert constraints.pinnable_version(version) is ok
+    assert deps.pinnable_version(version) is ok
 
 
 def test_constraints_pin_every_provided_distribution_and_skip_unusable_versions(tmp_path):
@@ -187,7 +187,7 @@ def test_constraints_of_the_running_python_pin_numpy_and_gdal():
     text = constraints.constraints_text()
     assert f"numpy=={numpy.__version__}\n" in text
     gdal = constraints.provided_distributions().get("gdal")
-    if gdal is not None and constraints.pinnable_version(gdal.version):
+    if gdal is not None and deps.pinnable_version(gdal.version):
         assert f"{gdal.name}=={gdal.version}\n" in text
 
 
