@@ -42,8 +42,25 @@ SEQUENCE_MODELS = frozenset({"unet_convlstm"})
 #: Architectures that return ``(main, aux)`` in training mode (train with :class:`~models.fusion.AuxLoss`).
 AUX_MODELS = frozenset({"two_branch_unet"})
 
-#: DeepLabv3+ encoders (the keys of :data:`models.deeplab.RESNETS`), the first one the default.
-BACKBONES: tuple[str, ...] = ("resnet18", "resnet34", "resnet50")
+#: Encoder choices: ``default`` (U-Net's own plain encoder; ResNet-18 for DeepLabv3+), then the ResNets
+#: (the keys of :data:`models.resnet.RESNETS`).
+BACKBONES: tuple[str, ...] = ("default", "resnet18", "resnet34", "resnet50")
+
+#: Architectures whose encoder a ResNet ``backbone`` replaces -> the ``"module:Class"`` built then
+#: (:class:`models.unet_resnet.ResNetUNet`); DeepLabv3+ always has a ResNet encoder.
+RESNET_VARIANTS: dict[str, str] = {"unet": "unet_resnet:ResNetUNet", "unet_early_fusion": "unet_resnet:ResNetUNet"}
+
+#: Architectures that take pre-trained ResNet encoder weights (with a ResNet backbone).
+PRETRAINABLE = frozenset({"deeplabv3plus", *RESNET_VARIANTS})
+
+
+def resnet_backbone(name: str, backbone: str | None) -> str | None:
+    """The ResNet encoder that architecture ``name`` gets for ``backbone`` (None: no ResNet encoder)."""
+    if name == "deeplabv3plus":
+        return "resnet18" if backbone in (None, "default") else backbone
+    if name in RESNET_VARIANTS and backbone not in (None, "default"):
+        return backbone
+    return None
 
 
 def model_class(name: str) -> type[nn.Module]:
@@ -65,7 +82,9 @@ def build_model(name: str, in_channels: int, num_classes: int, **params: Any) ->
         name: a key of :data:`MODELS` (see :data:`ARCHITECTURES`).
         in_channels: input channels of one date (``unet_early_fusion``: both dates, 2C).
         num_classes: K output channels.
-        **params: architecture arguments (``base_filters``, ``depth``, ``backbone``...).
+        **params: architecture arguments (``base_filters``, ``depth``, ``backbone``...). A ResNet
+            ``backbone`` for ``unet``/``unet_early_fusion`` builds :class:`models.unet_resnet.ResNetUNet`
+            (its own arguments then: ``decoder_channels``, ``dropout``).
 
     Returns:
         The model (in training mode, on CPU).
@@ -74,6 +93,16 @@ def build_model(name: str, in_channels: int, num_classes: int, **params: Any) ->
         ValueError: unknown name (the message lists the valid ones), or invalid arguments.
     """
     builder = model_class(name)
+    backbone = params.pop("backbone", None)
+    if name in RESNET_VARIANTS and backbone not in (None, "default"):
+        if name == "unet_early_fusion" and in_channels % 2:
+            raise ValueError(f"unet_early_fusion takes two dates stacked as channels (2C); got {in_channels} channels.")
+        module, cls = RESNET_VARIANTS[name].split(":")
+        builder, params = getattr(import_module(f".{module}", __name__), cls), {**params, "backbone": backbone}
+    elif name == "deeplabv3plus":
+        params["backbone"] = resnet_backbone(name, backbone)
+    elif backbone not in (None, "default"):
+        raise ValueError(f"Architecture {name!r} has no ResNet backbone option; use backbone 'default'.")
     if in_channels < 1 or num_classes < 1:
         raise ValueError(f"in_channels ({in_channels}) and num_classes ({num_classes}) must be >= 1.")
     try:
@@ -82,4 +111,15 @@ def build_model(name: str, in_channels: int, num_classes: int, **params: Any) ->
         raise ValueError(f"Invalid parameters for architecture {name!r}: {e}") from e
 
 
-__all__ = ["ARCHITECTURES", "AUX_MODELS", "BACKBONES", "MODELS", "SEQUENCE_MODELS", "build_model", "model_class"]
+__all__ = [
+    "ARCHITECTURES",
+    "AUX_MODELS",
+    "BACKBONES",
+    "MODELS",
+    "PRETRAINABLE",
+    "RESNET_VARIANTS",
+    "SEQUENCE_MODELS",
+    "build_model",
+    "model_class",
+    "resnet_backbone",
+]

@@ -13,8 +13,8 @@ changes faster and at scale with deep learning on the cloud", Development Seed /
 encoders: ResNet-18/34/50 here). The encoder runs at
 output stride 16 (the last stage dilated instead of strided); the decoder fuses the ASPP output
 with the stride-4 features and up-samples bilinearly to the input size, so any H, W works.
-No torchvision: the ResNets are written here and start from random weights (multispectral inputs
-have no ImageNet weights anyway).
+The encoder is :class:`models.resnet.ResNetEncoder` (torchvision parameter names), so pre-trained
+ResNet weights load into it (:mod:`core.training.pretrained`).
 """
 
 from __future__ import annotations
@@ -23,104 +23,16 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .resnet import RESNETS, EncoderFreezing, ResNetEncoder
+
+__all__ = ["ASPP", "RESNETS", "DeepLabV3Plus"]
+
 
 def _bn_relu_conv(in_ch: int, out_ch: int, k: int, stride: int = 1, dilation: int = 1) -> nn.Sequential:
     pad = dilation * (k // 2)
     return nn.Sequential(
         nn.Conv2d(in_ch, out_ch, k, stride, pad, dilation, bias=False), nn.BatchNorm2d(out_ch), nn.ReLU(inplace=True)
     )
-
-
-class BasicBlock(nn.Module):
-    """ResNet-18/34 residual block (two 3x3 convolutions)."""
-
-    expansion = 1
-
-    def __init__(self, in_ch: int, planes: int, stride: int = 1, dilation: int = 1) -> None:
-        super().__init__()
-        self.conv1 = nn.Conv2d(in_ch, planes, 3, stride, dilation, dilation, bias=False)
-        self.bn1 = nn.BatchNorm2d(planes)
-        self.conv2 = nn.Conv2d(planes, planes, 3, 1, dilation, dilation, bias=False)
-        self.bn2 = nn.BatchNorm2d(planes)
-        self.down = _shortcut(in_ch, planes * self.expansion, stride)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:  # noqa: D102
-        y = F.relu(self.bn1(self.conv1(x)), inplace=True)
-        y = self.bn2(self.conv2(y))
-        return F.relu(y + (self.down(x) if self.down is not None else x), inplace=True)
-
-
-class Bottleneck(nn.Module):
-    """ResNet-50 bottleneck block (1x1, 3x3, 1x1; expansion 4)."""
-
-    expansion = 4
-
-    def __init__(self, in_ch: int, planes: int, stride: int = 1, dilation: int = 1) -> None:
-        super().__init__()
-        self.conv1 = nn.Conv2d(in_ch, planes, 1, bias=False)
-        self.bn1 = nn.BatchNorm2d(planes)
-        self.conv2 = nn.Conv2d(planes, planes, 3, stride, dilation, dilation, bias=False)
-        self.bn2 = nn.BatchNorm2d(planes)
-        self.conv3 = nn.Conv2d(planes, planes * 4, 1, bias=False)
-        self.bn3 = nn.BatchNorm2d(planes * 4)
-        self.down = _shortcut(in_ch, planes * 4, stride)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:  # noqa: D102
-        y = F.relu(self.bn1(self.conv1(x)), inplace=True)
-        y = F.relu(self.bn2(self.conv2(y)), inplace=True)
-        y = self.bn3(self.conv3(y))
-        return F.relu(y + (self.down(x) if self.down is not None else x), inplace=True)
-
-
-def _shortcut(in_ch: int, out_ch: int, stride: int) -> nn.Module | None:
-    if stride == 1 and in_ch == out_ch:
-        return None
-    return nn.Sequential(nn.Conv2d(in_ch, out_ch, 1, stride, bias=False), nn.BatchNorm2d(out_ch))
-
-
-#: backbone name -> (block, blocks per stage); the names are :data:`models.BACKBONES` (a test keeps them equal).
-RESNETS = {
-    "resnet18": (BasicBlock, (2, 2, 2, 2)),
-    "resnet34": (BasicBlock, (3, 4, 6, 3)),
-    "resnet50": (Bottleneck, (3, 4, 6, 3)),
-}
-
-
-class ResNetEncoder(nn.Module):
-    """ResNet-18/34/50 feature extractor at output stride 16 for any number of input bands.
-
-    Args:
-        in_channels: C input bands (the 7x7 stem convolution takes them all).
-        backbone: ``"resnet18"``, ``"resnet34"`` or ``"resnet50"``.
-
-    Shapes:
-        ``forward(x (B, C, H, W))`` returns ``(low, high)``: stride-4 features
-        ``(B, low_channels, ceil(H/4), ceil(W/4))`` and stride-16 features ``(B, out_channels, ~H/16, ~W/16)``.
-    """
-
-    def __init__(self, in_channels: int, backbone: str = "resnet18") -> None:
-        super().__init__()
-        if backbone not in RESNETS:
-            raise ValueError(f"Unknown backbone {backbone!r}; valid: {', '.join(RESNETS)}.")
-        block, counts = RESNETS[backbone]
-        self.stem = nn.Sequential(_bn_relu_conv(in_channels, 64, 7, stride=2), nn.MaxPool2d(3, 2, 1))
-        self.in_ch = 64
-        self.layer1 = self._stage(block, 64, counts[0], 1, 1)
-        self.layer2 = self._stage(block, 128, counts[1], 2, 1)
-        self.layer3 = self._stage(block, 256, counts[2], 2, 1)
-        self.layer4 = self._stage(block, 512, counts[3], 1, 2)  # dilated: output stride 16
-        self.low_channels = 64 * block.expansion
-        self.out_channels = 512 * block.expansion
-
-    def _stage(self, block: type, planes: int, n: int, stride: int, dilation: int) -> nn.Sequential:
-        layers = [block(self.in_ch, planes, stride, 1 if stride > 1 else dilation)]
-        self.in_ch = planes * block.expansion
-        layers += [block(self.in_ch, planes, 1, dilation) for _ in range(n - 1)]
-        return nn.Sequential(*layers)
-
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:  # noqa: D102
-        low = self.layer1(self.stem(x))
-        return low, self.layer4(self.layer3(self.layer2(low)))
 
 
 class ASPP(nn.Module):
@@ -143,7 +55,7 @@ class ASPP(nn.Module):
         return self.project(torch.cat(feats, dim=1))
 
 
-class DeepLabV3Plus(nn.Module):
+class DeepLabV3Plus(EncoderFreezing, nn.Module):
     """DeepLabv3+: ResNet encoder, ASPP, decoder with stride-4 skip features.
 
     Args:
@@ -160,7 +72,7 @@ class DeepLabV3Plus(nn.Module):
         self, in_channels: int, num_classes: int, backbone: str = "resnet18", aspp_channels: int = 256
     ) -> None:
         super().__init__()
-        self.encoder = ResNetEncoder(in_channels, backbone)
+        self.encoder = ResNetEncoder(in_channels, backbone, output_stride=16)
         self.aspp = ASPP(self.encoder.out_channels, aspp_channels)
         self.low_proj = _bn_relu_conv(self.encoder.low_channels, 48, 1)
         self.decoder = nn.Sequential(

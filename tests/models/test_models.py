@@ -74,7 +74,7 @@ def test_registry_names_each_architecture_once():
         "unet_early_fusion": "UNetEarlyFusion",
         "two_branch_unet": "TwoBranchUNet",
     }
-    assert BACKBONES == tuple(RESNETS)
+    assert BACKBONES == ("default", *RESNETS)
 
 
 def test_import_without_torch_lists_the_architectures():
