@@ -26,6 +26,7 @@ from qgis.core import (
 from ..core import deps
 from ..core.errors import InputError
 from ..core.training.config import CHOICES, TrainConfig
+from ..core.training.weights_catalog import CATALOG
 from .base import DlcAlgorithm
 from .qtcompat import FILE_BEHAVIOR_FOLDER, NUMBER_DOUBLE, NUMBER_INTEGER
 
@@ -33,7 +34,14 @@ HELP = """Trains a pixel-classification model on chip folders made by <i>Export 
 "Export Training Data For Deep Learning", Classified Tiles) and exports it as an ONNX model with its model card.
 <p><b>Architectures</b>: U-Net (32 base filters, batch norm), DeepLabv3+ (ResNet-18/34/50 encoder, ASPP),
 U-Net+ConvLSTM for time-series chips (a shared U-Net per date, two ConvLSTM layers), U-Net early fusion for two-date
-change chips, two-branch U-Net for multi-sensor chips (one encoder per sensor, loss 0.7 main + 0.3 auxiliary heads).</p>
+change chips, two-branch U-Net for multi-sensor chips (one encoder per sensor, loss 0.7 main + 0.3 auxiliary heads).
+<b>Encoder</b>: a ResNet-18/34/50 gives U-Net (and U-Net early fusion) a ResNet encoder.</p>
+<p><b>Pre-trained encoder weights</b> (needs a ResNet encoder): a catalogue name (ImageNet ResNets; SSL4EO-S12 and
+SatlasPretrain Sentinel-2 ResNets), downloaded once into the user cache with a SHA-256 check, or a <code>.pth</code> state
+dict in torchvision names. First-layer filters are matched to your bands by name (B01...B12, B8A; red/green/blue =
+B04/B03/B02) in your order; other bands (indices, other sensors) get the mean filter, a red-band copy or random
+filters. The weights' normalisation is used and written into the model card. The encoder is frozen for the first
+epochs, then trained at a lower learning rate.</p>
 <p><b>Spectral indices</b> (e.g. <code>NDVI,NDWI,NDBI</code>): added as input channels after each date's bands, computed
 from the bands by name (Sentinel-2 B03/B04/B08/B11, Landsat 8/9 B3/B4/B5/B6); Classify Pixels recomputes them.
 <b>Sequence length</b> (time series, 0 = all dates): the model takes this many dates; with <b>random sequences</b>
@@ -114,6 +122,11 @@ class TrainModelAlgorithm(DlcAlgorithm):
     AUGMENT = "AUGMENT"
     SEED = "SEED"
     DEVICE = "DEVICE"
+    THREADS = "THREADS"
+    ENCODER_WEIGHTS = "ENCODER_WEIGHTS"
+    EXTRA_BAND_INIT = "EXTRA_BAND_INIT"
+    FREEZE_EPOCHS = "FREEZE_EPOCHS"
+    ENCODER_LR_FACTOR = "ENCODER_LR_FACTOR"
     RESUME = "RESUME"
     FINETUNE = "FINETUNE"
     OUTPUT_FOLDER = "OUTPUT_FOLDER"
@@ -131,6 +144,7 @@ class TrainModelAlgorithm(DlcAlgorithm):
         LOSS: "loss",
         SCHEDULE: "schedule",
         DEVICE: "device",
+        EXTRA_BAND_INIT: "extra_band_init",
     }
 
     def initAlgorithm(self, config: dict | None = None) -> None:
@@ -159,11 +173,18 @@ class TrainModelAlgorithm(DlcAlgorithm):
         self.addOutput(QgsProcessingOutputNumber(self.VAL_MIOU, self.tr("Validation mean IoU")))
 
     def _add_model_parameters(self) -> None:
-        """ARCHITECTURE, BACKBONE, BASE_FILTERS, DEPTH."""
+        """ARCHITECTURE, BACKBONE, BASE_FILTERS, DEPTH, then the pre-trained encoder parameters."""
         self._enum(self.ARCHITECTURE, "Architecture")
-        self._enum(self.BACKBONE, "DeepLabv3+ encoder")
+        self._enum(self.BACKBONE, "Encoder (default: plain U-Net encoder, ResNet-18 for DeepLabv3+)")
         self._number(self.BASE_FILTERS, "U-Net base filters", NUMBER_INTEGER, 32, minValue=4, maxValue=256)
         self._number(self.DEPTH, "U-Net depth (poolings)", NUMBER_INTEGER, 4, minValue=1, maxValue=6)
+        names = ", ".join(CATALOG)
+        self._string(self.ENCODER_WEIGHTS, f"Pre-trained encoder weights (none, a .pth file, or one of: {names})")
+        self._enum(self.EXTRA_BAND_INIT, "Filters for bands the weights do not know (mean, red-band copy, random)")
+        freeze = "Epochs with the pre-trained encoder frozen"
+        self._number(self.FREEZE_EPOCHS, freeze, NUMBER_INTEGER, 2, minValue=0, maxValue=1000)
+        factor = "Encoder learning rate factor (pre-trained encoder)"
+        self._number(self.ENCODER_LR_FACTOR, factor, NUMBER_DOUBLE, 0.1, minValue=0.001, maxValue=10.0)
 
     def _add_optimisation_parameters(self) -> None:
         """EPOCHS to WARMUP_EPOCHS: epochs, batch, learning rate, validation, early stopping, loss, schedule."""
@@ -184,13 +205,15 @@ class TrainModelAlgorithm(DlcAlgorithm):
         self._number(self.WARMUP_EPOCHS, "Warm-up epochs (cosine schedule)", NUMBER_INTEGER, 1, minValue=0)
 
     def _add_sample_parameters(self) -> None:
-        """INDICES, SEQUENCE_LENGTH, RANDOM_SEQUENCES, AUGMENT, SEED, DEVICE."""
+        """INDICES, SEQUENCE_LENGTH, RANDOM_SEQUENCES, AUGMENT, SEED, DEVICE, THREADS."""
         self._string(self.INDICES, "Spectral indices as extra inputs (e.g. NDVI,NDWI,NDBI)")
         self._number(self.SEQUENCE_LENGTH, "Dates per sequence (time series; 0 = all)", NUMBER_INTEGER, 0, minValue=0)
         self._bool(self.RANDOM_SEQUENCES, "Random sequences (draw the dates of each training sample at random)", False)
         self._bool(self.AUGMENT, "Augment (flips and 90° rotations)", True)
         self._number(self.SEED, "Random seed", NUMBER_INTEGER, 42)
         self._enum(self.DEVICE, "Device")
+        threads = "CPU threads (0 = the cores other programs leave free, re-checked while training)"
+        self._number(self.THREADS, threads, NUMBER_INTEGER, 0, minValue=0)
 
     def _enum(self, key: str, label: str) -> None:
         """An enum parameter listing the choices of its :class:`TrainConfig` field; the default is the first."""
@@ -255,6 +278,10 @@ class TrainModelAlgorithm(DlcAlgorithm):
             indices=self.parameterAsString(parameters, self.INDICES, context) or "",
             sequence_length=integer(self.SEQUENCE_LENGTH),
             random_sequences=self.parameterAsBool(parameters, self.RANDOM_SEQUENCES, context),
+            num_threads=integer(self.THREADS) or None,
+            encoder_weights=(self.parameterAsString(parameters, self.ENCODER_WEIGHTS, context) or "").strip(),
+            freeze_epochs=integer(self.FREEZE_EPOCHS),
+            encoder_lr_factor=double(self.ENCODER_LR_FACTOR),
         )
 
     def run_core(self, parameters: dict[str, Any], context: QgsProcessingContext, feedback) -> dict[str, Any]:

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, get_args
 
-from ...models import ARCHITECTURES, BACKBONES, SEQUENCE_MODELS
+from ...models import ARCHITECTURES, BACKBONES, SEQUENCE_MODELS, resnet_backbone
 from ..errors import InputError
 
 #: Monitored validation value: ``val_loss`` (lower is better), ``miou`` or ``f1`` (macro F1; higher is better).
@@ -26,6 +26,9 @@ LossName = Literal["ce", "ce_jaccard", "focal"]
 Device = Literal["auto", "cpu", "cuda"]
 #: Learning-rate schedule (:func:`core.training.steps.make_scheduler`).
 Schedule = Literal["plateau", "cosine"]
+#: First-layer initialisation of input channels pre-trained weights have no band for
+#: (:func:`core.training.pretrained.adapt_first_conv`; ArcGIS's ``weight_init_scheme``).
+ExtraBandInit = Literal["mean", "red", "random"]
 
 #: Option field -> its valid values; the first is the field's default (the dialog's default index 0).
 CHOICES: dict[str, tuple[str, ...]] = {
@@ -36,6 +39,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "loss": get_args(LossName),
     "device": get_args(Device),
     "schedule": get_args(Schedule),
+    "extra_band_init": get_args(ExtraBandInit),
 }
 
 
@@ -67,8 +71,11 @@ class TrainConfig:
         finetune: a previous ``model.pt`` (or the ``model.onnx`` with its ``model.pt`` beside it)
             whose weights initialise the model.
         num_workers: DataLoader worker processes (0 = load in the main process; chips are cached).
-        num_threads: torch CPU threads; None = every core (``os.cpu_count()``).
-        base_filters, depth: U-Net arguments; backbone: DeepLab encoder (:data:`models.BACKBONES`);
+        num_threads: torch CPU threads; None = the cores other programs leave free, re-checked while
+            training (:class:`core.training.threads.ThreadPolicy`).
+        base_filters, depth: plain U-Net arguments; backbone: the encoder (:data:`models.BACKBONES`):
+            ``default`` (plain U-Net encoder, ResNet-18 for DeepLabv3+) or a ResNet, which gives
+            ``unet``/``unet_early_fusion`` a ResNet encoder (:class:`models.unet_resnet.ResNetUNet`);
             arch_params: extra ones.
         lr_finder_steps: iterations of the LR range test.
         schedule: ``plateau`` (halve the LR when the monitored value stalls for ``patience // 2``
@@ -81,6 +88,15 @@ class TrainConfig:
             and inference take this many dates.
         random_sequences: training samples draw ``sequence_length`` dates at random, sorted by time
             (Sefrin et al. 2021); validation and the card use the fixed evenly spaced dates.
+        encoder_weights: pre-trained ResNet encoder weights: ``""``/``none``, a catalogue name
+            (:data:`core.training.weights_catalog.CATALOG`) or a ``.pth`` file
+            (:mod:`core.training.pretrained`); needs a ResNet backbone.
+        extra_band_init: first-layer filters of input channels the weights have no band for:
+            ``mean``, ``red`` or ``random`` (ArcGIS's ``weight_init_scheme``).
+        freeze_epochs: with encoder weights, epochs trained with the encoder frozen (its BatchNorm
+            statistics fixed) before it is unfrozen (ArcGIS ``freeze``); 0 = never frozen.
+        encoder_lr_factor: with encoder weights, the encoder's learning rate is ``lr *`` this
+            (discriminative learning rates, Howard & Ruder, ACL 2018).
     """
 
     architecture: str = ARCHITECTURES[0]
@@ -112,14 +128,15 @@ class TrainConfig:
     indices: str = ""
     sequence_length: int = 0
     random_sequences: bool = False
+    encoder_weights: str = ""
+    extra_band_init: ExtraBandInit = "mean"
+    freeze_epochs: int = 2
+    encoder_lr_factor: float = 0.1
 
     def model_params(self) -> dict[str, Any]:
         """Constructor arguments of the chosen architecture."""
-        p = (
-            {"backbone": self.backbone}
-            if self.architecture == "deeplabv3plus"
-            else {"base_filters": self.base_filters, "depth": self.depth}
-        )
+        resnet = resnet_backbone(self.architecture, self.backbone)
+        p = {"backbone": resnet} if resnet else {"base_filters": self.base_filters, "depth": self.depth}
         return {**p, **self.arch_params}
 
     def validate(self) -> None:
@@ -134,6 +151,10 @@ class TrainConfig:
             raise InputError(f"Learning rate {self.lr} is invalid; leave it empty to find one automatically.")
         if self.warmup_epochs < 0:
             raise InputError(f"Warm-up epochs must be 0 or more, got {self.warmup_epochs}.")
+        if self.freeze_epochs < 0:
+            raise InputError(f"Freeze epochs must be 0 or more, got {self.freeze_epochs}.")
+        if not 0 < self.encoder_lr_factor <= 10:
+            raise InputError(f"The encoder learning-rate factor must be in (0, 10], got {self.encoder_lr_factor}.")
         if self.device == "cuda":
             import torch
 

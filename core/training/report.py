@@ -21,7 +21,19 @@ from ..modelcard import ModelCard
 from ..raster.io import atomic_output
 
 #: Columns of ``training_log.csv`` before the per-class ``f1_<class name>`` columns.
-LOG_COLUMNS = ("epoch", "train_loss", "val_loss", "oa", "miou", "f1", "lr", "batch_size", "seconds")
+LOG_COLUMNS = (
+    "epoch",
+    "train_loss",
+    "val_loss",
+    "oa",
+    "miou",
+    "f1",
+    "lr",
+    "batch_size",
+    "seconds",
+    "chips_per_s",
+    "threads",
+)
 
 
 def create_output_folder(path: str | os.PathLike) -> list[Path]:
@@ -49,8 +61,14 @@ def epoch_row(
     batch_size: int,
     seconds: float,
     class_names: list[str],
+    chips_per_s: float | None = None,
+    threads: int | None = None,
 ) -> dict[str, Any]:
-    """The ``training_log.csv`` row of an epoch (``metrics``: :func:`core.training.steps.validation_metrics`)."""
+    """The ``training_log.csv`` row of an epoch (``metrics``: :func:`core.training.steps.validation_metrics`).
+
+    ``seconds``: the whole epoch (training and validation), wall seconds; ``chips_per_s``: training
+    chips per wall second of the training pass (all ranks); ``threads``: torch CPU threads at its end.
+    """
     return {
         "epoch": epoch,
         "train_loss": train_loss,
@@ -61,6 +79,8 @@ def epoch_row(
         "lr": lr,
         "batch_size": batch_size,
         "seconds": seconds,
+        "chips_per_s": chips_per_s,
+        "threads": threads,
         **{f"f1_{n}": v for n, v in zip(class_names, metrics["f1_per_class"])},
     }
 
@@ -72,7 +92,32 @@ def epoch_message(row: dict[str, Any], epochs: int, class_names: list[str], impr
         f"Epoch {row['epoch']}/{epochs}: train loss {row['train_loss']:.4f}, val loss {row['val_loss']:.4f}, "
         f"OA {row['oa']:.3f}, mIoU {row['miou']:.3f}, F1 {row['f1']:.3f} [{per_class}]"
         + (" *best*" if improved else "")
+        + _speed_text(row)
     )
+
+
+def _speed_text(row: dict[str, Any]) -> str:
+    if row.get("chips_per_s") is None:
+        return ""
+    return f"; {row['seconds']:.1f} s, {row['chips_per_s']:.1f} chips/s, {row['threads']} threads"
+
+
+def speed_summary(history: list[dict[str, Any]], busy_seconds: float = 0.0) -> dict[str, Any]:
+    """Median seconds per epoch and chips/s over ``history``, the threads used and the busy time (seconds).
+
+    ``busy_seconds``: wall seconds during which other programs kept at least half a core busy
+    (:attr:`core.training.threads.ThreadPolicy.busy_seconds`).
+    """
+    secs = [h["seconds"] for h in history if h.get("seconds") is not None]
+    speed = [h["chips_per_s"] for h in history if h.get("chips_per_s") is not None]
+    threads = sorted({h["threads"] for h in history if h.get("threads") is not None})
+    return {
+        "seconds_per_epoch": float(np.median(secs)) if secs else None,
+        "chips_per_s": float(np.median(speed)) if speed else None,
+        "threads": threads,
+        "busy_seconds": round(float(busy_seconds), 1),
+        "total_seconds": round(float(sum(secs)), 1),
+    }
 
 
 def write_log(path: str | os.PathLike, history: list[dict[str, Any]], class_names: list[str]) -> None:
@@ -112,6 +157,23 @@ def _plots(out: Path, history: list[dict[str, float]], cm: np.ndarray, names: li
 
     plot_confusion_heatmap(cm, names, out / "confusion_matrix.png")
     return "loss_curves.png", "confusion_matrix.png"
+
+
+def _speed_html(sp: dict[str, Any]) -> str:
+    if sp.get("chips_per_s") is None:
+        return ""
+    busy = sp.get("busy_seconds") or 0.0
+    warn = (
+        f" <b>The machine was busy with other programs for {busy:.0f} s of the {sp['total_seconds']:.0f} s"
+        " of training</b>: epochs were slower than on a quiet machine."
+        if busy > 0.1 * (sp.get("total_seconds") or 0) and busy > 0
+        else ""
+    )
+    threads = "/".join(str(t) for t in sp.get("threads", []))
+    return (
+        f"<p>Speed: {sp['chips_per_s']:.1f} training chips/s, {sp['seconds_per_epoch']:.1f} s per epoch "
+        f"(medians), {threads} CPU threads.{warn}</p>"
+    )
 
 
 def write_report(
@@ -158,6 +220,7 @@ suggested overlap {card.overlap} px. Architecture parameters: {e(str(card.arch_p
 <h2>Validation (spatial hold-out blocks, best epoch {tr.get("best_epoch")} of {tr.get("epochs_run")})</h2>
 <p>Loss {metrics["val_loss"]:.4f}, overall accuracy <b>{metrics["oa"]:.4f}</b>, mIoU <b>{metrics["miou"]:.4f}</b>,
 macro F1 {metrics["f1"]:.4f}; learning rate {tr.get("lr", 0):.2e}.</p>
+{_speed_html(tr.get("speed") or {})}
 <table><tr><th>value</th><th>class</th><th>pixels</th><th>precision</th><th>recall</th><th>F1</th><th>IoU</th></tr>{rows}</table>
 <h2>Curves</h2><img src="{curves}" alt="loss curves">
 <h2>Confusion matrix (rows: reference, columns: prediction; colour: row share)</h2><img src="{cmpng}" alt="confusion matrix">

@@ -24,6 +24,7 @@ from ..errors import CanceledError
 from ..feedback import Feedback, ensure_feedback
 from . import distributed as dist_utils
 from .config import TrainConfig
+from .threads import ThreadPolicy
 
 
 def seed_all(seed: int) -> None:
@@ -98,11 +99,13 @@ def train_epoch(
     amp: bool,
     ctx: dist_utils.DistContext | None = None,
     epoch: int = 0,
+    threads: ThreadPolicy | None = None,
 ) -> float:
     """One training epoch; returns the mean loss (over all ranks under DDP).
 
     Checks cancel between batches in a single process; under DDP the ranks must stay in step, so
-    cancel is checked (and agreed on) after the epoch by the caller.
+    cancel is checked (and agreed on) after the epoch by the caller. ``threads`` (a
+    :class:`~core.training.threads.ThreadPolicy`) re-checks the machine's load between batches.
     """
     model.train()
     ddp = ctx is not None and ctx.enabled
@@ -122,6 +125,8 @@ def train_epoch(
         total += float(loss.detach()) * len(x)
         n += len(x)
         fb.set_progress(100 * (i + 1) / max(len(loader), 1))
+        if threads is not None:
+            threads.update()
     if ddp:
         total, n = dist_utils.all_reduce_sum(ctx, np.array([total, n], dtype=np.float64), device)
     return float(total / max(n, 1))

@@ -15,7 +15,6 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Sequence
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -31,11 +30,19 @@ from ..preprocessing.indices import parse_indices
 from . import distributed as dist_utils
 from .checkpoint import Progress, apply_finetune, check_resume, load_checkpoint, make_checkpoint, save_checkpoint
 from .config import TrainConfig, TrainResult
-from .data import base_datasets, loader_chip_folders, make_loader
+from .data import make_loader
+from .finetune import EncoderFinetune
+from .finish import finish_run
 from .folders import build_datasets, load_folders, model_dates
 from .losses import class_weights, make_loss
-from .onnx_export import card_from_manifest, export_onnx
-from .report import create_output_folder, epoch_message, epoch_row, remove_empty_folders, write_log, write_report
+from .onnx_export import card_from_manifest
+from .report import (
+    create_output_folder,
+    epoch_message,
+    epoch_row,
+    remove_empty_folders,
+    write_log,
+)
 from .steps import (
     evaluate,
     is_oom,
@@ -46,6 +53,7 @@ from .steps import (
     train_epoch,
     validation_metrics,
 )
+from .threads import ThreadPolicy
 
 
 class Trainer:
@@ -80,6 +88,8 @@ class Trainer:
         self.best_path, self.last_path = self.out / "model.pt", self.out / "last.pt"
         self.log_path = self.out / "training_log.csv"
         self._created: list[Path] = []
+        self._speed: tuple[float | None, int | None] = (None, None)  # chips/s and threads of the last epoch
+        self._busy_warned = False
 
     def run(self) -> TrainResult:
         """All the steps; the :class:`TrainResult`."""
@@ -99,21 +109,23 @@ class Trainer:
     def prepare_data(self) -> None:
         """Threads and seeds; read and cross-check the chip folders; split them into the datasets."""
         cfg, ctx, fb = self.config, self.ctx, self.fb
-        torch.set_num_threads(cfg.num_threads or max(1, (os.cpu_count() or 1) // ctx.local_world_size))
+        self.threads = ThreadPolicy(cfg.num_threads, max(1, (os.cpu_count() or 1) // ctx.local_world_size))
+        self.threads.apply()
         seed_all(cfg.seed + ctx.rank)
         loaded, self.manifest = load_folders(self.chip_folders, cfg.architecture)
         self.classes = list(self.manifest.classes)
         absent = [c.name for c in loaded[0][1].classes if c.value not in self.manifest.class_values]
         if absent:
             fb.warning(f"Classes without any labelled pixel are left out of the model: {', '.join(absent)}.")
-        self.train_ds, self.val_ds = build_datasets(loaded, self.manifest, cfg)
         self.indices = parse_indices(cfg.indices)
+        self.finetune, self.manifest = EncoderFinetune.prepare(cfg, self.manifest, self.indices, fb)
+        self.train_ds, self.val_ds = build_datasets(loaded, self.manifest, cfg)
         m = self.manifest
         self.in_channels = (len(m.bands) + len(self.indices)) * (2 if m.kind == "pair" else 1)
         fb.info(
             f"{len(self.train_ds)} training and {len(self.val_ds)} validation chips ({m.kind}, {self.in_channels} "
             f"channels{f', {m.num_time_steps} dates' if m.kind == 'sequence' else ''}, {len(self.classes)} classes), "
-            f"device {self.device}"
+            f"device {self.device}, {self.threads.threads} CPU threads"
             + (
                 f", DDP over {ctx.world_size} processes ({ctx.backend}, batch {cfg.batch_size} per process)."
                 if ctx.enabled
@@ -128,7 +140,10 @@ class Trainer:
         if cfg.architecture == "two_branch_unet" and "branches" not in params:
             params["branches"] = branches_from_sensors(m.sources["sensor_bands"], m.bands, len(self.indices))
         self.params = params
-        self.model = build_model(cfg.architecture, self.in_channels, len(self.classes), **params).to(self.device)
+        self.model = build_model(cfg.architecture, self.in_channels, len(self.classes), **params)
+        if self.finetune:
+            self.finetune.load(self.model, self.fb, resumed=bool(cfg.resume))
+        self.model.to(self.device)
         self.card = card_from_manifest(m, cfg.architecture, params, indices=self.indices, dates=model_dates(m, cfg))
 
     def build_loss(self) -> None:
@@ -166,12 +181,10 @@ class Trainer:
         self.build_loaders()
         if self.progress.lr is None:
             self.progress.lr = self._find_lr()
-        self.net: torch.nn.Module = self.model
-        if ctx.enabled:  # rank 0's weights and buffers are broadcast to every rank here
-            self.net = DistributedDataParallel(
-                self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None
-            )
-        self.opt = torch.optim.AdamW(self.model.parameters(), lr=self.progress.lr, weight_decay=1e-4)
+        self._wrap()
+        lr = self.progress.lr
+        params = self.finetune.param_groups(self.model, lr) if self.finetune else self.model.parameters()
+        self.opt = torch.optim.AdamW(params, lr=lr, weight_decay=1e-4)
         self.mode = "min" if cfg.monitor == "val_loss" else "max"
         self.sched = make_scheduler(self.opt, cfg, self.mode)
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.amp)
@@ -182,6 +195,18 @@ class Trainer:
             if ctx.rank > 0:  # rank 0 continues the saved random stream; the others get their own
                 seed_all(cfg.seed + ctx.rank + 7919 * self.progress.epoch)
             self.fb.info(f"Resuming after epoch {self.progress.epoch} (best epoch {self.progress.best_epoch}).")
+
+    def _wrap(self) -> None:
+        """``self.net``: the model, or under DDP its wrapper (rank 0's weights and buffers broadcast to every rank).
+
+        Called again when the encoder is unfrozen: DDP synchronises only the parameters that had a gradient
+        when it was built.
+        """
+        self.net: torch.nn.Module = self.model
+        if self.ctx.enabled:
+            self.net = DistributedDataParallel(
+                self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None
+            )
 
     def _find_lr(self) -> float:
         """LR range test on rank 0's shard, before DDP wraps the model; the other ranks wait for its result."""
@@ -209,6 +234,8 @@ class Trainer:
             if self.progress.bad_epochs >= self.config.patience:
                 break
             t0 = time.perf_counter()
+            if self.finetune and self.finetune.at_epoch(self.model, epoch, self.progress.batch_size, self.fb):
+                self._wrap()
             train_loss = self.fit_epoch(epoch)
             metrics = self.validate()
             self.end_epoch(epoch, train_loss, metrics, time.perf_counter() - t0)
@@ -220,7 +247,11 @@ class Trainer:
         while True:
             try:
                 model_step = (self.net, self.train_dl, self.loss_fn, self.opt, self.scaler, self.device)
-                return train_epoch(*model_step, efb, self.amp, self.ctx, epoch)
+                t0 = time.perf_counter()
+                loss = train_epoch(*model_step, efb, self.amp, self.ctx, epoch, self.threads)
+                chips = len(self.train_dl.sampler) * self.ctx.world_size
+                self._speed = (chips / max(time.perf_counter() - t0, 1e-9), self.threads.threads)
+                return loss
             except CanceledError:
                 raise CanceledError(self._canceled(f"during epoch {epoch}")) from None
             except RuntimeError as e:
@@ -257,7 +288,8 @@ class Trainer:
         """Record the epoch, step the schedule, track the best epoch, log, save the checkpoints, check cancel."""
         cfg, p = self.config, self.progress
         names = [c.name for c in self.classes]
-        row = epoch_row(epoch, train_loss, metrics, self.opt.param_groups[0]["lr"], p.batch_size, seconds, names)
+        lr = self.opt.param_groups[0]["lr"]
+        row = epoch_row(epoch, train_loss, metrics, lr, p.batch_size, seconds, names, *self._speed)
         p.history.append(row)
         p.epoch = epoch
         if isinstance(self.sched, torch.optim.lr_scheduler.ReduceLROnPlateau):
@@ -270,6 +302,10 @@ class Trainer:
             self.ctx, (improved, p.best_score, p.best_epoch, p.bad_epochs)
         )
         self.fb.info(epoch_message(row, cfg.epochs, names, improved))
+        busy = self.threads.busy_message()
+        if busy and not self._busy_warned:
+            self.fb.warning(busy)
+        self._busy_warned = busy is not None
         if self.ctx.is_main:
             ck = self.checkpoint()
             if improved:
@@ -306,49 +342,11 @@ class Trainer:
 
     # ------------------------------------------------------------------------------ finish
     def finish(self) -> TrainResult:
-        """Reload the best checkpoint, validate it, export ONNX with its card, write the report (rank 0 writes)."""
-        ctx = self.ctx
-        best = load_checkpoint(self.best_path) if ctx.is_main else None
-        best = dist_utils.broadcast_object(ctx, best)  # out_dir need not be shared between nodes
-        self.model.load_state_dict(best["state_dict"])
-        metrics = self.validate(amp=False)
-        history, lr = self.progress.history, self.progress.lr
-        training = {
-            "chip_folders": [str(p) for p in loader_chip_folders(self.val_dl)],
-            "best_epoch": best["best_epoch"],
-            "epochs_run": len(history),
-            "lr": lr,
-            "config": asdict(self.config),
-            "val_metrics": {k: metrics[k] for k in ("val_loss", "oa", "miou", "f1", "f1_per_class", "iou_per_class")},
-            "val_chips": int(sum(len(d) for d in base_datasets(self.val_dl))),
-            "val_pixels": int(np.sum(metrics["confusion_matrix"])),
-            "world_size": ctx.world_size,
-        }
-        parity = self._export(training, metrics) if ctx.is_main else None
-        parity = dist_utils.broadcast_object(ctx, parity)  # also the barrier: rank 0's files are complete
-        files = (self.out / "model.onnx", self.best_path, self.out / "report.html", self.log_path)
-        return TrainResult(self.out, *files, metrics, int(best["best_epoch"]), len(history), lr, parity, history)
+        """Reload the best checkpoint, validate it, export ONNX with its card, write the report (rank 0 writes).
 
-    def _export(self, training: dict[str, Any], metrics: dict[str, Any]) -> dict[str, Any]:
-        """``model.onnx`` with its card (``training`` recorded in it) and ``report.html``; the parity check."""
-        cfg, fb, m = self.config, self.fb, self.manifest
-        card = card_from_manifest(
-            m, cfg.architecture, self.params, training, indices=self.indices, dates=model_dates(m, cfg)
-        )
-        sample = next(iter(self.val_dl))[0][:2]
-        fb.set_progress(93)
-        parity = export_onnx(self.model, card, self.out / "model.onnx", sample)
-        fb.info(
-            f"ONNX export: parity with PyTorch {'passed' if parity.passed else 'FAILED'} "
-            f"(max |diff| {parity.max_abs_diff:.2e}, rtol {parity.rtol}, atol {parity.atol})."
-        )
-        if not parity.passed:
-            fb.warning(
-                "ONNX Runtime and PyTorch outputs differ beyond tolerance; check the report before using the model."
-            )
-        write_report(self.out, self.progress.history, metrics, card, parity.to_dict())
-        fb.set_progress(100)
-        return parity.to_dict()
+        See :func:`core.training.finish.finish_run`.
+        """
+        return finish_run(self)
 
 
 def train_model(

@@ -19,7 +19,7 @@ def _params(**kw):
         "ADDITIONAL_INPUTS": "/chips/b; /chips/a",
         "OUTPUT_FOLDER": "/runs/one",
         "ARCHITECTURE": 1,
-        "BACKBONE": 2,
+        "BACKBONE": 3,
         "MONITOR": 1,
         "CLASS_WEIGHTS": 2,
         "LOSS": 1,
@@ -91,7 +91,11 @@ def test_config_plan(qgis_app):
     assert c.lr is None and c.epochs == 7 and c.jaccard_alpha == 0.7 and c.augment is False
     assert c.finetune == "/x/model.onnx" and c.resume is None and c.model_params() == {"backbone": "resnet50"}
     assert _plan(LEARNING_RATE=0.01, ARCHITECTURE=0).config.lr == 0.01
-    assert _plan(ARCHITECTURE=0).config.model_params() == {"base_filters": 16, "depth": 3}
+    assert _plan(ARCHITECTURE=0, BACKBONE=0).config.model_params() == {"base_filters": 16, "depth": 3}
+    assert _plan(ARCHITECTURE=0).config.model_params() == {"backbone": "resnet50"}  # U-Net on a ResNet-50
+    c = _plan(ENCODER_WEIGHTS=" ssl4eo_s12_resnet50_moco ", EXTRA_BAND_INIT=1, FREEZE_EPOCHS=3).config
+    assert (c.encoder_weights, c.extra_band_init, c.freeze_epochs) == ("ssl4eo_s12_resnet50_moco", "red", 3)
+    assert c.encoder_lr_factor == 0.1 and c.num_threads is None and _plan(THREADS=1).config.num_threads == 1
 
 
 def test_enum_options_are_the_config_choices():

@@ -28,8 +28,11 @@ def test_choices_come_from_the_registry_and_defaults_come_first():
         ("class_weights", "x", "Unknown class weights 'x'; use none, inverse or median"),
         ("schedule", "step", "Unknown schedule 'step'; use plateau or cosine"),
         ("device", "tpu", "Unknown device 'tpu'; use auto, cpu or cuda"),
-        ("backbone", "vgg", "use resnet18, resnet34 or resnet50"),
+        ("backbone", "vgg", "use default, resnet18, resnet34 or resnet50"),
         ("warmup_epochs", -1, "Warm-up epochs must be 0 or more"),
+        ("freeze_epochs", -1, "Freeze epochs must be 0 or more"),
+        ("encoder_lr_factor", 0.0, "encoder learning-rate factor"),
+        ("extra_band_init", "zeros", "use mean, red or random"),
         ("sequence_length", 3, "choose unet_convlstm"),
     ],
 )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import glob
+import re
 import shutil
 
 import numpy as np
@@ -76,6 +77,12 @@ def test_end_to_end_outputs(chips, tmp_path):
     with open(tmp_path / "training_log.csv") as fh:
         rows = list(csv.DictReader(fh))
     assert [int(x["epoch"]) for x in rows] == [1, 2, 3] and "f1_class1" in rows[0]
+    assert all(float(x["chips_per_s"]) > 0 and int(x["threads"]) >= 1 for x in rows)
+    assert all(
+        re.search(r"; [0-9.]+ s, [0-9.]+ chips/s, \d+ threads$", ln) for ln in fb.lines if ln.startswith("Epoch")
+    )
+    speed = read_card(tmp_path / "model.onnx").training["speed"]
+    assert speed["chips_per_s"] > 0 and speed["seconds_per_epoch"] > 0 and speed["threads"]
     assert sum(line.startswith("Epoch ") for line in fb.lines) == 3 and fb.progress[-1] == 100
     card = read_card(tmp_path / "model.onnx")
     assert card.bands == ["B1", "B2", "B3"] and card.tile_size == 16 and card.overlap == 4
@@ -85,6 +92,7 @@ def test_end_to_end_outputs(chips, tmp_path):
     onnx.checker.check_model(str(tmp_path / "model.onnx"))
     html = (tmp_path / "report.html").read_text()
     assert "passed" in html and "class3" in html and "confusion_matrix.png" in html
+    assert re.search(r"Speed: [0-9.]+ training chips/s, [0-9.]+ s per epoch", html)
     assert r.history[-1]["train_loss"] < r.history[0]["train_loss"]
 
 

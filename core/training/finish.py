@@ -1,0 +1,69 @@
+"""The finish step of a training run: reload the best checkpoint, validate it, export ONNX and the report.
+
+:func:`finish_run` is :meth:`core.training.trainer.Trainer.finish`; it takes the
+:class:`~core.training.trainer.Trainer` (typed ``Any``: this module must not import it back; its model,
+loaders, progress, configuration and output paths) and returns the :class:`TrainResult`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from typing import Any
+
+import numpy as np
+
+from . import distributed as dist_utils
+from .checkpoint import load_checkpoint
+from .config import TrainResult
+from .data import base_datasets, loader_chip_folders
+from .folders import model_dates
+from .onnx_export import card_from_manifest, export_onnx
+from .report import speed_summary, write_report
+
+
+def finish_run(trainer: Any) -> TrainResult:
+    """Reload the best checkpoint, validate it, export ONNX with its card, write the report (rank 0 writes)."""
+    ctx = trainer.ctx
+    best = load_checkpoint(trainer.best_path) if ctx.is_main else None
+    best = dist_utils.broadcast_object(ctx, best)  # out_dir need not be shared between nodes
+    trainer.model.load_state_dict(best["state_dict"])
+    metrics = trainer.validate(amp=False)
+    history, lr = trainer.progress.history, trainer.progress.lr
+    training = {
+        "chip_folders": [str(p) for p in loader_chip_folders(trainer.val_dl)],
+        "best_epoch": best["best_epoch"],
+        "epochs_run": len(history),
+        "lr": lr,
+        "config": asdict(trainer.config),
+        "val_metrics": {k: metrics[k] for k in ("val_loss", "oa", "miou", "f1", "f1_per_class", "iou_per_class")},
+        "val_chips": int(sum(len(d) for d in base_datasets(trainer.val_dl))),
+        "val_pixels": int(np.sum(metrics["confusion_matrix"])),
+        "world_size": ctx.world_size,
+        "speed": speed_summary(history, trainer.threads.busy_seconds),
+    }
+    if trainer.finetune:
+        training["encoder_weights"] = trainer.finetune.info()
+    parity = export_model(trainer, training, metrics) if ctx.is_main else None
+    parity = dist_utils.broadcast_object(ctx, parity)  # also the barrier: rank 0's files are complete
+    files = (trainer.out / "model.onnx", trainer.best_path, trainer.out / "report.html", trainer.log_path)
+    return TrainResult(trainer.out, *files, metrics, int(best["best_epoch"]), len(history), lr, parity, history)
+
+
+def export_model(trainer: Any, training: dict[str, Any], metrics: dict[str, Any]) -> dict[str, Any]:
+    """``model.onnx`` with its card (``training`` recorded in it) and ``report.html``; the parity check."""
+    cfg, fb, m = trainer.config, trainer.fb, trainer.manifest
+    card = card_from_manifest(
+        m, cfg.architecture, trainer.params, training, indices=trainer.indices, dates=model_dates(m, cfg)
+    )
+    sample = next(iter(trainer.val_dl))[0][:2]
+    fb.set_progress(93)
+    parity = export_onnx(trainer.model, card, trainer.out / "model.onnx", sample)
+    fb.info(
+        f"ONNX export: parity with PyTorch {'passed' if parity.passed else 'FAILED'} "
+        f"(max |diff| {parity.max_abs_diff:.2e}, rtol {parity.rtol}, atol {parity.atol})."
+    )
+    if not parity.passed:
+        fb.warning("ONNX Runtime and PyTorch outputs differ beyond tolerance; check the report before using the model.")
+    write_report(trainer.out, trainer.progress.history, metrics, card, parity.to_dict())
+    fb.set_progress(100)
+    return parity.to_dict()
