@@ -23,7 +23,18 @@ from pathlib import Path
 from deeplandcover.tools.machine import machine
 
 REPO = Path(__file__).resolve().parents[1]
-BENCHES = ["export", "train", "inference", "batch", "change", "rf_vs_unet", "seed_methods"]
+BENCHES = [
+    "export",
+    "train",
+    "step_options",
+    "threads",
+    "inference",
+    "batch",
+    "change",
+    "rf_vs_unet",
+    "transfer",
+    "seed_methods",
+]
 HEADER = """# Benchmarks
 
 Every figure here was measured by `make bench` (or the command its section names) on the machine its

@@ -50,12 +50,12 @@ print(json.dumps({"chips_per_s": n / (time.perf_counter() - t), "warmup_s": warm
 CONFIGS = [("default", 8), ("channels_last", 8), ("compile", 8), ("default", 16), ("default", 32)]
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     """Print the Markdown section."""
     ap = argparse.ArgumentParser()
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--seconds", type=float, default=8.0)
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
     res: dict[tuple[str, int], list[dict]] = {}
     for _ in range(args.rounds):
         for mode, batch in CONFIGS:

@@ -115,12 +115,12 @@ export_onnx(m, card, sys.argv[1], torch.randn(1, 13, 256, 256))
     return path
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     """Print the Markdown section (train-step and classify ratios under 0, 1, 2 competitors)."""
     ap = argparse.ArgumentParser()
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--steps", type=int, default=15)
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
     import tempfile
 
     train_modes = ["default", "1", "passive", "policy"]

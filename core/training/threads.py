@@ -21,6 +21,13 @@ from dataclasses import dataclass, field
 
 #: The policy re-measures at most this often (seconds); a check costs two small file reads.
 RECHECK_S = 5.0
+#: A core counts as taken by other programs when they keep at least this much of one busy (kernel time
+#: of niced programs cannot be told apart from other kernel time, so a little load is not a core).
+TAKEN = 0.75
+
+
+def _taken(busy: float) -> int:
+    return math.floor(busy + 1.0 - TAKEN)
 
 
 def _proc_stat() -> tuple[float, float] | None:
@@ -100,13 +107,13 @@ def other_busy_cores(before: _Sample, after: _Sample, cores: int) -> float | Non
     return None
 
 
-def free_cores(cores: int | None = None, probe_s: float = 0.3) -> int:
+def free_cores(cores: int | None = None, probe_s: float = 0.5) -> int:
     """Cores not busy with other processes now (>= 1), measured over ``probe_s`` seconds."""
     cores = cores or os.cpu_count() or 1
     a = _sample()
     time.sleep(probe_s)
     busy = other_busy_cores(a, _sample(), cores)
-    return cores if busy is None else max(1, cores - math.floor(busy + 0.5))
+    return cores if busy is None else max(1, cores - _taken(busy))
 
 
 @dataclass
@@ -120,8 +127,8 @@ class ThreadPolicy:
     Attributes:
         threads: the current torch thread count.
         other_busy: cores busy with other processes at the last check (None: unknown).
-        busy_seconds: wall seconds since :meth:`apply` during which other processes kept at least half
-            a core busy (for the report's "machine was busy" line).
+        busy_seconds: wall seconds since :meth:`apply` during which other processes kept at least
+            :data:`TAKEN` of a core busy (for the report's "machine was busy" line).
     """
 
     fixed: int | None = None
@@ -134,7 +141,7 @@ class ThreadPolicy:
     def apply(self) -> int:
         """Measure once and set the threads; returns them."""
         a = _sample()
-        time.sleep(0.3)
+        time.sleep(0.5)
         self._last = _sample()
         self._set_from(other_busy_cores(a, self._last, self.cores), 0.0)
         self._torch_set(self.threads)
@@ -162,7 +169,7 @@ class ThreadPolicy:
 
     def busy_message(self) -> str | None:
         """A warning when other programs used cores at the last check (the load is above the free cores)."""
-        if self.other_busy is None or self.other_busy < 0.5:
+        if self.other_busy is None or self.other_busy < TAKEN:
             return None
         uses = f"training uses {self.threads} thread{'s' if self.threads > 1 else ''}"
         if self.fixed:
@@ -175,12 +182,12 @@ class ThreadPolicy:
 
     def _set_from(self, busy: float | None, interval: float) -> None:
         self.other_busy = busy
-        if busy is not None and busy >= 0.5:
+        if busy is not None and busy >= TAKEN:
             self.busy_seconds += interval
         if self.fixed:
             self.threads = int(self.fixed)
         else:
-            self.threads = self.cores if busy is None else max(1, self.cores - math.floor(busy + 0.5))
+            self.threads = self.cores if busy is None else max(1, self.cores - _taken(busy))
 
     @staticmethod
     def _torch_set(n: int) -> None:

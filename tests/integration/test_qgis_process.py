@@ -79,3 +79,57 @@ def test_vector_labels_run_and_exit_cleanly(profile, eolearn, tmp_path):
     )
     assert res.returncode == 0, res.stderr[-3000:]
     assert (out / "manifest.json").exists()
+
+
+def test_resnet_unet_with_encoder_weights_trains_and_classifies(profile, tmp_path):
+    """trainmodel ARCHITECTURE=unet BACKBONE=resnet34 ENCODER_WEIGHTS=<file>, then classifypixels with the model."""
+    import rasterio
+    import torch
+    from helpers.chips import make_chip_folder
+
+    from deeplandcover.core.modelcard import read_card
+    from deeplandcover.core.training.pretrained import save_encoder_weights
+    from deeplandcover.models import BACKBONES, build_model
+
+    make_chip_folder(tmp_path / "chips", "single", grid=(4, 4), tile=32, bands=3)
+    torch.manual_seed(0)
+    weights = save_encoder_weights(  # the weights' bands in another order than the chips' B1, B2, B3
+        build_model("unet", 3, 2, backbone="resnet34"), tmp_path / "enc.pth", ["B3", "B1", "B2"], [5.0] * 3, [2.0] * 3
+    )
+    out = tmp_path / "run"
+    res = run_qgis_process(
+        [
+            "run",
+            "deeplandcover:trainmodel",
+            "--",
+            f"INPUT={tmp_path / 'chips'}",
+            "ARCHITECTURE=0",
+            f"BACKBONE={BACKBONES.index('resnet34')}",
+            f"ENCODER_WEIGHTS={weights}",
+            "FREEZE_EPOCHS=1",
+            "EPOCHS=2",
+            "BATCH_SIZE=4",
+            "LEARNING_RATE=0.001",
+            f"OUTPUT_FOLDER={out}",
+        ],
+        profile,
+    )
+    assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-3000:]
+    card = read_card(out / "model.onnx")
+    assert card.arch_params == {"backbone": "resnet34"}
+    assert card.training["encoder_weights"]["matched_bands"] == [["B1", "B1"], ["B2", "B2"], ["B3", "B3"]]
+    assert card.mean == [5.0] * 3 and card.std == [2.0] * 3
+    res = run_qgis_process(
+        [
+            "run",
+            "deeplandcover:classifypixels",
+            "--",
+            f"INPUT={tmp_path / 'chips' / 'images' / '000000005.tif'}",
+            f"MODEL={out / 'model.onnx'}",
+            f"OUTPUT={tmp_path / 'classes.tif'}",
+        ],
+        profile,
+    )
+    assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-3000:]
+    with rasterio.open(tmp_path / "classes.tif") as src:
+        assert set(src.read(1).ravel().tolist()) <= {1, 2, 3, src.nodata}

@@ -58,7 +58,7 @@ def test_a_busy_competitor_takes_one_core_from_the_policy(busy_process) -> None:
 
     assert torch.get_num_threads() == n
     assert n <= max(1, cores - 1)
-    assert policy.other_busy is not None and policy.other_busy >= 0.5
+    assert policy.other_busy is not None and policy.other_busy >= th.TAKEN
     msg = policy.busy_message()
     assert msg and "busy" in msg and f"of {cores} cores" in msg
     busy_process.kill()
