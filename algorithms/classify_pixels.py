@@ -27,6 +27,7 @@ from qgis.core import (
     QgsProcessingParameterFile,
     QgsProcessingParameterFileDestination,
     QgsProcessingParameterMultipleLayers,
+    QgsProcessingParameterNumber,
     QgsProcessingParameterRasterDestination,
     QgsProcessingParameterRasterLayer,
     QgsProcessingParameterString,
@@ -46,7 +47,13 @@ from .parameters import (
     tiling_values,
     valid_mask_values,
 )
-from .qtcompat import FILE_BEHAVIOR_FILE, PARAMETER_FLAG_ADVANCED, SOURCE_RASTER, SOURCE_VECTOR_POLYGON
+from .qtcompat import (
+    FILE_BEHAVIOR_FILE,
+    NUMBER_DOUBLE,
+    PARAMETER_FLAG_ADVANCED,
+    SOURCE_RASTER,
+    SOURCE_VECTOR_POLYGON,
+)
 
 if TYPE_CHECKING:
     from ..core.inference.options import ClassifyOptions
@@ -63,7 +70,10 @@ raster being the first date), or the second date of a change model. All on the i
 <li>Multi-sensor models (Export Training Tiles with additional sensors): the first sensor's raster as input and
 the other sensors' rasters, in the model's order, as additional rasters. Spectral indices (NDVI/NDWI/NDBI) that the
 model was trained with are recomputed from the bands named in its card.</li>
-<li><b>Model</b>: the <code>.onnx</code> file; its card gives bands, normalisation, classes, tile size and overlap.</li>
+<li><b>Model</b>: the <code>.onnx</code> file; its card gives bands, normalisation, classes, tile size and overlap.
+A Deepness model without metadata runs with Deepness's conventions (input / 255, tile size from the input shape,
+the first bands, classes named by index), and the log says what was assumed; <b>Input scale</b>, tile size,
+overlap and band mapping override them.</li>
 <li><b>Extent</b> / <b>Mask polygons</b> (optional): classify only this area; pixels outside the polygons are nodata.</li>
 <li><b>Tile size</b> (pixels, 0 = the model's) and <b>Overlap</b> (pixels, -1 = the model's, ArcGIS
 <i>padding</i> is half of it): larger overlaps remove tile seams at some cost.</li>
@@ -124,6 +134,7 @@ class ClassifyPixelsAlgorithm(DlcAlgorithm):
     TTA = "TTA"
     BAND_MAPPING = "BAND_MAPPING"
     RESAMPLE = "RESAMPLE"
+    INPUT_SCALE = "INPUT_SCALE"
     OUTPUT = "OUTPUT"
     OUTPUT_PROBABILITIES = "OUTPUT_PROBABILITIES"
     OUTPUT_AREA_TABLE = "OUTPUT_AREA_TABLE"
@@ -162,12 +173,23 @@ class ClassifyPixelsAlgorithm(DlcAlgorithm):
                 self.BAND_MAPPING, self.tr("Band mapping (raster band per model band, e.g. 4,3,2,8)"), optional=True
             ),
             QgsProcessingParameterBoolean(self.RESAMPLE, self.tr("Resample to the model's pixel size"), False),
+            QgsProcessingParameterNumber(
+                self.INPUT_SCALE,
+                self.tr("Input scale: raw values x this before the model's normalisation (0 = the model's)"),
+                NUMBER_DOUBLE,
+                0.0,
+                minValue=0.0,
+            ),
         ]
         for p in advanced:
             p.setFlags(p.flags() | PARAMETER_FLAG_ADVANCED)
             self.addParameter(p)
         add_device_parameters(self, advanced=True)
         add_valid_mask_parameters(self, advanced=True)
+        self._add_outputs()
+
+    def _add_outputs(self) -> None:
+        """OUTPUT, the optional outputs and the EXECUTION_PROVIDER / MEGAPIXELS_PER_SECOND results."""
         self.addParameter(QgsProcessingParameterRasterDestination(self.OUTPUT, self.tr("Classified raster")))
         self.addParameter(
             QgsProcessingParameterRasterDestination(
@@ -224,6 +246,7 @@ class ClassifyPixelsAlgorithm(DlcAlgorithm):
             mask_kind=masks.kind,
             cloud_threshold=masks.threshold,
             resample=self.parameterAsBool(parameters, self.RESAMPLE, context),
+            input_scale=self.parameterAsDouble(parameters, self.INPUT_SCALE, context) or None,
         )
         return ClassifyPixelsPlan(
             inputs=inputs,

@@ -44,29 +44,26 @@ from pathlib import Path
 import numpy as np
 import rasterio
 import rasterio.transform
-from rasterio.enums import Resampling
 from rasterio.windows import Window
 
 from .. import classes as styles
-from ..errors import EmptyAreaError, InputError
+from ..errors import EmptyAreaError
 from ..feedback import Feedback, check_canceled, ensure_feedback
-from ..modelcard import ModelCard, card_from_session
+from ..modelcard import card_from_session
 from ..preprocessing.dihedral import N_TRANSFORMS, dihedral
 from ..raster.grid import (
     RasterGrid,
-    aligned,
-    band_names,
     pixel_area_m2,
-    require_same_grid,
     window_from_bounds_clipped,
 )
 from ..raster.tiling import tile_offsets
-from .bands import BandSource, plan_sources
+from .bands import plan_sources
 from .blending import TileBlender, TileSlot, axis_weights, visiting_order
 from .options import ClassifyOptions, InferenceResult
-from .pixel_size import check_pixel_size, model_grid
+from .pixel_size import check_pixel_size
 from .reader import TileReader, check_mask_overlap, load_mask, open_cloud_policy
 from .session import PreparedModel, open_session, prepare_model
+from .setup import input_paths, input_shape, open_inputs, tile_params, with_overrides
 from .writer import NODATA, ChunkWriter, OutputPaths, open_outputs, write_area_table
 
 
@@ -120,16 +117,16 @@ def classify_raster(
     """
     opts = options if options is not None else ClassifyOptions()
     fb = ensure_feedback(feedback)
-    paths = _input_paths(inputs, opts)
+    paths = input_paths(inputs, opts)
     sess, warn = open_session(model, opts.device, opts.threads)
     warnings = [warn] if warn else []
-    card = card_from_session(sess)
+    card = with_overrides(card_from_session(sess), opts, warnings)
     if len(sess.get_outputs()) > 1:
         warnings.append(
             f"The model has {len(sess.get_outputs())} outputs; only the first ({sess.get_outputs()[0].name}) is used."
         )
     with contextlib.ExitStack() as stack:
-        datasets, names, grid = _open_inputs(stack, paths, card, opts.resample, fb)
+        datasets, names, grid = open_inputs(stack, paths, card, opts.resample, fb)
         sources = plan_sources(card, paths, names, opts.band_map)
         tile, overlap = tile_params(sess, card, opts.tile_size, opts.overlap, warnings)
         ext = window_from_bounds_clipped(grid, opts.extent) if opts.extent else Window(0, 0, grid.width, grid.height)
@@ -140,7 +137,7 @@ def classify_raster(
         check_pixel_size(card, grid, warnings)
         for w in warnings:
             fb.warning(w)
-        m = prepare_model(sess, card, tile, opts.batch_size, _input_shape(card, sources, tile))
+        m = prepare_model(sess, card, tile, opts.batch_size, input_shape(card, sources, tile))
         provider = sess.get_providers()[0]
         fb.info(
             f"Execution provider: {provider}; tile {tile} px, overlap {overlap} px, batch {m.run_batch}, "
@@ -165,85 +162,6 @@ def classify_raster(
             Path(out_path), Path(prob_path) if prob_path else None, Path(area_table_path) if area_table_path else None
         )
         return _run(m, reader, out_grid, tile, overlap, opts, outputs, provider, warnings, fb)
-
-
-def _input_paths(inputs: Sequence[str | os.PathLike], opts: ClassifyOptions) -> list[Path]:
-    """The input rasters as paths, after the checks that need no file opened.
-
-    Raises:
-        InputError: no input, a missing input, a batch size below 1.
-    """
-    paths = [Path(p) for p in inputs]
-    if not paths:
-        raise InputError("No input raster given.")
-    for p in paths:
-        if not p.is_file():
-            raise InputError(f"Input raster {p} does not exist.")
-    if opts.batch_size < 1:
-        raise InputError(f"Batch size must be at least 1, got {opts.batch_size}.")
-    return paths
-
-
-def _open_inputs(
-    stack: contextlib.ExitStack, paths: list[Path], card: ModelCard, resample: bool, fb: Feedback
-) -> tuple[list, list[list[str]], RasterGrid]:
-    """The open input datasets, their band names and the grid they are read on.
-
-    With ``resample`` the datasets are read through :func:`core.raster.grid.aligned` onto
-    :func:`model_grid` (band names come from the files themselves).
-
-    Raises:
-        GridMismatchError: several inputs not on one grid.
-    """
-    grid = require_same_grid(paths, "input rasters (dates)") if len(paths) > 1 else RasterGrid.from_path(paths[0])
-    datasets = [stack.enter_context(rasterio.open(p)) for p in paths]
-    names = [band_names(ds) for ds in datasets]
-    if not resample:
-        return datasets, names, grid
-    target = model_grid(card, grid)
-    if target is None:
-        fb.info(
-            "Resampling asked, but the raster is already on the model's pixel size (or the model "
-            "card records none in metres): classified as it is."
-        )
-        return datasets, names, grid
-    rs = Resampling.average if target.pixel_size[0] > grid.pixel_size[0] else Resampling.bilinear
-    fb.info(
-        f"Resampling the input from {grid.pixel_size[0]:.6g} to {target.pixel_size[0]:.6g} "
-        f"CRS units per pixel ({rs.name}) to match the model; outputs are "
-        f"{target.width} x {target.height} px."
-    )
-    return [stack.enter_context(aligned(p, target, rs)) for p in paths], names, target
-
-
-def _input_shape(card: ModelCard, sources: list[BandSource], tile: int) -> tuple[int, ...]:
-    """Shape of one model input tile without the batch axis: ``(T, C, tile, tile)`` or ``(C, tile, tile)``."""
-    channels = [len(s.bands) for s in sources]
-    n_idx = len(card.indices)
-    if card.layout == "BTCHW":
-        return len(sources), channels[0] + n_idx, tile, tile
-    return sum(channels) + n_idx * len({s.date for s in sources}), tile, tile
-
-
-def tile_params(
-    sess, card: ModelCard, tile_size: int | None, overlap: int | None, warnings: list[str]
-) -> tuple[int, int]:
-    """Tile size and overlap (pixels) from the arguments, the card, and a fixed model input size."""
-    tile = int(tile_size) if tile_size and tile_size > 0 else int(card.tile_size)
-    fixed = sess.get_inputs()[0].shape[-1]
-    if isinstance(fixed, int) and fixed > 0 and fixed != tile:
-        if tile_size:
-            warnings.append(f"The model only accepts {fixed} px tiles; tile size {tile_size} replaced by {fixed}.")
-        tile = fixed
-    if overlap is None or overlap < 0:
-        ov = int(round(card.overlap * tile / card.tile_size)) if card.tile_size else tile // 4
-    else:
-        ov = int(overlap)
-    if tile < 8:
-        raise InputError(f"Tile size {tile} px is too small; use at least 64 px (the model's is {card.tile_size}).")
-    if not 0 <= ov < tile:
-        raise InputError(f"Overlap {ov} px must be smaller than the tile size {tile} px; use about a quarter of it.")
-    return tile, ov
 
 
 def _run(

@@ -51,6 +51,8 @@ class ClassifyOptions:
         resample: read the inputs resampled to the model's pixel size (the card's ``pixel_size``, see
             :func:`core.inference.pixel_size.model_grid`; average when coarsening, bilinear when refining) and write the outputs
             on that grid. Without it, a pixel size more than 25 % off the model's is only warned about.
+        input_scale: multiply raw raster values by this before the model's normalisation, replacing the
+            card's ``input_scale`` (None/0: the card's; 1 for our models, 1/255 for Deepness models).
     """
 
     extent: tuple[float, float, float, float] | None = None
@@ -67,6 +69,7 @@ class ClassifyOptions:
     mask_kind: str = "valid"
     cloud_threshold: float = 0.5
     resample: bool = False
+    input_scale: float | None = None
 
 
 @dataclass

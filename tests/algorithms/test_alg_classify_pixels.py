@@ -48,6 +48,7 @@ def test_identity_and_parameters(qgis_app):
         "TTA",
         "BAND_MAPPING",
         "RESAMPLE",
+        "INPUT_SCALE",
         "DEVICE",
         "THREADS",
         "VALID_MASKS",
@@ -95,6 +96,7 @@ def test_plan_maps_parameters(qgis_app, setup, tmp_path):
             "TTA": True,
             "BAND_MAPPING": "1, 2,3,4",
             "RESAMPLE": True,
+            "INPUT_SCALE": 0.5,
             "DEVICE": "cpu",
             "THREADS": 1,
             "OUTPUT": str(tmp_path / "c.tif"),
@@ -128,6 +130,7 @@ def test_plan_maps_parameters(qgis_app, setup, tmp_path):
             threads=1,
             band_map=[1, 2, 3, 4],
             resample=True,
+            input_scale=0.5,
         ),
     )
     defaults = _alg().plan({"INPUT": str(raster), "MODEL": str(model), "OUTPUT": str(tmp_path / "d.tif")}, ctx)
