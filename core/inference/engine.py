@@ -47,6 +47,7 @@ import rasterio.transform
 from rasterio.windows import Window
 
 from .. import classes as styles
+from .. import provenance
 from ..errors import EmptyAreaError
 from ..feedback import Feedback, check_canceled, ensure_feedback
 from ..modelcard import card_from_session
@@ -56,6 +57,7 @@ from ..raster.grid import (
     pixel_area_m2,
     window_from_bounds_clipped,
 )
+from ..raster.polygons import polygonize_classes
 from ..raster.tiling import tile_offsets
 from .bands import plan_sources
 from .blending import TileBlender, TileSlot, axis_weights, visiting_order
@@ -90,9 +92,14 @@ def classify_raster(
     *,
     prob_path: str | os.PathLike | None = None,
     area_table_path: str | os.PathLike | None = None,
+    polygons_path: str | os.PathLike | None = None,
     feedback: Feedback | None = None,
 ) -> InferenceResult:
     """Classify a raster (or series, or pair) with an ONNX model, tile by tile, streamed.
+
+    Every raster and vector output carries the run's provenance (:mod:`core.provenance`: plugin version,
+    model file name and SHA-256, architecture, options, tile size and overlap used, date) as GeoTIFF tags
+    or GeoPackage layer metadata. ``options.cog`` writes the rasters as Cloud-Optimised GeoTIFFs.
 
     Args:
         inputs: one raster (BCHW model), T rasters on one grid (BTCHW model, T = ``card.time_steps``),
@@ -102,6 +109,8 @@ def classify_raster(
         options: how to classify (:class:`ClassifyOptions`; None: its defaults).
         prob_path: optional float32 probability raster, one band per class (nodata NaN).
         area_table_path: optional CSV of per-class pixels, m2, ha and percent.
+        polygons_path: optional GeoPackage of class polygons (value, name, pixels, m², ha), made from the
+            class raster strip by strip (:func:`core.raster.polygons.polygonize_classes`, ``options.polygons``).
         feedback: progress, cancel and log.
 
     Returns:
@@ -158,10 +167,14 @@ def classify_raster(
         reader.cloud = open_cloud_policy(
             card, paths, sources, grid, opts.valid_masks, opts.mask_kind, opts.cloud_threshold, stack, fb
         )
-        outputs = OutputPaths(
-            Path(out_path), Path(prob_path) if prob_path else None, Path(area_table_path) if area_table_path else None
-        )
-        return _run(m, reader, out_grid, tile, overlap, opts, outputs, provider, warnings, fb)
+        outputs = OutputPaths(*(Path(p) if p else None for p in (out_path, prob_path, area_table_path, polygons_path)))
+        prov = provenance.for_run("classify_raster", opts, paths, model, card.architecture, _used(tile, overlap, m))
+        return _run(m, reader, out_grid, tile, overlap, opts, outputs, provider, warnings, fb, prov.tags())
+
+
+def _used(tile: int, overlap: int, m: PreparedModel) -> dict[str, int]:
+    """The tiling actually used, for the provenance record."""
+    return {"tile_size_used": tile, "overlap_used": overlap, "batch_size_used": m.run_batch}
 
 
 def _run(
@@ -175,6 +188,7 @@ def _run(
     provider: str,
     warnings: list[str],
     fb: Feedback,
+    tags: dict[str, str],
 ) -> InferenceResult:
     """The streamed tile loop over ``grid`` (the extent; see the module docstring); writes all outputs atomically."""
     stride = tile - overlap
@@ -185,7 +199,7 @@ def _run(
         # rasterio passes GDAL_CACHEMAX to GDALSetCacheMax64: bytes, not MB (64 would be 64 bytes)
         cache_mb = _gdal_cache_mb(grid, tile, len(m.classes), outputs.probabilities)
         stack.enter_context(rasterio.Env(GDAL_CACHEMAX=cache_mb * 2**20))
-        writer = ChunkWriter(*open_outputs(stack, grid, m.classes, outputs), m.classes)
+        writer = ChunkWriter(*open_outputs(stack, grid, m.classes, outputs, tags, opts.cog), m.classes)
         tiles_run = _stream_tiles(stack, m, reader, grid, slots, blender, writer, tile, stride, opts, fb)
         if writer.counts.sum() == 0:
             raise EmptyAreaError(
@@ -193,9 +207,7 @@ def _run(
                 "Check the raster's nodata value, the extent and the mask."
             )
     seconds = time.perf_counter() - t0
-    qml = styles.write_class_qml(outputs.classes.with_suffix(".qml"), m.classes, NODATA)
-    if outputs.area_table is not None:
-        write_area_table(outputs.area_table, m.classes, writer.counts, pixel_area_m2(grid))
+    qml = _side_outputs(outputs, m, writer.counts, grid, opts, tags, fb)
     mps = grid.width * grid.height / max(seconds, 1e-9) / 1e6
     fb.info(
         f"Classified {grid.width * grid.height / 1e6:.2f} Mpx in {seconds:.1f} s: {mps:.2f} Mpx/s "
@@ -219,7 +231,28 @@ def _run(
         batch_size=m.run_batch,
         buffer_bytes=blender.nbytes,
         warnings=warnings,
+        polygons=outputs.polygons,
+        provenance=tags,
     )
+
+
+def _side_outputs(
+    outputs: OutputPaths,
+    m: PreparedModel,
+    counts: np.ndarray,
+    grid: RasterGrid,
+    opts: ClassifyOptions,
+    tags: dict[str, str],
+    fb: Feedback,
+) -> Path:
+    """What follows the class raster: its QML style, the area table and the class polygons. Returns the QML."""
+    qml = styles.write_class_qml(outputs.classes.with_suffix(".qml"), m.classes, NODATA)
+    if outputs.area_table is not None:
+        write_area_table(outputs.area_table, m.classes, counts, pixel_area_m2(grid))
+    if outputs.polygons is not None:
+        res = polygonize_classes(outputs.classes, outputs.polygons, m.classes, opts.polygons, tags, fb)
+        fb.info(f"Class polygons: {res.features} written, {res.dropped} below the minimum mapping unit left out.")
+    return qml
 
 
 def _stream_tiles(
