@@ -86,9 +86,12 @@ class Provenance:
     created: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
 
     def tags(self) -> dict[str, str]:
-        """GeoTIFF / GDAL metadata items (all strings): ``DLC_*``, ``TIFFTAG_SOFTWARE``, ``TIFFTAG_DATETIME``."""
+        """GeoTIFF / GDAL metadata items (all strings): ``DLC_*``, ``TIFFTAG_SOFTWARE``, ``TIFFTAG_DATETIME``.
+
+        Empty items (the model of a method without one) are left out: GDAL does not store empty values.
+        """
         when = datetime.fromisoformat(self.created)
-        return {
+        items = {
             f"{PREFIX}SOFTWARE": SOFTWARE,
             f"{PREFIX}VERSION": self.version,
             f"{PREFIX}TOOL": self.tool,
@@ -101,6 +104,7 @@ class Provenance:
             "TIFFTAG_SOFTWARE": f"{SOFTWARE} {self.version}",
             "TIFFTAG_DATETIME": when.strftime("%Y:%m:%d %H:%M:%S"),
         }
+        return {k: v for k, v in items.items() if v}
 
 
 def for_run(

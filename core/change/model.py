@@ -29,6 +29,7 @@ class ChangeModelOptions:
     Attributes:
         before, after: rasters of the two dates (same bands, one grid). model: ``.onnx`` change model.
         output: class raster. prob_path: optional probabilities. table_path: optional area CSV.
+        polygons_path: optional GeoPackage of the class polygons (made as ``classify.polygons`` says).
         classify: how the engine classifies (tile size, overlap, batch size, device...), as in
             Classify Pixels.
     """
@@ -39,6 +40,7 @@ class ChangeModelOptions:
     output: str | os.PathLike
     prob_path: str | os.PathLike | None = None
     table_path: str | os.PathLike | None = None
+    polygons_path: str | os.PathLike | None = None
     classify: ClassifyOptions = field(default_factory=ClassifyOptions)
 
 
@@ -76,5 +78,6 @@ def detect_change_with_model(options: ChangeModelOptions, feedback: Feedback | N
         o.classify,
         prob_path=o.prob_path,
         area_table_path=o.table_path,
+        polygons_path=o.polygons_path,
         feedback=feedback,
     )
