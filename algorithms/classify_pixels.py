@@ -36,11 +36,15 @@ from qgis.core import (
 from ..core import deps
 from .base import DlcAlgorithm
 from .parameters import (
+    OUTPUT_POLYGONS,
     add_device_parameters,
+    add_polygon_parameters,
     add_tiling_parameters,
     add_valid_mask_parameters,
     device_value,
     layer_path,
+    polygon_values,
+    polygons_style_on_load,
     raster_layer_paths,
     style_on_load,
     threads_value,
@@ -88,7 +92,11 @@ coarsening, bilinear when refining) and the outputs are written on that grid.</l
 <li><b>Device</b>: <code>auto</code> (GPU when available), <code>cpu</code>, <code>cuda</code>, <code>cuda:1</code>.
 <b>Threads</b>: CPU threads (0 = all cores).</li>
 <li><b>Outputs</b>: class raster (class values, nodata 255, colour table and style), optional class
-probabilities (one float band per class) and a CSV table of per-class areas (pixels, m&sup2;, ha, %).</li>
+probabilities (one float band per class), a CSV table of per-class areas (pixels, m&sup2;, ha, %) and
+<b>class polygons</b> (GeoPackage: value, name, pixels, m&sup2;, ha; optional minimum mapping unit in m&sup2; and
+simplification tolerance; built block by block, merged across blocks, styled like the raster). Every output records
+the plugin version, the model file and its SHA-256, the architecture, the parameters and the date (GeoTIFF tags,
+GeoPackage metadata). <b>COG</b> writes the rasters as Cloud-Optimised GeoTIFFs.</li>
 </ul>
 <p>Input nodata and pixels outside the mask become nodata (255), never a class. The log tells which
 execution provider ran (CPU/CUDA/TensorRT) and the throughput in megapixels per second.</p>"""
@@ -105,6 +113,7 @@ class ClassifyPixelsPlan:
         model: the ``.onnx`` file.
         out_path: the class raster. prob_path, area_table_path: the optional outputs, or None.
         options: everything else.
+        polygons_path: the optional class polygons (GeoPackage), or None.
     """
 
     inputs: list[str]
@@ -113,6 +122,7 @@ class ClassifyPixelsPlan:
     prob_path: str | None
     area_table_path: str | None
     options: ClassifyOptions
+    polygons_path: str | None = None
 
 
 class ClassifyPixelsAlgorithm(DlcAlgorithm):
@@ -135,6 +145,7 @@ class ClassifyPixelsAlgorithm(DlcAlgorithm):
     BAND_MAPPING = "BAND_MAPPING"
     RESAMPLE = "RESAMPLE"
     INPUT_SCALE = "INPUT_SCALE"
+    OUTPUT_COG = "OUTPUT_COG"
     OUTPUT = "OUTPUT"
     OUTPUT_PROBABILITIES = "OUTPUT_PROBABILITIES"
     OUTPUT_AREA_TABLE = "OUTPUT_AREA_TABLE"
@@ -180,6 +191,9 @@ class ClassifyPixelsAlgorithm(DlcAlgorithm):
                 0.0,
                 minValue=0.0,
             ),
+            QgsProcessingParameterBoolean(
+                self.OUTPUT_COG, self.tr("Write rasters as Cloud-Optimised GeoTIFFs (COG)"), False
+            ),
         ]
         for p in advanced:
             p.setFlags(p.flags() | PARAMETER_FLAG_ADVANCED)
@@ -205,6 +219,7 @@ class ClassifyPixelsAlgorithm(DlcAlgorithm):
                 createByDefault=False,
             )
         )
+        add_polygon_parameters(self)
         self.addOutput(QgsProcessingOutputString(self.EXECUTION_PROVIDER, self.tr("Execution provider")))
         self.addOutput(QgsProcessingOutputNumber(self.MEGAPIXELS_PER_SECOND, self.tr("Throughput (Mpx/s)")))
 
@@ -229,6 +244,7 @@ class ClassifyPixelsAlgorithm(DlcAlgorithm):
             raise QgsProcessingException(str(e)) from e
         tiling = tiling_values(self, parameters, context)
         masks = valid_mask_values(self, parameters, context)
+        polygons = polygon_values(self, parameters, context)
         prob = self.parameterAsOutputLayer(parameters, self.OUTPUT_PROBABILITIES, context) or None
         table = self.parameterAsFileOutput(parameters, self.OUTPUT_AREA_TABLE, context) or None
         options = ClassifyOptions(
@@ -247,6 +263,8 @@ class ClassifyPixelsAlgorithm(DlcAlgorithm):
             cloud_threshold=masks.threshold,
             resample=self.parameterAsBool(parameters, self.RESAMPLE, context),
             input_scale=self.parameterAsDouble(parameters, self.INPUT_SCALE, context) or None,
+            cog=self.parameterAsBool(parameters, self.OUTPUT_COG, context),
+            polygons=polygons.options,
         )
         return ClassifyPixelsPlan(
             inputs=inputs,
@@ -255,6 +273,7 @@ class ClassifyPixelsAlgorithm(DlcAlgorithm):
             prob_path=prob if parameters.get(self.OUTPUT_PROBABILITIES) else None,
             area_table_path=table if parameters.get(self.OUTPUT_AREA_TABLE) else None,
             options=options,
+            polygons_path=polygons.path,
         )
 
     def _extent(
@@ -292,10 +311,12 @@ class ClassifyPixelsAlgorithm(DlcAlgorithm):
             plan.options,
             prob_path=plan.prob_path,
             area_table_path=plan.area_table_path,
+            polygons_path=plan.polygons_path,
             feedback=feedback,
         )
         out = str(res.output)
         style_on_load(context, out, res.qml)
+        polygons_style_on_load(context, plan.polygons_path, res.classes)
         feedback.info(
             f"Execution provider: {res.provider}; {res.megapixels_per_s:.2f} megapixels/s; "
             f"classes {', '.join(f'{c.value}={c.name}' for c in res.classes)}."
@@ -304,6 +325,7 @@ class ClassifyPixelsAlgorithm(DlcAlgorithm):
             self.OUTPUT: out,
             self.OUTPUT_PROBABILITIES: str(res.probabilities) if res.probabilities else None,
             self.OUTPUT_AREA_TABLE: str(res.area_table) if res.area_table else None,
+            OUTPUT_POLYGONS: str(res.polygons) if res.polygons else None,
             self.EXECUTION_PROVIDER: res.provider,
             self.MEGAPIXELS_PER_SECOND: res.megapixels_per_s,
         }
