@@ -74,7 +74,9 @@ raster being the first date), or the second date of a change model. All on the i
 <li>Multi-sensor models (Export Training Tiles with additional sensors): the first sensor's raster as input and
 the other sensors' rasters, in the model's order, as additional rasters. Spectral indices (NDVI/NDWI/NDBI) that the
 model was trained with are recomputed from the bands named in its card.</li>
-<li><b>Model</b>: the <code>.onnx</code> file; its card gives bands, normalisation, classes, tile size and overlap.
+<li><b>Model</b>: the <code>.onnx</code> file, or the STAC Item with the Machine Learning Model extension
+(<code>model.stac-item.json</code>, written by <i>Train Model</i>) whose <code>mlm:model</code> asset it is; its card
+gives bands, normalisation, classes, tile size and overlap.
 A Deepness model without metadata runs with Deepness's conventions (input / 255, tile size from the input shape,
 the first bands, classes named by index), and the log says what was assumed; <b>Input scale</b>, tile size,
 overlap and band mapping override them.</li>
@@ -163,7 +165,12 @@ class ClassifyPixelsAlgorithm(DlcAlgorithm):
             )
         )
         self.addParameter(
-            QgsProcessingParameterFile(self.MODEL, self.tr("Model (.onnx)"), FILE_BEHAVIOR_FILE, extension="onnx")
+            QgsProcessingParameterFile(
+                self.MODEL,
+                self.tr("Model (.onnx, or its STAC MLM Item .json)"),
+                FILE_BEHAVIOR_FILE,
+                fileFilter=self.tr("ONNX models (*.onnx);;STAC MLM Items (*.json);;All files (*)"),
+            )
         )
         self.addParameter(QgsProcessingParameterExtent(self.EXTENT, self.tr("Processing extent"), optional=True))
         self.addParameter(

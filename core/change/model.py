@@ -8,6 +8,7 @@ API for Python sample notebook), whose labels are "to class" or "no change".
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -61,8 +62,11 @@ def detect_change_with_model(options: ChangeModelOptions, feedback: Feedback | N
     """
     from ..inference.engine import classify_raster
     from ..modelcard import read_card
+    from ..stac import is_item, model_from_item
 
     o = options
+    if is_item(o.model):  # a STAC Item with the MLM extension: its mlm:model asset
+        o = dataclasses.replace(o, model=model_from_item(o.model))
     card = read_card(o.model)
     if card.task != "change":
         raise InputError(

@@ -59,6 +59,7 @@ from ..raster.grid import (
 )
 from ..raster.polygons import polygonize_classes
 from ..raster.tiling import tile_offsets
+from ..stac import is_item, model_from_item
 from .bands import plan_sources
 from .blending import TileBlender, TileSlot, axis_weights, visiting_order
 from .options import ClassifyOptions, InferenceResult
@@ -104,7 +105,8 @@ def classify_raster(
     Args:
         inputs: one raster (BCHW model), T rasters on one grid (BTCHW model, T = ``card.time_steps``),
             or two rasters (task ``"change"``: dates stacked as 2C channels).
-        model: ``.onnx`` file with our model card or Deepness metadata.
+        model: ``.onnx`` file with our model card or Deepness metadata (or without metadata), or a STAC
+            Item with the MLM extension whose ``mlm:model`` asset is one (:func:`core.stac.model_from_item`).
         out_path: class raster (GeoTIFF, uint8 class values, nodata 255, colour table; QML beside it).
         options: how to classify (:class:`ClassifyOptions`; None: its defaults).
         prob_path: optional float32 probability raster, one band per class (nodata NaN).
@@ -127,6 +129,7 @@ def classify_raster(
     opts = options if options is not None else ClassifyOptions()
     fb = ensure_feedback(feedback)
     paths = input_paths(inputs, opts)
+    model = model_from_item(model) if is_item(model) else model
     sess, warn = open_session(model, opts.device, opts.threads)
     warnings = [warn] if warn else []
     card = with_overrides(card_from_session(sess), opts, warnings)

@@ -25,6 +25,7 @@ from ..chips.manifest import Manifest
 from ..errors import ModelFileError
 from ..modelcard import ModelCard, write_card
 from ..raster.io import atomic_output
+from ..stac import write_mlm_item
 
 OPSET = 17
 RTOL, ATOL = 1e-3, 1e-4
@@ -201,7 +202,8 @@ def export_onnx(
     graph with its height and width fixed to ``card.tile_size``, which the Deepness QGIS plugin loads
     (the model with dynamic height/width does not load there, and a fixed size would take TILE_SIZE
     away from Classify Pixels; BENCHMARKS.md measures it). Its file name is recorded in
-    ``card.training["deepness_model"]``.
+    ``card.training["deepness_model"]``. Last, the STAC Item with the Machine Learning Model extension
+    (:func:`core.stac.write_mlm_item`) is written beside the model (``<stem>.stac-item.json``).
 
     Args:
         model: trained model producing logits ``(B, K, H, W)``; moved to CPU and eval mode.
@@ -239,6 +241,7 @@ def export_onnx(
         raise ModelFileError(f"ONNX export of {card.architecture} failed ({type(e).__name__}: {e}).") from e
     if with_deepness:
         export_deepness_onnx(model, card, deepness_path(out_path))
+    write_mlm_item(out_path, card)
     return parity
 
 

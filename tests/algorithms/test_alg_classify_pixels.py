@@ -263,3 +263,23 @@ def test_cancel_reports_no_output(qgis_app, setup, tmp_path):
             {"INPUT": str(raster), "MODEL": str(model), "OUTPUT": str(tmp_path / "c.tif")}, QgsProcessingContext(), fb
         )
     assert list(tmp_path.iterdir()) == []
+
+
+def test_model_accepts_a_stac_item(qgis_app, setup, tmp_path):
+    from qgis.core import QgsProcessingContext, QgsProcessingFeedback
+
+    from deeplandcover.core.modelcard import read_card
+    from deeplandcover.core.stac import write_mlm_item
+
+    raster, model = setup
+    item = write_mlm_item(model, read_card(model), tmp_path / "model.stac-item.json")
+    alg = _alg()
+    file_filter = alg.parameterDefinition("MODEL").fileFilter()
+    assert "*.json" in file_filter and "*.onnx" in file_filter
+    res = alg.processAlgorithm(
+        {"INPUT": str(raster), "MODEL": str(item), "THREADS": 1, "OUTPUT": str(tmp_path / "c.tif")},
+        QgsProcessingContext(),
+        QgsProcessingFeedback(),
+    )
+    with rasterio.open(res["OUTPUT"]) as ds:
+        assert ds.tags()["DLC_MODEL"] == model.name and set(np.unique(ds.read(1))) <= {1, 2, 3}
