@@ -109,6 +109,7 @@ def mlm_item(onnx_path: str | os.PathLike, card: ModelCard, item_dir: str | os.P
             "roles": ["mlm:model"],
             "mlm:artifact_type": "onnx",
             "file:size": model.stat().st_size,
+            "bands": [{"name": b} for b in _input(card)["bands"]],
         }
     }
     deepness = card.training.get("deepness_model")
@@ -135,7 +136,6 @@ def mlm_item(onnx_path: str | os.PathLike, card: ModelCard, item_dir: str | os.P
         "mlm:input": [_input(card)],
         "mlm:output": [_output(card)],
         "mlm:hyperparameters": {"tile_size": card.tile_size, "overlap": card.overlap, **card.arch_params},
-        "bands": [{"name": b} for b in _input(card)["bands"]],
     }
     if not props["mlm:framework_version"]:
         del props["mlm:framework_version"]

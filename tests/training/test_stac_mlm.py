@@ -58,7 +58,7 @@ def test_export_writes_an_mlm_item_beside_the_model(exported):
     assert p["mlm:name"] == "deeplandcover-unet-model" and p["mlm:architecture"] == "unet"
     assert p["mlm:tasks"] == ["semantic-segmentation"] and p["mlm:framework"] == "ONNX"
     (inp,) = p["mlm:input"]
-    assert inp["bands"] == BANDS and [b["name"] for b in p["bands"]] == BANDS
+    assert inp["bands"] == BANDS and [b["name"] for b in item["assets"]["model"]["bands"]] == BANDS
     assert inp["input"] == {"shape": [-1, 4, 64, 64], "dim_order": ["batch", "bands", "height", "width"],
                             "data_type": "float32"}  # fmt: skip
     assert inp["value_scaling"][0] == {"type": "z-score", "mean": 100.0, "stddev": 30.0}
@@ -77,7 +77,8 @@ def test_export_writes_an_mlm_item_beside_the_model(exported):
 
 
 def test_item_validates_with_the_mlm_reference_models(exported):
-    """The MLM extension's own Python models (stac-model, requirements-dev.txt) accept the Item."""
+    """The STAC 1.1 Item JSON schema (bundled with pystac, offline) and the MLM extension's own Python models
+    (stac-model, requirements-dev.txt) accept the Item."""
     stac_model = pytest.importorskip("stac_model.schema", reason="stac-model (requirements-dev.txt) not installed")
     import pystac
 
@@ -85,6 +86,9 @@ def test_item_validates_with_the_mlm_reference_models(exported):
     assert stac_model.SCHEMA_URI == MLM_SCHEMA
     props = stac_model.MLModelProperties.model_validate(item["properties"])
     assert props.name == "deeplandcover-unet-model" and len(props.output[0].classes) == 3
+    from pystac.validation import validate_dict
+
+    assert validate_dict(item, extensions=[]) == ["https://schemas.stacspec.org/v1.1.0/item-spec/json-schema/item.json"]
     stac_item = pystac.Item.from_dict(item)
     assert stac_model.MLModelExtension.has_extension(stac_item)
     with pytest.raises(Exception, match="architecture"):  # the validation is real: a missing field fails
