@@ -96,7 +96,7 @@ coarsening, bilinear when refining) and the outputs are written on that grid.</l
 <li><b>Outputs</b>: class raster (class values, nodata 255, colour table and style), optional class
 probabilities (one float band per class), a CSV table of per-class areas (pixels, m&sup2;, ha, %) and
 <b>class polygons</b> (GeoPackage: value, name, pixels, m&sup2;, ha; optional minimum mapping unit in m&sup2; and
-simplification tolerance; built block by block, merged across blocks, styled like the raster). Every output records
+simplification tolerance; built strip by strip (rows), merged across strip seams, styled like the raster). Every output records
 the plugin version, the model file and its SHA-256, the architecture, the parameters and the date (GeoTIFF tags,
 GeoPackage metadata). <b>COG</b> writes the rasters as Cloud-Optimised GeoTIFFs.</li>
 </ul>

@@ -66,7 +66,7 @@ receives the magnitude.</p>
 <p><b>Minimum mapping unit</b> (method 0): changed patches smaller than this many pixels are removed (GDAL sieve,
 8-connected).</p>
 <p><b>Change polygons</b> (optional GeoPackage, every method): one polygon per connected patch of one output value,
-with value, name, pixels, m² and ha, built block by block and merged across blocks; an optional minimum area (m²)
+with value, name, pixels, m² and ha, built strip by strip and merged across strip seams; an optional minimum area (m²)
 and simplification tolerance; styled like the raster. Every output records the plugin version, the model file and
 its SHA-256 (method 1), the parameters and the date.</p>"""
 
