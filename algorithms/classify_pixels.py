@@ -27,6 +27,7 @@ from qgis.core import (
     QgsProcessingParameterFile,
     QgsProcessingParameterFileDestination,
     QgsProcessingParameterMultipleLayers,
+    QgsProcessingParameterNumber,
     QgsProcessingParameterRasterDestination,
     QgsProcessingParameterRasterLayer,
     QgsProcessingParameterString,
@@ -35,18 +36,28 @@ from qgis.core import (
 from ..core import deps
 from .base import DlcAlgorithm
 from .parameters import (
+    OUTPUT_POLYGONS,
     add_device_parameters,
+    add_polygon_parameters,
     add_tiling_parameters,
     add_valid_mask_parameters,
     device_value,
     layer_path,
+    polygon_values,
+    polygons_style_on_load,
     raster_layer_paths,
     style_on_load,
     threads_value,
     tiling_values,
     valid_mask_values,
 )
-from .qtcompat import FILE_BEHAVIOR_FILE, PARAMETER_FLAG_ADVANCED, SOURCE_RASTER, SOURCE_VECTOR_POLYGON
+from .qtcompat import (
+    FILE_BEHAVIOR_FILE,
+    NUMBER_DOUBLE,
+    PARAMETER_FLAG_ADVANCED,
+    SOURCE_RASTER,
+    SOURCE_VECTOR_POLYGON,
+)
 
 if TYPE_CHECKING:
     from ..core.inference.options import ClassifyOptions
@@ -63,7 +74,12 @@ raster being the first date), or the second date of a change model. All on the i
 <li>Multi-sensor models (Export Training Tiles with additional sensors): the first sensor's raster as input and
 the other sensors' rasters, in the model's order, as additional rasters. Spectral indices (NDVI/NDWI/NDBI) that the
 model was trained with are recomputed from the bands named in its card.</li>
-<li><b>Model</b>: the <code>.onnx</code> file; its card gives bands, normalisation, classes, tile size and overlap.</li>
+<li><b>Model</b>: the <code>.onnx</code> file, or the STAC Item with the Machine Learning Model extension
+(<code>model.stac-item.json</code>, written by <i>Train Model</i>) whose <code>mlm:model</code> asset it is; its card
+gives bands, normalisation, classes, tile size and overlap.
+A Deepness model without metadata runs with Deepness's conventions (input / 255, tile size from the input shape,
+the first bands, classes named by index), and the log says what was assumed; <b>Input scale</b>, tile size,
+overlap and band mapping override them.</li>
 <li><b>Extent</b> / <b>Mask polygons</b> (optional): classify only this area; pixels outside the polygons are nodata.</li>
 <li><b>Tile size</b> (pixels, 0 = the model's) and <b>Overlap</b> (pixels, -1 = the model's, ArcGIS
 <i>padding</i> is half of it): larger overlaps remove tile seams at some cost.</li>
@@ -78,7 +94,11 @@ coarsening, bilinear when refining) and the outputs are written on that grid.</l
 <li><b>Device</b>: <code>auto</code> (GPU when available), <code>cpu</code>, <code>cuda</code>, <code>cuda:1</code>.
 <b>Threads</b>: CPU threads (0 = all cores).</li>
 <li><b>Outputs</b>: class raster (class values, nodata 255, colour table and style), optional class
-probabilities (one float band per class) and a CSV table of per-class areas (pixels, m&sup2;, ha, %).</li>
+probabilities (one float band per class), a CSV table of per-class areas (pixels, m&sup2;, ha, %) and
+<b>class polygons</b> (GeoPackage: value, name, pixels, m&sup2;, ha; optional minimum mapping unit in m&sup2; and
+simplification tolerance; built strip by strip (rows), merged across strip seams, styled like the raster). Every output records
+the plugin version, the model file and its SHA-256, the architecture, the parameters and the date (GeoTIFF tags,
+GeoPackage metadata). <b>COG</b> writes the rasters as Cloud-Optimised GeoTIFFs.</li>
 </ul>
 <p>Input nodata and pixels outside the mask become nodata (255), never a class. The log tells which
 execution provider ran (CPU/CUDA/TensorRT) and the throughput in megapixels per second.</p>"""
@@ -95,6 +115,7 @@ class ClassifyPixelsPlan:
         model: the ``.onnx`` file.
         out_path: the class raster. prob_path, area_table_path: the optional outputs, or None.
         options: everything else.
+        polygons_path: the optional class polygons (GeoPackage), or None.
     """
 
     inputs: list[str]
@@ -103,6 +124,7 @@ class ClassifyPixelsPlan:
     prob_path: str | None
     area_table_path: str | None
     options: ClassifyOptions
+    polygons_path: str | None = None
 
 
 class ClassifyPixelsAlgorithm(DlcAlgorithm):
@@ -124,6 +146,8 @@ class ClassifyPixelsAlgorithm(DlcAlgorithm):
     TTA = "TTA"
     BAND_MAPPING = "BAND_MAPPING"
     RESAMPLE = "RESAMPLE"
+    INPUT_SCALE = "INPUT_SCALE"
+    OUTPUT_COG = "OUTPUT_COG"
     OUTPUT = "OUTPUT"
     OUTPUT_PROBABILITIES = "OUTPUT_PROBABILITIES"
     OUTPUT_AREA_TABLE = "OUTPUT_AREA_TABLE"
@@ -141,7 +165,12 @@ class ClassifyPixelsAlgorithm(DlcAlgorithm):
             )
         )
         self.addParameter(
-            QgsProcessingParameterFile(self.MODEL, self.tr("Model (.onnx)"), FILE_BEHAVIOR_FILE, extension="onnx")
+            QgsProcessingParameterFile(
+                self.MODEL,
+                self.tr("Model (.onnx, or its STAC MLM Item .json)"),
+                FILE_BEHAVIOR_FILE,
+                fileFilter=self.tr("ONNX models (*.onnx);;STAC MLM Items (*.json);;All files (*)"),
+            )
         )
         self.addParameter(QgsProcessingParameterExtent(self.EXTENT, self.tr("Processing extent"), optional=True))
         self.addParameter(
@@ -162,12 +191,26 @@ class ClassifyPixelsAlgorithm(DlcAlgorithm):
                 self.BAND_MAPPING, self.tr("Band mapping (raster band per model band, e.g. 4,3,2,8)"), optional=True
             ),
             QgsProcessingParameterBoolean(self.RESAMPLE, self.tr("Resample to the model's pixel size"), False),
+            QgsProcessingParameterNumber(
+                self.INPUT_SCALE,
+                self.tr("Input scale: raw values x this before the model's normalisation (0 = the model's)"),
+                NUMBER_DOUBLE,
+                0.0,
+                minValue=0.0,
+            ),
+            QgsProcessingParameterBoolean(
+                self.OUTPUT_COG, self.tr("Write rasters as Cloud-Optimised GeoTIFFs (COG)"), False
+            ),
         ]
         for p in advanced:
             p.setFlags(p.flags() | PARAMETER_FLAG_ADVANCED)
             self.addParameter(p)
         add_device_parameters(self, advanced=True)
         add_valid_mask_parameters(self, advanced=True)
+        self._add_outputs()
+
+    def _add_outputs(self) -> None:
+        """OUTPUT, the optional outputs and the EXECUTION_PROVIDER / MEGAPIXELS_PER_SECOND results."""
         self.addParameter(QgsProcessingParameterRasterDestination(self.OUTPUT, self.tr("Classified raster")))
         self.addParameter(
             QgsProcessingParameterRasterDestination(
@@ -183,6 +226,7 @@ class ClassifyPixelsAlgorithm(DlcAlgorithm):
                 createByDefault=False,
             )
         )
+        add_polygon_parameters(self)
         self.addOutput(QgsProcessingOutputString(self.EXECUTION_PROVIDER, self.tr("Execution provider")))
         self.addOutput(QgsProcessingOutputNumber(self.MEGAPIXELS_PER_SECOND, self.tr("Throughput (Mpx/s)")))
 
@@ -207,6 +251,7 @@ class ClassifyPixelsAlgorithm(DlcAlgorithm):
             raise QgsProcessingException(str(e)) from e
         tiling = tiling_values(self, parameters, context)
         masks = valid_mask_values(self, parameters, context)
+        polygons = polygon_values(self, parameters, context)
         prob = self.parameterAsOutputLayer(parameters, self.OUTPUT_PROBABILITIES, context) or None
         table = self.parameterAsFileOutput(parameters, self.OUTPUT_AREA_TABLE, context) or None
         options = ClassifyOptions(
@@ -224,6 +269,9 @@ class ClassifyPixelsAlgorithm(DlcAlgorithm):
             mask_kind=masks.kind,
             cloud_threshold=masks.threshold,
             resample=self.parameterAsBool(parameters, self.RESAMPLE, context),
+            input_scale=self.parameterAsDouble(parameters, self.INPUT_SCALE, context) or None,
+            cog=self.parameterAsBool(parameters, self.OUTPUT_COG, context),
+            polygons=polygons.options,
         )
         return ClassifyPixelsPlan(
             inputs=inputs,
@@ -232,6 +280,7 @@ class ClassifyPixelsAlgorithm(DlcAlgorithm):
             prob_path=prob if parameters.get(self.OUTPUT_PROBABILITIES) else None,
             area_table_path=table if parameters.get(self.OUTPUT_AREA_TABLE) else None,
             options=options,
+            polygons_path=polygons.path,
         )
 
     def _extent(
@@ -269,10 +318,12 @@ class ClassifyPixelsAlgorithm(DlcAlgorithm):
             plan.options,
             prob_path=plan.prob_path,
             area_table_path=plan.area_table_path,
+            polygons_path=plan.polygons_path,
             feedback=feedback,
         )
         out = str(res.output)
         style_on_load(context, out, res.qml)
+        polygons_style_on_load(context, plan.polygons_path, res.classes)
         feedback.info(
             f"Execution provider: {res.provider}; {res.megapixels_per_s:.2f} megapixels/s; "
             f"classes {', '.join(f'{c.value}={c.name}' for c in res.classes)}."
@@ -281,6 +332,7 @@ class ClassifyPixelsAlgorithm(DlcAlgorithm):
             self.OUTPUT: out,
             self.OUTPUT_PROBABILITIES: str(res.probabilities) if res.probabilities else None,
             self.OUTPUT_AREA_TABLE: str(res.area_table) if res.area_table else None,
+            OUTPUT_POLYGONS: str(res.polygons) if res.polygons else None,
             self.EXECUTION_PROVIDER: res.provider,
             self.MEGAPIXELS_PER_SECOND: res.megapixels_per_s,
         }

@@ -26,10 +26,14 @@ from ..core import deps
 from ..core.errors import InputError
 from .base import DlcAlgorithm
 from .parameters import (
+    OUTPUT_POLYGONS,
     add_device_parameters,
+    add_polygon_parameters,
     add_tiling_parameters,
     device_value,
     layer_path,
+    polygon_values,
+    polygons_style_on_load,
     style_on_load,
     tiling_values,
 )
@@ -60,7 +64,11 @@ DEVICE mean the same there; probabilities are optional.</p>
 THRESHOLD or, when empty, with Otsu's method; output 1 = change, 0 = no change. The optional probability output
 receives the magnitude.</p>
 <p><b>Minimum mapping unit</b> (method 0): changed patches smaller than this many pixels are removed (GDAL sieve,
-8-connected).</p>"""
+8-connected).</p>
+<p><b>Change polygons</b> (optional GeoPackage, every method): one polygon per connected patch of one output value,
+with value, name, pixels, m² and ha, built strip by strip and merged across strip seams; an optional minimum area (m²)
+and simplification tolerance; styled like the raster. Every output records the plugin version, the model file and
+its SHA-256 (method 1), the parameters and the date.</p>"""
 
 
 def build_plan(  # noqa: PLR0913 - one keyword-only argument per Processing parameter
@@ -80,6 +88,8 @@ def build_plan(  # noqa: PLR0913 - one keyword-only argument per Processing para
     device: str = "auto",
     probabilities: str = "",
     table: str = "",
+    polygons: str = "",
+    polygon_options: Any = None,
 ) -> ChangeOptions:
     """The core options of one Detect Change run, from parameter values (no I/O).
 
@@ -89,6 +99,8 @@ def build_plan(  # noqa: PLR0913 - one keyword-only argument per Processing para
         threshold: mode 2 (None = Otsu). tile_size (0 = the model's), overlap (negative = the
             model's), batch_size, device: mode 1. probabilities: probability (mode 1) or magnitude
             (mode 2) raster, "" for none. table: transition (mode 0) or area (mode 1) CSV, "" for none.
+        polygons: GeoPackage of change polygons, "" for none; polygon_options: their
+            :class:`core.raster.polygons.PolygonOptions` (None: defaults).
 
     Raises:
         InputError: an unknown mode, or a mode-1 run without a model.
@@ -97,7 +109,9 @@ def build_plan(  # noqa: PLR0913 - one keyword-only argument per Processing para
     from ..core.change.from_to import FromToOptions
     from ..core.change.model import ChangeModelOptions
     from ..core.inference.options import ClassifyOptions
+    from ..core.raster.polygons import PolygonOptions
 
+    poly = polygon_options if polygon_options is not None else PolygonOptions()
     if mode not in range(len(MODES)):
         raise InputError(f"MODE must be 0 (from-to), 1 (change model) or 2 (change vector analysis), got {mode}.")
     name = MODES[mode]
@@ -111,32 +125,33 @@ def build_plan(  # noqa: PLR0913 - one keyword-only argument per Processing para
             changed_only=bool(changed_only),
             mmu_px=int(mmu),
             transition_table_path=table or None,
+            polygons_path=polygons or None,
+            polygons=poly,
         )
     if name == "model":
         if not model:
             raise InputError("Mode 1 (deep-learning change) needs a change model (.onnx) in MODEL.")
-        return ChangeModelOptions(
-            before,
-            after,
-            model,
-            output,
-            prob_path=probabilities or None,
-            table_path=table or None,
-            classify=ClassifyOptions(
-                tile_size=int(tile_size) or None,
-                overlap=None if overlap is None or overlap < 0 else int(overlap),
-                batch_size=int(batch_size),
-                device=(device or "auto").strip(),
-            ),
+        classify = ClassifyOptions(
+            tile_size=int(tile_size) or None,
+            overlap=None if overlap is None or overlap < 0 else int(overlap),
+            batch_size=int(batch_size),
+            device=(device or "auto").strip(),
+            polygons=poly,
         )
-    return CvaOptions(before, after, output, threshold=threshold, magnitude_path=probabilities or None)
+        outs = {"prob_path": probabilities or None, "table_path": table or None, "polygons_path": polygons or None}
+        return ChangeModelOptions(before, after, model, output, **outs, classify=classify)
+    mag = probabilities or None
+    return CvaOptions(
+        before, after, output, threshold=threshold, magnitude_path=mag, polygons_path=polygons or None, polygons=poly
+    )
 
 
-def run_plan(options: ChangeOptions, feedback) -> tuple[Any, dict[str, Any]]:
-    """Run the core method of ``options``; returns (QML of the output, the algorithm's other results).
+def run_plan(options: ChangeOptions, feedback) -> tuple[Any, dict[str, Any], list]:
+    """Run the core method of ``options``; returns (QML of the output, the algorithm's other results, the classes).
 
     The results are ``CHANGED_PIXELS`` and ``THRESHOLD_USED`` (None where the method has none) and the
-    optional ``OUTPUT_PROBABILITIES`` / ``OUTPUT_TABLE`` paths (as text, only when written).
+    optional ``OUTPUT_PROBABILITIES`` / ``OUTPUT_TABLE`` / ``OUTPUT_POLYGONS`` paths (as text, only when
+    written); the classes (values, names, colours) of the change raster style its polygons.
     """
     from ..core.change.cva import CvaOptions, change_vector_analysis
     from ..core.change.from_to import FromToOptions, from_to_change
@@ -145,22 +160,23 @@ def run_plan(options: ChangeOptions, feedback) -> tuple[Any, dict[str, Any]]:
     A = DetectChangeAlgorithm
     if isinstance(options, FromToOptions):
         r = from_to_change(options, feedback)
-        extra = {A.CHANGED_PIXELS: r.stats["changed_pixels"], A.OUTPUT_TABLE: r.table}
+        extra = {A.CHANGED_PIXELS: r.stats["changed_pixels"], A.OUTPUT_TABLE: r.table, OUTPUT_POLYGONS: r.polygons}
     elif isinstance(options, CvaOptions):
         r = change_vector_analysis(options, feedback)
         extra = {
             A.CHANGED_PIXELS: r.counts.get(1, 0),
             A.THRESHOLD_USED: r.threshold,
             A.OUTPUT_PROBABILITIES: r.magnitude,
+            OUTPUT_POLYGONS: r.polygons,
         }
     else:
         r = detect_change_with_model(options, feedback)
-        extra = {A.OUTPUT_TABLE: r.area_table, A.OUTPUT_PROBABILITIES: r.probabilities}
+        extra = {A.OUTPUT_TABLE: r.area_table, A.OUTPUT_PROBABILITIES: r.probabilities, OUTPUT_POLYGONS: r.polygons}
     results = {A.CHANGED_PIXELS: extra.get(A.CHANGED_PIXELS), A.THRESHOLD_USED: extra.get(A.THRESHOLD_USED)}
-    for key in (A.OUTPUT_PROBABILITIES, A.OUTPUT_TABLE):
+    for key in (A.OUTPUT_PROBABILITIES, A.OUTPUT_TABLE, OUTPUT_POLYGONS):
         if extra.get(key):
             results[key] = str(extra[key])
-    return r.qml, results
+    return r.qml, results, (r.entries if hasattr(r, "entries") else r.classes)
 
 
 class DetectChangeAlgorithm(DlcAlgorithm):
@@ -261,6 +277,7 @@ class DetectChangeAlgorithm(DlcAlgorithm):
                 createByDefault=False,
             )
         )
+        add_polygon_parameters(self, "Change polygons")
         self.addOutput(QgsProcessingOutputNumber(self.CHANGED_PIXELS, self.tr("Changed pixels")))
         self.addOutput(QgsProcessingOutputNumber(self.THRESHOLD_USED, self.tr("Threshold used (method 2)")))
 
@@ -276,6 +293,7 @@ class DetectChangeAlgorithm(DlcAlgorithm):
             raise InputError("Choose the rasters of both dates (INPUT and INPUT2).")
         has_thr = parameters.get(self.THRESHOLD) not in (None, "")
         tiling = tiling_values(self, parameters, context)
+        polygons = polygon_values(self, parameters, context)
         return build_plan(
             self.parameterAsEnum(parameters, self.MODE, context),
             layer_path(r1),
@@ -292,11 +310,14 @@ class DetectChangeAlgorithm(DlcAlgorithm):
             device=device_value(self, parameters, context),
             probabilities=self.parameterAsOutputLayer(parameters, self.OUTPUT_PROBABILITIES, context),
             table=self.parameterAsFileOutput(parameters, self.OUTPUT_TABLE, context),
+            polygons=polygons.path or "",
+            polygon_options=polygons.options,
         )
 
     def run_core(self, parameters: dict[str, Any], context: QgsProcessingContext, feedback) -> dict[str, Any]:  # noqa: D102
         options = self.plan(parameters, context)
-        qml, results = run_plan(options, feedback)
+        qml, results, classes = run_plan(options, feedback)
         out = str(options.output)
         style_on_load(context, out, qml)
+        polygons_style_on_load(context, results.get(OUTPUT_POLYGONS), classes)
         return {self.OUTPUT: out, **results}

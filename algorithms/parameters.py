@@ -25,6 +25,7 @@ from qgis.core import (
     QgsProcessingParameterNumber,
     QgsProcessingParameterRasterLayer,
     QgsProcessingParameterString,
+    QgsProcessingParameterVectorDestination,
     QgsProcessingUtils,
     QgsProviderRegistry,
     QgsRasterLayer,
@@ -33,7 +34,7 @@ from qgis.core import (
 )
 from qgis.PyQt.QtCore import QCoreApplication
 
-from .qtcompat import NUMBER_DOUBLE, NUMBER_INTEGER, PARAMETER_FLAG_ADVANCED
+from .qtcompat import NUMBER_DOUBLE, NUMBER_INTEGER, PARAMETER_FLAG_ADVANCED, SOURCE_VECTOR_POLYGON
 
 # -- keys ------------------------------------------------------------------------------------------
 TILE_SIZE = "TILE_SIZE"
@@ -44,6 +45,9 @@ THREADS = "THREADS"
 VALID_MASKS = "VALID_MASKS"
 MASK_TYPE = "MASK_TYPE"
 CLOUD_THRESHOLD = "CLOUD_THRESHOLD"
+OUTPUT_POLYGONS = "OUTPUT_POLYGONS"
+POLYGON_MIN_AREA = "POLYGON_MIN_AREA"
+POLYGON_SIMPLIFY = "POLYGON_SIMPLIFY"
 
 #: Core's ``mask_kind`` values, in the order of the MASK_TYPE enum.
 MASK_TYPES = ("valid", "cloud", "probability")
@@ -178,6 +182,74 @@ def valid_mask_values(alg, parameters: dict[str, Any], context: QgsProcessingCon
     )
 
 
+# -- class polygons --------------------------------------------------------------------------------
+class Polygons(NamedTuple):
+    """OUTPUT_POLYGONS, POLYGON_MIN_AREA and POLYGON_SIMPLIFY as core takes them.
+
+    Attributes:
+        path: the GeoPackage to write, or None when OUTPUT_POLYGONS is not set.
+        options: :class:`core.raster.polygons.PolygonOptions` (minimum area m², simplification in CRS units).
+    """
+
+    path: str | None
+    options: Any
+
+
+def add_polygon_parameters(alg, label: str = "Class polygons") -> None:
+    """OUTPUT_POLYGONS (optional GeoPackage), POLYGON_MIN_AREA (m², advanced) and POLYGON_SIMPLIFY (CRS units, advanced)."""
+    _add(
+        alg,
+        QgsProcessingParameterNumber(
+            POLYGON_MIN_AREA,
+            alg.tr("Polygons: minimum mapping unit (m², smaller polygons left out; 0 = keep all)"),
+            NUMBER_DOUBLE,
+            0.0,
+            minValue=0.0,
+        ),
+        True,
+    )
+    _add(
+        alg,
+        QgsProcessingParameterNumber(
+            POLYGON_SIMPLIFY,
+            alg.tr("Polygons: simplification tolerance (CRS units, 0 = none)"),
+            NUMBER_DOUBLE,
+            0.0,
+            minValue=0.0,
+        ),
+        True,
+    )
+    alg.addParameter(
+        QgsProcessingParameterVectorDestination(
+            OUTPUT_POLYGONS, alg.tr(label), SOURCE_VECTOR_POLYGON, optional=True, createByDefault=False
+        )
+    )
+
+
+def polygon_values(alg, parameters: dict[str, Any], context: QgsProcessingContext) -> Polygons:
+    """The polygon group's values; ``path`` is None when OUTPUT_POLYGONS is not set.
+
+    Raises:
+        QgsProcessingException: OUTPUT_POLYGONS is not a GeoPackage (``.gpkg``).
+    """
+    from ..core.raster.polygons import PolygonOptions
+
+    options = PolygonOptions(
+        min_area_m2=alg.parameterAsDouble(parameters, POLYGON_MIN_AREA, context),
+        simplify=alg.parameterAsDouble(parameters, POLYGON_SIMPLIFY, context),
+    )
+    if not parameters.get(OUTPUT_POLYGONS):
+        return Polygons(None, options)
+    path = alg.parameterAsOutputLayer(parameters, OUTPUT_POLYGONS, context)
+    if not path.lower().endswith(".gpkg"):
+        raise QgsProcessingException(
+            _tr(
+                "The class polygons are written as a GeoPackage: give OUTPUT_POLYGONS a .gpkg file name, not {path}."
+            ).format(path=path)
+        )
+    return Polygons(path, options)
+
+
 # -- layers -> files -------------------------------------------------------------------------------
 def layer_path(layer) -> str:
     """File path of a QGIS map layer (the part of its source before ``|``); ``""`` for None."""
@@ -256,7 +328,41 @@ class StyleOnLoad(QgsProcessingLayerPostProcessorInterface):
 
 
 #: Output -> its post-processor. QGIS does not own Python post-processors; they must stay alive until used.
-_STYLE_ON_LOAD: dict[str, StyleOnLoad] = {}
+_STYLE_ON_LOAD: dict[str, QgsProcessingLayerPostProcessorInterface] = {}
+
+
+class ClassPolygonStyle(QgsProcessingLayerPostProcessorInterface):
+    """Gives a class-polygon layer a categorised style on load: one fill per class value, the raster's colours."""
+
+    def __init__(self, classes: list[tuple[int, str, str]]) -> None:
+        super().__init__()
+        self.classes = classes
+
+    def postProcessLayer(self, layer, context, feedback) -> None:  # noqa: N802 - QGIS API name
+        """Categorise ``layer`` on its ``value`` field (nothing when the layer is missing)."""
+        from qgis.core import QgsCategorizedSymbolRenderer, QgsFillSymbol, QgsRendererCategory
+
+        if layer is None or not layer.isValid():
+            return
+        categories = [
+            QgsRendererCategory(value, QgsFillSymbol.createSimple({"color": color, "outline_style": "no"}), name)
+            for value, name, color in self.classes
+        ]
+        layer.setRenderer(QgsCategorizedSymbolRenderer("value", categories))
+        layer.triggerRepaint()
+
+
+def polygons_style_on_load(context: QgsProcessingContext, output: str | None, classes) -> None:
+    """Style the class polygons ``output`` like the class raster when Processing loads them (:class:`ClassPolygonStyle`).
+
+    Args:
+        classes: :class:`core.classes.ClassInfo` of the values (value, name, colour).
+    """
+    if not output or not context.willLoadLayerOnCompletion(output):
+        return
+    processor = ClassPolygonStyle([(int(c.value), c.name, c.color) for c in classes])
+    _STYLE_ON_LOAD[output] = processor
+    context.layerToLoadOnCompletionDetails(output).setPostProcessor(processor)
 
 
 def style_on_load(context: QgsProcessingContext, output: str, qml: str | os.PathLike | None) -> None:

@@ -1,9 +1,11 @@
 """The model card: everything needed to run a trained model, stored inside the ``.onnx`` file.
 
-Stored in ONNX ``metadata_props``: our full card as JSON under :data:`CARD_KEY`, plus the keys the
-Deepness QGIS plugin reads (``model_type``, ``class_names``, ``tile_size``, ``tiles_overlap``,
-``resolution``, ``standardization_mean``, ``standardization_std``) so Deepness users can run our
-models and we can run theirs (:func:`card_from_metadata` builds a card from Deepness keys alone).
+Stored in ONNX ``metadata_props``: our full card as JSON under :data:`CARD_KEY`; in the fixed-size
+``*_deepness.onnx`` copy that Train Model writes beside the model, also the keys the Deepness QGIS plugin
+reads (``model_type``, ``class_names``, ``tile_size``, ``tiles_overlap``, ``resolution``,
+``standardization_mean``, ``standardization_std``, ``seg_thresh``, ``seg_small_segment``), so Deepness
+users can run our models and we can run theirs (:func:`card_from_metadata` builds a card from Deepness
+keys alone, or from Deepness's defaults for a model without metadata).
 
 Never imports torch; :func:`read_card` needs onnxruntime only, :func:`write_card` needs onnx.
 
@@ -30,6 +32,20 @@ from .errors import ModelFileError
 from .raster.io import atomic_output
 
 CARD_KEY = "deeplandcover_model_card"
+#: The metadata keys Deepness reads (``deepness/processing/models/model_base.py``, Deepness 0.6).
+DEEPNESS_KEYS = (
+    "model_type",
+    "class_names",
+    "names",
+    "resolution",
+    "tile_size",
+    "tiles_size",
+    "tiles_overlap",
+    "standardization_mean",
+    "standardization_std",
+    "seg_thresh",
+    "seg_small_segment",
+)
 FORMAT = "deeplandcover-model-card"
 VERSION = 1
 
@@ -121,28 +137,60 @@ class ModelCard:
         known = set(cls.__dataclass_fields__)
         return cls(**{k: v for k, v in d.items() if k in known})
 
-    def deepness_metadata(self) -> dict[str, str]:
-        """The Deepness keys (values JSON-encoded as Deepness writes them).
+    def deepness_unsupported(self) -> str | None:
+        """Why the Deepness QGIS plugin cannot run this model, or None when it can.
 
-        Deepness scales 8-bit images to 0..1 before standardising, so our ``(x - m) / s`` is written
-        as ``m / 255`` and ``s / 255``. Resolution is in cm/pixel.
+        Deepness feeds one raster's first C bands as ``(B, C, H, W)``: no time series (``BTCHW``), no
+        two-date change input, no spectral-index channels computed at inference, no stack of several
+        sensors' rasters, and only raw-value models (``input_scale == 1``).
         """
+        if self.layout != "BCHW":
+            return "it takes a time series (B, T, C, H, W); Deepness has no time-series input"
+        if self.task != "segmentation":
+            return "it takes two dates stacked as channels; Deepness runs one raster"
+        if self.indices:
+            return f"it computes spectral indices ({', '.join(self.indices)}) at inference, which Deepness does not"
+        if len(self.training.get("sensor_bands") or []) > 1:
+            return "it stacks the rasters of several sensors, and Deepness reads one raster"
+        if self.architecture == "deepness" or self.input_scale != 1.0:
+            return "it is already a Deepness model"
+        return None
+
+    def deepness_metadata(self) -> dict[str, str]:
+        """The Deepness keys (values JSON-encoded as Deepness writes them); ``{}`` when Deepness cannot run it.
+
+        Deepness (Aszkowski et al. 2023, see docs/references.md) divides the image by 255 before
+        standardising, so our ``(x - m) / s`` is written as ``m / 255`` and ``s / 255``; resolution is in
+        cm/pixel; ``tiles_overlap`` in percent of the tile. ``seg_thresh = 0`` (Deepness zeroes
+        probabilities below it before its argmax; its default 0.5 leaves pixels with no class above 0.5
+        as class 0) and ``seg_small_segment = 0`` (its median filter of ``2 * (n // 2) + 1`` pixels is
+        then 1 pixel wide, i.e. off) make Deepness's class map the argmax that Classify Pixels gives.
+        See :meth:`deepness_unsupported` for the models that get no keys.
+        """
+        if self.deepness_unsupported() is not None:
+            return {}
         md: dict[str, str] = {
             "model_type": json.dumps("Segmentor"),
             "class_names": json.dumps({str(i): c.name for i, c in enumerate(self.classes)}),
             "tile_size": json.dumps(self.tile_size),
             "tiles_overlap": json.dumps(round(100 * self.overlap / max(1, self.tile_size))),
+            "seg_thresh": json.dumps(0.0),
+            "seg_small_segment": json.dumps(0),
+            "standardization_mean": json.dumps([m / 255.0 for m in self.mean]),
+            "standardization_std": json.dumps([s / 255.0 for s in self.std]),
         }
         if self.pixel_size and self.pixel_size_units == "metre":
             md["resolution"] = json.dumps(round(self.pixel_size[0] * 100, 3))
-        if self.task == "segmentation" and self.layout == "BCHW" and not self.indices:
-            md["standardization_mean"] = json.dumps([m / 255.0 / self.input_scale for m in self.mean])
-            md["standardization_std"] = json.dumps([s / 255.0 / self.input_scale for s in self.std])
         return md
 
-    def metadata_props(self) -> dict[str, str]:
-        """All ONNX metadata_props to store: the card plus the Deepness keys."""
-        return {CARD_KEY: self.to_json(), **self.deepness_metadata()}
+    def metadata_props(self, deepness: bool = False) -> dict[str, str]:
+        """All ONNX metadata_props to store: the card, plus the Deepness keys with ``deepness``.
+
+        Only a model with a fixed spatial input size loads in Deepness's dialog (it reads the input's
+        height and width as integers), so only the fixed-size copy written by
+        :func:`core.training.onnx_export.export_deepness_onnx` gets the Deepness keys.
+        """
+        return {CARD_KEY: self.to_json(), **(self.deepness_metadata() if deepness else {})}
 
 
 def _jload(v: str | None, default: Any = None) -> Any:
@@ -154,65 +202,105 @@ def _jload(v: str | None, default: Any = None) -> Any:
         return v
 
 
+#: Deepness's defaults for what a model's metadata does not say (Deepness 0.6): 0..1 input, 15 % overlap.
+DEEPNESS_SCALE = 1.0 / 255.0
+DEEPNESS_OVERLAP_PCT = 15
+#: Tile edge assumed when neither the metadata nor a fixed input shape gives one (pixels).
+DEEPNESS_DEFAULT_TILE = 512
+
+
 def card_from_metadata(
     meta: dict[str, str], input_shape: list[Any] | None = None, num_outputs: int | None = None
 ) -> ModelCard:
-    """Build a card from ONNX metadata: ours when present, else the Deepness keys.
+    """Build a card from ONNX metadata: ours when present, else the Deepness keys, else Deepness's defaults.
+
+    A Deepness model's card has ``input_scale = 1/255`` and the Deepness ``standardization_mean``/``std``
+    as they are (0..1 units): Deepness computes ``(x / 255 - mean) / std`` on the raster values. A model
+    without any metadata (no card, no ``model_type``) is run as Deepness runs it: a segmentation model,
+    input ``/ 255`` without standardisation, tile size from a fixed input shape (else 512 px), overlap
+    15 %, the first C raster bands, classes named by output channel (``class 0`` ...). What was assumed
+    is listed in ``card.training["assumed"]`` (Classify Pixels logs it as a warning).
 
     Args:
         meta: ``metadata_props`` as a str -> str dict.
-        input_shape: the model input's shape (ints or symbolic names), used for Deepness models
-            to get the channel count and a fixed tile size.
-        num_outputs: number of output channels when known (Deepness models without class_names).
+        input_shape: the model input's shape (ints or symbolic names), for the channel count and a fixed
+            tile size.
+        num_outputs: number of output channels when known (models without class names).
 
     Raises:
-        ModelFileError: neither our card nor a Deepness ``model_type`` is present, or the Deepness
-            model is not a segmentation model.
+        ModelFileError: our card is invalid, or the Deepness ``model_type`` is not ``Segmentor``.
     """
     if CARD_KEY in meta:
         return ModelCard.from_json(meta[CARD_KEY])
+    assumed: list[str] = []
     if "model_type" not in meta:
-        raise ModelFileError(
-            "The model has no Deep Land Cover model card and no Deepness metadata (model_type, class_names): "
-            "the plugin cannot know its bands, normalisation or classes. Train it with Train Model, or add the "
-            "Deepness metadata keys to the ONNX file."
-        )
-    mtype = _jload(meta["model_type"])
+        assumed.append("a segmentation model (no model_type)")
+    mtype = str(_jload(meta.get("model_type"), "Segmentor")).capitalize()
     if mtype != "Segmentor":
         raise ModelFileError(
             f"Deepness model_type {mtype!r} is not supported; only 'Segmentor' models classify pixels."
         )
-    names = _jload(meta.get("class_names"), {})
-    if isinstance(names, list):  # one dict per output: use the first output
-        names = names[0] if names else {}
-    if not names and num_outputs:
-        names = {str(i): f"class {i}" for i in range(num_outputs)}
-    classes = [
-        ClassInfo(value=int(k), name=str(v), color=palette_color(i))
-        for i, (k, v) in enumerate(sorted(names.items(), key=lambda kv: int(kv[0])))
-    ]
-    channels = input_shape[1] if input_shape and isinstance(input_shape[1], int) else 3
+    classes = _deepness_classes(meta, num_outputs, assumed)
+    fixed = input_shape is not None and len(input_shape) == 4
+    channels = input_shape[1] if fixed and isinstance(input_shape[1], int) else 3
+    if not (fixed and isinstance(input_shape[1], int)):
+        assumed.append("3 input bands")
     tile = _jload(meta.get("tile_size", meta.get("tiles_size")))  # Deepness has written both spellings
-    if not isinstance(tile, int) and input_shape and isinstance(input_shape[-1], int):
-        tile = input_shape[-1]
-    tile = int(tile) if isinstance(tile, (int, float)) else 512
-    overlap_pct = _jload(meta.get("tiles_overlap"), 15)
+    if not isinstance(tile, (int, float)):
+        if fixed and isinstance(input_shape[-1], int):
+            tile = input_shape[-1]
+            assumed.append(f"tile {tile} px from the input shape")
+        else:
+            tile = DEEPNESS_DEFAULT_TILE
+            assumed.append(f"tile {tile} px")
+    tile = int(tile)
+    if "tiles_overlap" not in meta:
+        assumed.append(f"overlap {DEEPNESS_OVERLAP_PCT} %")
+    overlap_pct = _jload(meta.get("tiles_overlap"), DEEPNESS_OVERLAP_PCT)
+    if "standardization_mean" not in meta:
+        assumed.append("input / 255 without standardisation")
     mean = _jload(meta.get("standardization_mean"), [0.0] * channels)
     std = _jload(meta.get("standardization_std"), [1.0] * channels)
     res = _jload(meta.get("resolution"))
+    training: dict[str, Any] = {"source": "Deepness metadata" if "model_type" in meta else "no metadata"}
+    if assumed:
+        training["assumed"] = assumed
     return ModelCard(
         architecture="deepness",
         bands=[f"B{i + 1}" for i in range(channels)],
-        # Deepness: x/255 then (x - m)/s  ==  (x - 255 m) / (255 s) on raw 8-bit values.
-        mean=[float(m) * 255.0 for m in mean],
-        std=[float(s) * 255.0 for s in std],
+        mean=[float(m) for m in mean],
+        std=[float(s) for s in std],
         classes=classes,
         tile_size=tile,
         overlap=int(round(tile * float(overlap_pct) / 100.0)),
         pixel_size=[float(res) / 100.0] * 2 if isinstance(res, (int, float)) else [],
         output="probabilities",
-        training={"source": "Deepness metadata"},
+        input_scale=DEEPNESS_SCALE,
+        training=training,
     )
+
+
+def _deepness_classes(meta: dict[str, str], num_outputs: int | None, assumed: list[str]) -> list[ClassInfo]:
+    """Classes from Deepness ``class_names`` (or ``names``; one dict, or a list with one per output), else by index."""
+    names = _jload(meta.get("class_names", meta.get("names")), {})
+    if isinstance(names, str):  # Python-style {0: 'a'}, which Deepness also reads
+        import ast
+
+        try:
+            names = ast.literal_eval(names)
+        except (ValueError, SyntaxError):
+            names = {}
+    if isinstance(names, list):  # one dict per output: use the first output
+        names = names[0] if names else {}
+    if not isinstance(names, dict):
+        names = {}
+    if not names:
+        assumed.append("classes named by output channel")
+        names = {str(i): f"class {i}" for i in range(num_outputs or 0)}
+    return [
+        ClassInfo(value=int(k), name=str(v), color=palette_color(i))
+        for i, (k, v) in enumerate(sorted(names.items(), key=lambda kv: int(kv[0])))
+    ]
 
 
 def read_card(path: str | os.PathLike) -> ModelCard:
@@ -245,17 +333,18 @@ def card_from_session(sess) -> ModelCard:
     return card_from_metadata(meta, sess.get_inputs()[0].shape, k)
 
 
-def write_card(path: str | os.PathLike, card: ModelCard) -> None:
-    """Store ``card`` (and the Deepness keys) in the metadata_props of the ONNX file at ``path``.
+def write_card(path: str | os.PathLike, card: ModelCard, *, deepness: bool = False) -> None:
+    """Store ``card`` (and, with ``deepness``, the Deepness keys) in the metadata_props of the ONNX file at ``path``.
 
-    Rewrites the file atomically. Needs the ``onnx`` package (a training dependency).
+    Deepness keys already in the file are removed when ``deepness`` is False. Rewrites the file
+    atomically. Needs the ``onnx`` package (a training dependency).
     """
     import onnx
 
     path = Path(path)
     model = onnx.load(str(path))
-    props = card.metadata_props()
-    keep = [p for p in model.metadata_props if p.key not in props]
+    props = card.metadata_props(deepness)
+    keep = [p for p in model.metadata_props if p.key not in props and p.key not in DEEPNESS_KEYS]
     del model.metadata_props[:]
     model.metadata_props.extend(keep)
     for k, v in props.items():

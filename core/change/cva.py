@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 from contextlib import ExitStack
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -25,8 +25,9 @@ from ..feedback import Feedback, SubFeedback, check_canceled, ensure_feedback
 from ..preprocessing.normalize import valid_mask
 from ..raster.grid import RasterGrid, aligned
 from ..raster.io import atomic_output, geotiff_profile
+from ..raster.polygons import PolygonOptions
 from ..raster.tiling import disjoint_windows
-from .result import ChangeResult
+from .result import ChangeResult, change_polygons, run_tags
 
 #: Output values of a change-vector-analysis raster.
 CVA_NO_CHANGE, CVA_CHANGE, CVA_NODATA = 0, 1, 255
@@ -48,6 +49,7 @@ class CvaOptions:
         magnitude_path: optional float32 magnitude raster (nodata NaN).
         window_size: block edge, pixels.
         bins: histogram bins on ``[0, MAGNITUDE_MAX]``.
+        polygons_path: optional GeoPackage of change / no-change polygons. polygons: how they are made.
     """
 
     before: str | os.PathLike
@@ -58,6 +60,8 @@ class CvaOptions:
     magnitude_path: str | os.PathLike | None = None
     window_size: int = 1024
     bins: int = 4096
+    polygons_path: str | os.PathLike | None = None
+    polygons: PolygonOptions = field(default_factory=PolygonOptions)
 
 
 def otsu_threshold(hist: np.ndarray, edges: np.ndarray) -> float:
@@ -161,13 +165,17 @@ def change_vector_analysis(options: CvaOptions, feedback: Feedback | None = None
         )
         _standardise(vectors, wins, o, passing(0))
         mag_tmp = stack.enter_context(atomic_output(o.magnitude_path)) if o.magnitude_path else None
-        histogram = _magnitude_histogram(vectors, wins, grid, o.bins, mag_tmp, passing(1)) if n_pass == 3 else None
+        tags = run_tags("change_vector_analysis", o)
+        histogram = (
+            _magnitude_histogram(vectors, wins, grid, o.bins, mag_tmp, passing(1), tags) if n_pass == 3 else None
+        )
         thr = otsu_threshold(*histogram) if o.threshold is None else float(o.threshold)
         fb.info(f"Change threshold on the magnitude: {thr:.4f}" + (" (Otsu)" if o.threshold is None else ""))
-        counts = _write_change(vectors, wins, grid, thr, o.output, passing(n_pass - 1))
+        counts = _write_change(vectors, wins, grid, thr, o.output, passing(n_pass - 1), tags)
     out_path = Path(o.output)
     entries = [ClassInfo(CVA_NO_CHANGE, "no change", "#282828"), ClassInfo(CVA_CHANGE, "change", "#ff3c3c")]
     qml = write_class_qml(out_path.with_suffix(".qml"), entries, nodata=CVA_NODATA)
+    polygons = change_polygons(o, entries, tags, fb)
     return ChangeResult(
         output=out_path,
         qml=qml,
@@ -176,6 +184,7 @@ def change_vector_analysis(options: CvaOptions, feedback: Feedback | None = None
         threshold=thr,
         entries=entries,
         stats={"diff_mean": vectors.mean.tolist(), "diff_std": vectors.std.tolist(), "bands": bands},
+        polygons=polygons,
     )
 
 
@@ -204,7 +213,13 @@ def _standardise(vectors: _ChangeVectors, wins: list[Window], o: CvaOptions, fb:
 
 
 def _magnitude_histogram(
-    vectors: _ChangeVectors, wins: list[Window], grid: RasterGrid, bins: int, magnitude_path: Path | None, fb: Feedback
+    vectors: _ChangeVectors,
+    wins: list[Window],
+    grid: RasterGrid,
+    bins: int,
+    magnitude_path: Path | None,
+    fb: Feedback,
+    tags: dict[str, str],
 ) -> tuple[np.ndarray, np.ndarray]:
     """Pass 2: ``(counts, edges)`` of the magnitudes on ``[0, MAGNITUDE_MAX]``; writes the magnitude raster
     (float32, nodata NaN) to ``magnitude_path`` when given."""
@@ -213,6 +228,8 @@ def _magnitude_histogram(
     with ExitStack() as stack:
         profile = geotiff_profile(grid, 1, "float32", nodata=float("nan"))
         mds = stack.enter_context(rasterio.open(magnitude_path, "w", **profile)) if magnitude_path else None
+        if mds is not None:
+            mds.update_tags(**tags)
         for i, win in enumerate(wins):
             check_canceled(fb)
             m, ok = vectors.magnitude(win)
@@ -224,7 +241,13 @@ def _magnitude_histogram(
 
 
 def _write_change(
-    vectors: _ChangeVectors, wins: list[Window], grid: RasterGrid, thr: float, out_path: str | os.PathLike, fb: Feedback
+    vectors: _ChangeVectors,
+    wins: list[Window],
+    grid: RasterGrid,
+    thr: float,
+    out_path: str | os.PathLike,
+    fb: Feedback,
+    tags: dict[str, str],
 ) -> np.ndarray:
     """Last pass: the change raster ``magnitude > thr``; returns ``[unchanged, changed]`` pixel counts."""
     counts = np.zeros(2, dtype=np.int64)
@@ -238,4 +261,5 @@ def _write_change(
             out.write(np.where(ok, ch, CVA_NODATA).astype(np.uint8), 1, window=win)
             fb.set_progress(100.0 * (i + 1) / len(wins))
         out.write_colormap(1, _COLORMAP)
+        out.update_tags(**tags)
     return counts

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Union
 
@@ -32,8 +32,9 @@ from ..errors import InputError
 from ..feedback import Feedback, SubFeedback, check_canceled, ensure_feedback
 from ..raster.grid import IGNORE_INDEX, RasterGrid, aligned, pixel_area_m2
 from ..raster.io import atomic_output, geotiff_profile
+from ..raster.polygons import PolygonOptions
 from ..raster.tiling import disjoint_windows, expand_window
-from .result import ChangeResult
+from .result import ChangeResult, change_polygons, run_tags
 from .transitions import TransitionScheme, changed_pixels, write_transition_table
 
 #: Output value of "no data" in a from-to raster.
@@ -91,6 +92,8 @@ class FromToOptions:
         transition_table_path: optional CSV with from, to, pixels, m², ha and % of the from-class.
         ignore: class values treated as nodata on both dates.
         window_size: block edge, pixels.
+        polygons_path: optional GeoPackage of change polygons (one per connected patch of one code).
+        polygons: how they are made (minimum area, simplification; :class:`PolygonOptions`).
     """
 
     before: str | os.PathLike
@@ -103,6 +106,8 @@ class FromToOptions:
     transition_table_path: str | os.PathLike | None = None
     ignore: tuple[int, ...] = (IGNORE_INDEX,)
     window_size: int = 1024
+    polygons_path: str | os.PathLike | None = None
+    polygons: PolygonOptions = field(default_factory=PolygonOptions)
 
 
 def sieve_changes(changed: np.ndarray, valid: np.ndarray, mmu_px: int) -> np.ndarray:
@@ -151,7 +156,8 @@ def from_to_change(options: FromToOptions, feedback: Feedback | None = None) -> 
     fb = ensure_feedback(feedback)
     scheme = transition_scheme(options, fb)
     grid = RasterGrid.from_path(options.before)
-    counts, pair_counts = _write_codes(options, scheme, grid, fb)
+    tags = run_tags("from_to_change", options)
+    counts, pair_counts = _write_codes(options, scheme, grid, fb, tags)
     out_path = Path(options.output)
     if counts[1:].sum() == 0:
         out_path.unlink(missing_ok=True)
@@ -164,6 +170,7 @@ def from_to_change(options: FromToOptions, feedback: Feedback | None = None) -> 
     table = None
     if options.transition_table_path:
         table = write_transition_table(options.transition_table_path, scheme, pair_counts, pixel_area_m2(grid))
+    polygons = change_polygons(options, entries, tags, fb)
     fb.set_progress(100)
     return ChangeResult(
         output=out_path,
@@ -176,6 +183,7 @@ def from_to_change(options: FromToOptions, feedback: Feedback | None = None) -> 
             "changed_pixels": changed_pixels(scheme, pair_counts),
             "no_change_code": scheme.no_change_code if options.changed_only else None,
         },
+        polygons=polygons,
     )
 
 
@@ -205,7 +213,7 @@ def transition_scheme(options: FromToOptions, feedback: Feedback | None = None) 
 
 
 def _write_codes(
-    o: FromToOptions, scheme: TransitionScheme, grid: RasterGrid, fb: Feedback
+    o: FromToOptions, scheme: TransitionScheme, grid: RasterGrid, fb: Feedback, tags: dict[str, str]
 ) -> tuple[np.ndarray, np.ndarray]:
     """Pass 2: write the code raster (progress 20-98 %).
 
@@ -243,6 +251,7 @@ def _write_codes(
             TRANSITION_CODE="code = index_from * K_to + index_to + 1; 0 = nodata",
             NO_CHANGE_CODE=str(scheme.no_change_code) if o.changed_only else "",
         )
+        out.update_tags(**tags)
     return counts, pair_counts
 
 

@@ -8,6 +8,7 @@ API for Python sample notebook), whose labels are "to class" or "no change".
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,6 +30,7 @@ class ChangeModelOptions:
     Attributes:
         before, after: rasters of the two dates (same bands, one grid). model: ``.onnx`` change model.
         output: class raster. prob_path: optional probabilities. table_path: optional area CSV.
+        polygons_path: optional GeoPackage of the class polygons (made as ``classify.polygons`` says).
         classify: how the engine classifies (tile size, overlap, batch size, device...), as in
             Classify Pixels.
     """
@@ -39,6 +41,7 @@ class ChangeModelOptions:
     output: str | os.PathLike
     prob_path: str | os.PathLike | None = None
     table_path: str | os.PathLike | None = None
+    polygons_path: str | os.PathLike | None = None
     classify: ClassifyOptions = field(default_factory=ClassifyOptions)
 
 
@@ -59,8 +62,11 @@ def detect_change_with_model(options: ChangeModelOptions, feedback: Feedback | N
     """
     from ..inference.engine import classify_raster
     from ..modelcard import read_card
+    from ..stac import is_item, model_from_item
 
     o = options
+    if is_item(o.model):  # a STAC Item with the MLM extension: its mlm:model asset
+        o = dataclasses.replace(o, model=model_from_item(o.model))
     card = read_card(o.model)
     if card.task != "change":
         raise InputError(
@@ -76,5 +82,6 @@ def detect_change_with_model(options: ChangeModelOptions, feedback: Feedback | N
         o.classify,
         prob_path=o.prob_path,
         area_table_path=o.table_path,
+        polygons_path=o.polygons_path,
         feedback=feedback,
     )

@@ -44,29 +44,29 @@ from pathlib import Path
 import numpy as np
 import rasterio
 import rasterio.transform
-from rasterio.enums import Resampling
 from rasterio.windows import Window
 
 from .. import classes as styles
-from ..errors import EmptyAreaError, InputError
+from .. import provenance
+from ..errors import EmptyAreaError
 from ..feedback import Feedback, check_canceled, ensure_feedback
-from ..modelcard import ModelCard, card_from_session
+from ..modelcard import card_from_session
 from ..preprocessing.dihedral import N_TRANSFORMS, dihedral
 from ..raster.grid import (
     RasterGrid,
-    aligned,
-    band_names,
     pixel_area_m2,
-    require_same_grid,
     window_from_bounds_clipped,
 )
+from ..raster.polygons import polygonize_classes
 from ..raster.tiling import tile_offsets
-from .bands import BandSource, plan_sources
+from ..stac import is_item, model_from_item
+from .bands import plan_sources
 from .blending import TileBlender, TileSlot, axis_weights, visiting_order
 from .options import ClassifyOptions, InferenceResult
-from .pixel_size import check_pixel_size, model_grid
+from .pixel_size import check_pixel_size
 from .reader import TileReader, check_mask_overlap, load_mask, open_cloud_policy
 from .session import PreparedModel, open_session, prepare_model
+from .setup import input_paths, input_shape, open_inputs, tile_params, with_overrides
 from .writer import NODATA, ChunkWriter, OutputPaths, open_outputs, write_area_table
 
 
@@ -93,18 +93,26 @@ def classify_raster(
     *,
     prob_path: str | os.PathLike | None = None,
     area_table_path: str | os.PathLike | None = None,
+    polygons_path: str | os.PathLike | None = None,
     feedback: Feedback | None = None,
 ) -> InferenceResult:
     """Classify a raster (or series, or pair) with an ONNX model, tile by tile, streamed.
 
+    Every raster and vector output carries the run's provenance (:mod:`core.provenance`: plugin version,
+    model file name and SHA-256, architecture, options, tile size and overlap used, date) as GeoTIFF tags
+    or GeoPackage layer metadata. ``options.cog`` writes the rasters as Cloud-Optimised GeoTIFFs.
+
     Args:
         inputs: one raster (BCHW model), T rasters on one grid (BTCHW model, T = ``card.time_steps``),
             or two rasters (task ``"change"``: dates stacked as 2C channels).
-        model: ``.onnx`` file with our model card or Deepness metadata.
+        model: ``.onnx`` file with our model card or Deepness metadata (or without metadata), or a STAC
+            Item with the MLM extension whose ``mlm:model`` asset is one (:func:`core.stac.model_from_item`).
         out_path: class raster (GeoTIFF, uint8 class values, nodata 255, colour table; QML beside it).
         options: how to classify (:class:`ClassifyOptions`; None: its defaults).
         prob_path: optional float32 probability raster, one band per class (nodata NaN).
         area_table_path: optional CSV of per-class pixels, m2, ha and percent.
+        polygons_path: optional GeoPackage of class polygons (value, name, pixels, m², ha), made from the
+            class raster strip by strip (:func:`core.raster.polygons.polygonize_classes`, ``options.polygons``).
         feedback: progress, cancel and log.
 
     Returns:
@@ -120,16 +128,17 @@ def classify_raster(
     """
     opts = options if options is not None else ClassifyOptions()
     fb = ensure_feedback(feedback)
-    paths = _input_paths(inputs, opts)
+    paths = input_paths(inputs, opts)
+    model = model_from_item(model) if is_item(model) else model
     sess, warn = open_session(model, opts.device, opts.threads)
     warnings = [warn] if warn else []
-    card = card_from_session(sess)
+    card = with_overrides(card_from_session(sess), opts, warnings)
     if len(sess.get_outputs()) > 1:
         warnings.append(
             f"The model has {len(sess.get_outputs())} outputs; only the first ({sess.get_outputs()[0].name}) is used."
         )
     with contextlib.ExitStack() as stack:
-        datasets, names, grid = _open_inputs(stack, paths, card, opts.resample, fb)
+        datasets, names, grid = open_inputs(stack, paths, card, opts.resample, fb)
         sources = plan_sources(card, paths, names, opts.band_map)
         tile, overlap = tile_params(sess, card, opts.tile_size, opts.overlap, warnings)
         ext = window_from_bounds_clipped(grid, opts.extent) if opts.extent else Window(0, 0, grid.width, grid.height)
@@ -140,7 +149,7 @@ def classify_raster(
         check_pixel_size(card, grid, warnings)
         for w in warnings:
             fb.warning(w)
-        m = prepare_model(sess, card, tile, opts.batch_size, _input_shape(card, sources, tile))
+        m = prepare_model(sess, card, tile, opts.batch_size, input_shape(card, sources, tile))
         provider = sess.get_providers()[0]
         fb.info(
             f"Execution provider: {provider}; tile {tile} px, overlap {overlap} px, batch {m.run_batch}, "
@@ -161,89 +170,14 @@ def classify_raster(
         reader.cloud = open_cloud_policy(
             card, paths, sources, grid, opts.valid_masks, opts.mask_kind, opts.cloud_threshold, stack, fb
         )
-        outputs = OutputPaths(
-            Path(out_path), Path(prob_path) if prob_path else None, Path(area_table_path) if area_table_path else None
-        )
-        return _run(m, reader, out_grid, tile, overlap, opts, outputs, provider, warnings, fb)
+        outputs = OutputPaths(*(Path(p) if p else None for p in (out_path, prob_path, area_table_path, polygons_path)))
+        prov = provenance.for_run("classify_raster", opts, paths, model, card.architecture, _used(tile, overlap, m))
+        return _run(m, reader, out_grid, tile, overlap, opts, outputs, provider, warnings, fb, prov.tags())
 
 
-def _input_paths(inputs: Sequence[str | os.PathLike], opts: ClassifyOptions) -> list[Path]:
-    """The input rasters as paths, after the checks that need no file opened.
-
-    Raises:
-        InputError: no input, a missing input, a batch size below 1.
-    """
-    paths = [Path(p) for p in inputs]
-    if not paths:
-        raise InputError("No input raster given.")
-    for p in paths:
-        if not p.is_file():
-            raise InputError(f"Input raster {p} does not exist.")
-    if opts.batch_size < 1:
-        raise InputError(f"Batch size must be at least 1, got {opts.batch_size}.")
-    return paths
-
-
-def _open_inputs(
-    stack: contextlib.ExitStack, paths: list[Path], card: ModelCard, resample: bool, fb: Feedback
-) -> tuple[list, list[list[str]], RasterGrid]:
-    """The open input datasets, their band names and the grid they are read on.
-
-    With ``resample`` the datasets are read through :func:`core.raster.grid.aligned` onto
-    :func:`model_grid` (band names come from the files themselves).
-
-    Raises:
-        GridMismatchError: several inputs not on one grid.
-    """
-    grid = require_same_grid(paths, "input rasters (dates)") if len(paths) > 1 else RasterGrid.from_path(paths[0])
-    datasets = [stack.enter_context(rasterio.open(p)) for p in paths]
-    names = [band_names(ds) for ds in datasets]
-    if not resample:
-        return datasets, names, grid
-    target = model_grid(card, grid)
-    if target is None:
-        fb.info(
-            "Resampling asked, but the raster is already on the model's pixel size (or the model "
-            "card records none in metres): classified as it is."
-        )
-        return datasets, names, grid
-    rs = Resampling.average if target.pixel_size[0] > grid.pixel_size[0] else Resampling.bilinear
-    fb.info(
-        f"Resampling the input from {grid.pixel_size[0]:.6g} to {target.pixel_size[0]:.6g} "
-        f"CRS units per pixel ({rs.name}) to match the model; outputs are "
-        f"{target.width} x {target.height} px."
-    )
-    return [stack.enter_context(aligned(p, target, rs)) for p in paths], names, target
-
-
-def _input_shape(card: ModelCard, sources: list[BandSource], tile: int) -> tuple[int, ...]:
-    """Shape of one model input tile without the batch axis: ``(T, C, tile, tile)`` or ``(C, tile, tile)``."""
-    channels = [len(s.bands) for s in sources]
-    n_idx = len(card.indices)
-    if card.layout == "BTCHW":
-        return len(sources), channels[0] + n_idx, tile, tile
-    return sum(channels) + n_idx * len({s.date for s in sources}), tile, tile
-
-
-def tile_params(
-    sess, card: ModelCard, tile_size: int | None, overlap: int | None, warnings: list[str]
-) -> tuple[int, int]:
-    """Tile size and overlap (pixels) from the arguments, the card, and a fixed model input size."""
-    tile = int(tile_size) if tile_size and tile_size > 0 else int(card.tile_size)
-    fixed = sess.get_inputs()[0].shape[-1]
-    if isinstance(fixed, int) and fixed > 0 and fixed != tile:
-        if tile_size:
-            warnings.append(f"The model only accepts {fixed} px tiles; tile size {tile_size} replaced by {fixed}.")
-        tile = fixed
-    if overlap is None or overlap < 0:
-        ov = int(round(card.overlap * tile / card.tile_size)) if card.tile_size else tile // 4
-    else:
-        ov = int(overlap)
-    if tile < 8:
-        raise InputError(f"Tile size {tile} px is too small; use at least 64 px (the model's is {card.tile_size}).")
-    if not 0 <= ov < tile:
-        raise InputError(f"Overlap {ov} px must be smaller than the tile size {tile} px; use about a quarter of it.")
-    return tile, ov
+def _used(tile: int, overlap: int, m: PreparedModel) -> dict[str, int]:
+    """The tiling actually used, for the provenance record."""
+    return {"tile_size_used": tile, "overlap_used": overlap, "batch_size_used": m.run_batch}
 
 
 def _run(
@@ -257,6 +191,7 @@ def _run(
     provider: str,
     warnings: list[str],
     fb: Feedback,
+    tags: dict[str, str],
 ) -> InferenceResult:
     """The streamed tile loop over ``grid`` (the extent; see the module docstring); writes all outputs atomically."""
     stride = tile - overlap
@@ -267,7 +202,7 @@ def _run(
         # rasterio passes GDAL_CACHEMAX to GDALSetCacheMax64: bytes, not MB (64 would be 64 bytes)
         cache_mb = _gdal_cache_mb(grid, tile, len(m.classes), outputs.probabilities)
         stack.enter_context(rasterio.Env(GDAL_CACHEMAX=cache_mb * 2**20))
-        writer = ChunkWriter(*open_outputs(stack, grid, m.classes, outputs), m.classes)
+        writer = ChunkWriter(*open_outputs(stack, grid, m.classes, outputs, tags, opts.cog), m.classes)
         tiles_run = _stream_tiles(stack, m, reader, grid, slots, blender, writer, tile, stride, opts, fb)
         if writer.counts.sum() == 0:
             raise EmptyAreaError(
@@ -275,9 +210,7 @@ def _run(
                 "Check the raster's nodata value, the extent and the mask."
             )
     seconds = time.perf_counter() - t0
-    qml = styles.write_class_qml(outputs.classes.with_suffix(".qml"), m.classes, NODATA)
-    if outputs.area_table is not None:
-        write_area_table(outputs.area_table, m.classes, writer.counts, pixel_area_m2(grid))
+    qml = _side_outputs(outputs, m, writer.counts, grid, opts, tags, fb)
     mps = grid.width * grid.height / max(seconds, 1e-9) / 1e6
     fb.info(
         f"Classified {grid.width * grid.height / 1e6:.2f} Mpx in {seconds:.1f} s: {mps:.2f} Mpx/s "
@@ -301,7 +234,28 @@ def _run(
         batch_size=m.run_batch,
         buffer_bytes=blender.nbytes,
         warnings=warnings,
+        polygons=outputs.polygons,
+        provenance=tags,
     )
+
+
+def _side_outputs(
+    outputs: OutputPaths,
+    m: PreparedModel,
+    counts: np.ndarray,
+    grid: RasterGrid,
+    opts: ClassifyOptions,
+    tags: dict[str, str],
+    fb: Feedback,
+) -> Path:
+    """What follows the class raster: its QML style, the area table and the class polygons. Returns the QML."""
+    qml = styles.write_class_qml(outputs.classes.with_suffix(".qml"), m.classes, NODATA)
+    if outputs.area_table is not None:
+        write_area_table(outputs.area_table, m.classes, counts, pixel_area_m2(grid))
+    if outputs.polygons is not None:
+        res = polygonize_classes(outputs.classes, outputs.polygons, m.classes, opts.polygons, tags, fb)
+        fb.info(f"Class polygons: {res.features} written, {res.dropped} below the minimum mapping unit left out.")
+    return qml
 
 
 def _stream_tiles(

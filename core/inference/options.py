@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from ..classes import ClassInfo
+from ..raster.polygons import PolygonOptions
 from .blending import Blending
 
 #: A GeoJSON-like geometry mapping (``{"type": "Polygon", "coordinates": ...}``).
@@ -51,6 +52,11 @@ class ClassifyOptions:
         resample: read the inputs resampled to the model's pixel size (the card's ``pixel_size``, see
             :func:`core.inference.pixel_size.model_grid`; average when coarsening, bilinear when refining) and write the outputs
             on that grid. Without it, a pixel size more than 25 % off the model's is only warned about.
+        input_scale: multiply raw raster values by this before the model's normalisation, replacing the
+            card's ``input_scale`` (None/0: the card's; 1 for our models, 1/255 for Deepness models).
+        cog: write the class (and probability) raster as a Cloud-Optimised GeoTIFF (GDAL's COG driver:
+            DEFLATE, 512 px tiles, overviews), see :func:`core.raster.io.atomic_raster`.
+        polygons: how the optional class polygons are made (minimum mapping unit, simplification).
     """
 
     extent: tuple[float, float, float, float] | None = None
@@ -67,6 +73,9 @@ class ClassifyOptions:
     mask_kind: str = "valid"
     cloud_threshold: float = 0.5
     resample: bool = False
+    input_scale: float | None = None
+    cog: bool = False
+    polygons: PolygonOptions = field(default_factory=PolygonOptions)
 
 
 @dataclass
@@ -88,6 +97,7 @@ class InferenceResult:
         tile_size, overlap, batch_size: the values actually used (pixels, pixels, tiles).
         buffer_bytes: size of the blending buffers (working tile buffer + carried overlap rows), bytes.
         warnings: the warnings logged (GPU missing, several outputs, pixel size mismatch...).
+        polygons: the class polygon GeoPackage or None. provenance: the metadata items written into the outputs.
     """
 
     output: Path
@@ -107,3 +117,5 @@ class InferenceResult:
     batch_size: int
     buffer_bytes: int
     warnings: list[str] = field(default_factory=list)
+    polygons: Path | None = None
+    provenance: dict[str, str] = field(default_factory=dict)

@@ -19,7 +19,7 @@ from rasterio.windows import Window
 from .. import classes as styles
 from ..classes import ClassInfo
 from ..raster.grid import IGNORE_INDEX, RasterGrid
-from ..raster.io import GDAL_IO_LOCK, atomic_output, geotiff_profile
+from ..raster.io import GDAL_IO_LOCK, atomic_output, atomic_raster, geotiff_profile
 from .blending import Chunk
 
 #: Output class raster nodata (never a class value).
@@ -27,17 +27,19 @@ NODATA = IGNORE_INDEX
 
 
 class OutputPaths(NamedTuple):
-    """Where Classify Pixels writes: the class raster, and optionally probabilities and an area table.
+    """Where Classify Pixels writes: the class raster, and optionally probabilities, an area table, polygons.
 
     Attributes:
         classes: class raster (GeoTIFF, uint8 class values, nodata 255, colour table; QML beside it).
         probabilities: float32 probability raster, one band per class (nodata NaN), or None.
         area_table: CSV of per-class pixels, m2, ha and percent, or None.
+        polygons: GeoPackage of class polygons (:func:`core.raster.polygons.polygonize_classes`), or None.
     """
 
     classes: Path
     probabilities: Path | None = None
     area_table: Path | None = None
+    polygons: Path | None = None
 
 
 class ChunkWriter:
@@ -97,21 +99,34 @@ def write_area_table(path: Path, classes: list[ClassInfo], counts: np.ndarray, a
             wr.writerow([c.value, c.name, int(n), m2, ha, f"{100.0 * n / total:.4f}" if total else "0"])
 
 
-def open_outputs(stack: contextlib.ExitStack, grid: RasterGrid, classes: list[ClassInfo], outputs: OutputPaths):
-    """Open the class (and probability) GeoTIFFs of ``outputs`` on ``grid`` inside :func:`atomic_output`.
+def open_outputs(
+    stack: contextlib.ExitStack,
+    grid: RasterGrid,
+    classes: list[ClassInfo],
+    outputs: OutputPaths,
+    tags: dict[str, str] | None = None,
+    cog: bool = False,
+):
+    """Open the class (and probability) GeoTIFFs of ``outputs`` on ``grid`` inside :func:`atomic_raster`.
+
+    Args:
+        tags: metadata items written into both GeoTIFFs (:meth:`core.provenance.Provenance.tags`).
+        cog: write both as Cloud-Optimised GeoTIFFs (GDAL's COG driver, when ``stack`` closes).
 
     Returns:
         ``(class dataset, probability dataset or None)``, open for writing until ``stack`` closes.
     """
-    cls_tmp = stack.enter_context(atomic_output(outputs.classes))
+    cls_tmp = stack.enter_context(atomic_raster(outputs.classes, cog))
     cls_ds = stack.enter_context(rasterio.open(cls_tmp, "w", **geotiff_profile(grid, 1, "uint8", nodata=NODATA)))
     cls_ds.write_colormap(1, styles.colormap(classes))
     cls_ds.set_band_description(1, "class")
+    cls_ds.update_tags(**(tags or {}))
     prob_ds = None
     if outputs.probabilities is not None:
-        prob_tmp = stack.enter_context(atomic_output(outputs.probabilities))
+        prob_tmp = stack.enter_context(atomic_raster(outputs.probabilities, cog))
         prof = geotiff_profile(grid, len(classes), "float32", nodata=float("nan"))
         prob_ds = stack.enter_context(rasterio.open(prob_tmp, "w", **prof))
+        prob_ds.update_tags(**(tags or {}))
         for i, c in enumerate(classes, 1):
             prob_ds.set_band_description(i, c.name)
     return cls_ds, prob_ds

@@ -90,6 +90,54 @@ def atomic_output(final_path: str | os.PathLike) -> Iterator[Path]:
                 p.unlink()
 
 
+@contextlib.contextmanager
+def atomic_raster(final_path: str | os.PathLike, cog: bool = False) -> Iterator[Path]:
+    """:func:`atomic_output` for a GeoTIFF that can be written as a Cloud-Optimised GeoTIFF.
+
+    Without ``cog`` this is :func:`atomic_output`. With ``cog`` the body writes an ordinary GeoTIFF at
+    the yielded path (and must close it before the block ends); it is then copied with GDAL's COG driver
+    (DEFLATE, 512-pixel tiles, overviews, metadata tags and colour table kept) to the temporary name of
+    ``final_path``, which is renamed into place, and the intermediate file is deleted. Nothing is left at
+    ``final_path`` when anything fails.
+
+    Raises:
+        InputError: this GDAL has no COG driver (GDAL < 3.1).
+    """
+    if not cog:
+        with atomic_output(final_path) as tmp:
+            yield tmp
+        return
+    from rasterio.shutil import copy as gdal_copy
+
+    if not _has_cog_driver():
+        raise InputError("This GDAL has no COG driver (GDAL 3.1 or newer needed); write a plain GeoTIFF instead.")
+    with atomic_output(final_path) as tmp:
+        work = tmp.with_name(f"{tmp.stem}.work{tmp.suffix}")
+        try:
+            yield work
+            with rasterio.open(work) as src:  # class values: nearest overviews; probabilities: average
+                resampling = "AVERAGE" if src.dtypes[0] in ("float32", "float64") else "NEAREST"
+            gdal_copy(
+                work,
+                tmp,
+                driver="COG",
+                COMPRESS="DEFLATE",
+                BLOCKSIZE=512,
+                OVERVIEWS="AUTO",
+                RESAMPLING=resampling,
+                BIGTIFF="IF_SAFER",
+            )
+        finally:
+            for q in [work, *(Path(str(work) + s) for s in _SIDECARS)]:
+                if q.exists():
+                    q.unlink()
+
+
+def _has_cog_driver() -> bool:
+    with rasterio.Env() as env:
+        return "COG" in env.drivers()
+
+
 def build_vrt(paths: Sequence[Path], vrt_path: Path, bounds: tuple[float, float, float, float] | None = None) -> Path:
     """A VRT mosaic of single-band class GeoTIFFs of one CRS, written atomically (relative source paths).
 

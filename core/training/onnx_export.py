@@ -1,4 +1,4 @@
-"""ONNX export of a trained model with its model card, verified against PyTorch every time.
+"""ONNX export of a trained model with its model card, verified against PyTorch every time; its Deepness copy.
 
 The exported graph is the model followed by a softmax over the class axis, so its output is
 ``(B, K, H, W)`` float32 probabilities (``card.output == "probabilities"``), with dynamic batch,
@@ -25,6 +25,7 @@ from ..chips.manifest import Manifest
 from ..errors import ModelFileError
 from ..modelcard import ModelCard, write_card
 from ..raster.io import atomic_output
+from ..stac import write_mlm_item
 
 OPSET = 17
 RTOL, ATOL = 1e-3, 1e-4
@@ -156,7 +157,39 @@ def check_parity(onnx_path: str | os.PathLike, model: nn.Module, sample: torch.T
     return ParityResult(ok, diff, list(x.shape))
 
 
-def export_onnx(model: nn.Module, card: ModelCard, out_path: str | os.PathLike, sample: torch.Tensor) -> ParityResult:
+def deepness_path(onnx_path: str | os.PathLike) -> Path:
+    """Where :func:`export_onnx` writes the Deepness copy of ``onnx_path``: ``<stem>_deepness.onnx`` beside it."""
+    p = Path(onnx_path)
+    return p.with_name(f"{p.stem}_deepness.onnx")
+
+
+def _torch_export(model: nn.Module, x: torch.Tensor, path: Path, spatial: bool) -> None:
+    """``torch.onnx.export`` of ``softmax(model(x))``: dynamic batch, and dynamic height/width with ``spatial``."""
+    dyn_in = {0: "batch", x.dim() - 2: "height", x.dim() - 1: "width"} if spatial else {0: "batch"}
+    dyn_out = {0: "batch", 2: "height", 3: "width"} if spatial else {0: "batch"}
+    with warnings.catch_warnings(), torch.inference_mode(False), torch.no_grad():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            _WithSoftmax(model),
+            (x,),
+            str(path),
+            opset_version=OPSET,
+            input_names=["input"],
+            output_names=["output"],
+            dynamic_axes={"input": dyn_in, "output": dyn_out},
+            do_constant_folding=True,
+            dynamo=False,
+        )
+
+
+def export_onnx(
+    model: nn.Module,
+    card: ModelCard,
+    out_path: str | os.PathLike,
+    sample: torch.Tensor,
+    *,
+    deepness: bool = True,
+) -> ParityResult:
     """Export ``model`` to ONNX with softmax appended, store ``card``, check and verify the file.
 
     Steps: ``torch.onnx.export`` (opset 17, dynamic batch/height/width) to a temporary file,
@@ -164,11 +197,20 @@ def export_onnx(model: nn.Module, card: ModelCard, out_path: str | os.PathLike, 
     :func:`check_parity` on ``sample`` (recorded in ``card.training["onnx_parity"]``), then the
     file is renamed into place. A failed export leaves no file at ``out_path``.
 
+    With ``deepness`` (the default) and a model that Deepness can run (:meth:`ModelCard.deepness_unsupported`
+    is None), a second file :func:`deepness_path` is written by :func:`export_deepness_onnx`: the same
+    graph with its height and width fixed to ``card.tile_size``, which the Deepness QGIS plugin loads
+    (the model with dynamic height/width does not load there, and a fixed size would take TILE_SIZE
+    away from Classify Pixels; BENCHMARKS.md measures it). Its file name is recorded in
+    ``card.training["deepness_model"]``. Last, the STAC Item with the Machine Learning Model extension
+    (:func:`core.stac.write_mlm_item`) is written beside the model (``<stem>.stac-item.json``).
+
     Args:
         model: trained model producing logits ``(B, K, H, W)``; moved to CPU and eval mode.
         card: the model card (its ``output`` is set to ``"probabilities"``).
         out_path: destination ``.onnx``.
         sample: a validation batch ``(B, C, H, W)`` or ``(B, T, C, H, W)`` float32 (normalised).
+        deepness: also write the Deepness copy when the model allows it.
 
     Returns:
         The parity result (``passed`` False means ONNX Runtime and PyTorch disagree beyond
@@ -182,23 +224,13 @@ def export_onnx(model: nn.Module, card: ModelCard, out_path: str | os.PathLike, 
     out_path = Path(out_path)
     model = model.cpu().eval()
     x = sample.detach().float().cpu()
-    dyn = {0: "batch", x.dim() - 2: "height", x.dim() - 1: "width"}
+    card.output = "probabilities"
+    with_deepness = deepness and card.deepness_unsupported() is None
+    if with_deepness:
+        card.training = {**card.training, "deepness_model": deepness_path(out_path).name}
     try:
         with atomic_output(out_path) as tmp:
-            with warnings.catch_warnings(), torch.inference_mode(False), torch.no_grad():
-                warnings.simplefilter("ignore")
-                torch.onnx.export(
-                    _WithSoftmax(model),
-                    (x,),
-                    str(tmp),
-                    opset_version=OPSET,
-                    input_names=["input"],
-                    output_names=["output"],
-                    dynamic_axes={"input": dyn, "output": {0: "batch", 2: "height", 3: "width"}},
-                    do_constant_folding=True,
-                    dynamo=False,
-                )
-            card.output = "probabilities"
+            _torch_export(model, x, tmp, spatial=True)
             parity = check_parity(tmp, model, x)
             card.training = {**card.training, "onnx_parity": parity.to_dict()}
             write_card(tmp, card)
@@ -207,4 +239,55 @@ def export_onnx(model: nn.Module, card: ModelCard, out_path: str | os.PathLike, 
         raise
     except Exception as e:
         raise ModelFileError(f"ONNX export of {card.architecture} failed ({type(e).__name__}: {e}).") from e
+    if with_deepness:
+        export_deepness_onnx(model, card, deepness_path(out_path))
+    write_mlm_item(out_path, card)
     return parity
+
+
+def export_deepness_onnx(model: nn.Module, card: ModelCard, out_path: str | os.PathLike) -> Path:
+    """The copy of a model that the Deepness QGIS plugin loads and runs as it is.
+
+    Deepness (Aszkowski, P., Ptak, B., Kraft, M., Pieczyński, D., & Drapikowski, P. (2023). Deepness:
+    Deep neural remote sensing plugin for QGIS. SoftwareX, 23, 101495) reads the input's height and
+    width as integers (its tile size) and checks that the output is ``(B, C, H, W)`` with ``H == W``, so
+    this export fixes both to ``card.tile_size`` and keeps the batch dynamic. Its metadata holds our
+    card and the Deepness keys (:meth:`ModelCard.deepness_metadata`: ``seg_thresh = 0`` and
+    ``seg_small_segment = 0`` so that Deepness gives our argmax). The file is checked
+    (``onnx.checker``) and its parity with PyTorch is verified on a seeded random tile.
+
+    Args:
+        model: the trained model (logits ``(B, K, H, W)``), any device.
+        card: its card; must be one Deepness can run (see :meth:`ModelCard.deepness_unsupported`).
+        out_path: destination ``.onnx`` (written atomically).
+
+    Returns:
+        ``out_path``.
+
+    Raises:
+        ModelFileError: Deepness cannot run this model, the export failed, or ONNX Runtime and PyTorch disagree.
+    """
+    import onnx
+
+    why = card.deepness_unsupported()
+    if why is not None:
+        raise ModelFileError(f"No Deepness copy of this model: {why}.")
+    out_path = Path(out_path)
+    model = model.cpu().eval()
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(1, card.in_channels, card.tile_size, card.tile_size, generator=gen)
+    try:
+        with atomic_output(out_path) as tmp:
+            _torch_export(model, x, tmp, spatial=False)
+            parity = check_parity(tmp, model, x)
+            if not parity.passed:
+                raise ModelFileError(
+                    f"The Deepness copy disagrees with PyTorch (max |diff| {parity.max_abs_diff:.2e}); not written."
+                )
+            write_card(tmp, card, deepness=True)
+            onnx.checker.check_model(str(tmp))
+    except ModelFileError:
+        raise
+    except Exception as e:
+        raise ModelFileError(f"Deepness export of {card.architecture} failed ({type(e).__name__}: {e}).") from e
+    return out_path

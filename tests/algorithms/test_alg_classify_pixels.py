@@ -48,6 +48,8 @@ def test_identity_and_parameters(qgis_app):
         "TTA",
         "BAND_MAPPING",
         "RESAMPLE",
+        "INPUT_SCALE",
+        "OUTPUT_COG",
         "DEVICE",
         "THREADS",
         "VALID_MASKS",
@@ -56,6 +58,9 @@ def test_identity_and_parameters(qgis_app):
         "OUTPUT",
         "OUTPUT_PROBABILITIES",
         "OUTPUT_AREA_TABLE",
+        "POLYGON_MIN_AREA",
+        "POLYGON_SIMPLIFY",
+        "OUTPUT_POLYGONS",
     ]
     assert alg.parameterDefinition("DEVICE").defaultValue() == "auto"
     assert alg.canExecute()[0]
@@ -66,6 +71,7 @@ def test_plan_maps_parameters(qgis_app, setup, tmp_path):
 
     from deeplandcover.algorithms.classify_pixels import ClassifyPixelsPlan
     from deeplandcover.core.inference.options import ClassifyOptions
+    from deeplandcover.core.raster.polygons import PolygonOptions
 
     raster, model = setup
     with rasterio.open(raster) as ds:
@@ -95,6 +101,11 @@ def test_plan_maps_parameters(qgis_app, setup, tmp_path):
             "TTA": True,
             "BAND_MAPPING": "1, 2,3,4",
             "RESAMPLE": True,
+            "INPUT_SCALE": 0.5,
+            "OUTPUT_COG": True,
+            "POLYGON_MIN_AREA": 300,
+            "POLYGON_SIMPLIFY": 5,
+            "OUTPUT_POLYGONS": str(tmp_path / "c.gpkg"),
             "DEVICE": "cpu",
             "THREADS": 1,
             "OUTPUT": str(tmp_path / "c.tif"),
@@ -128,7 +139,11 @@ def test_plan_maps_parameters(qgis_app, setup, tmp_path):
             threads=1,
             band_map=[1, 2, 3, 4],
             resample=True,
+            input_scale=0.5,
+            cog=True,
+            polygons=PolygonOptions(min_area_m2=300.0, simplify=5.0),
         ),
+        str(tmp_path / "c.gpkg"),
     )
     defaults = _alg().plan({"INPUT": str(raster), "MODEL": str(model), "OUTPUT": str(tmp_path / "d.tif")}, ctx)
     d = defaults.options
@@ -153,6 +168,7 @@ def test_run_writes_styled_outputs(qgis_app, setup, tmp_path):
         QgsProcessingFeedback,
         QgsProject,
         QgsRasterLayer,
+        QgsVectorLayer,
     )
 
     raster, model = setup
@@ -160,6 +176,10 @@ def test_run_writes_styled_outputs(qgis_app, setup, tmp_path):
     ctx = QgsProcessingContext()
     ctx.setProject(QgsProject.instance())
     ctx.addLayerToLoadOnCompletion(out, QgsProcessingContext.LayerDetails("classes", QgsProject.instance(), "OUTPUT"))
+    polys = str(tmp_path / "classes.gpkg")
+    ctx.addLayerToLoadOnCompletion(
+        polys, QgsProcessingContext.LayerDetails("polygons", QgsProject.instance(), "OUTPUT_POLYGONS")
+    )
     fb = QgsProcessingFeedback()
     alg = _alg()
     res = alg.processAlgorithm(
@@ -170,11 +190,19 @@ def test_run_writes_styled_outputs(qgis_app, setup, tmp_path):
             "OUTPUT": out,
             "OUTPUT_PROBABILITIES": str(tmp_path / "prob.tif"),
             "OUTPUT_AREA_TABLE": str(tmp_path / "areas.csv"),
+            "OUTPUT_POLYGONS": polys,
         },
         ctx,
         fb,
     )
     assert res["OUTPUT"] == out and res["EXECUTION_PROVIDER"] == "CPUExecutionProvider"
+    assert res["OUTPUT_POLYGONS"] == polys
+    vlayer = QgsVectorLayer(polys, "polygons", "ogr")
+    assert vlayer.isValid() and vlayer.featureCount() > 0
+    ctx.layerToLoadOnCompletionDetails(polys).postProcessor().postProcessLayer(vlayer, ctx, fb)
+    cats = vlayer.renderer().categories()
+    assert vlayer.renderer().type() == "categorizedSymbol" and vlayer.renderer().classAttribute() == "value"
+    assert [(c.value(), c.label()) for c in cats] == [(1, "class1"), (2, "class2"), (3, "class3")]
     assert res["MEGAPIXELS_PER_SECOND"] > 0
     with rasterio.open(out) as ds:
         cls = ds.read(1)
@@ -235,3 +263,23 @@ def test_cancel_reports_no_output(qgis_app, setup, tmp_path):
             {"INPUT": str(raster), "MODEL": str(model), "OUTPUT": str(tmp_path / "c.tif")}, QgsProcessingContext(), fb
         )
     assert list(tmp_path.iterdir()) == []
+
+
+def test_model_accepts_a_stac_item(qgis_app, setup, tmp_path):
+    from qgis.core import QgsProcessingContext, QgsProcessingFeedback
+
+    from deeplandcover.core.modelcard import read_card
+    from deeplandcover.core.stac import write_mlm_item
+
+    raster, model = setup
+    item = write_mlm_item(model, read_card(model), tmp_path / "model.stac-item.json")
+    alg = _alg()
+    file_filter = alg.parameterDefinition("MODEL").fileFilter()
+    assert "*.json" in file_filter and "*.onnx" in file_filter
+    res = alg.processAlgorithm(
+        {"INPUT": str(raster), "MODEL": str(item), "THREADS": 1, "OUTPUT": str(tmp_path / "c.tif")},
+        QgsProcessingContext(),
+        QgsProcessingFeedback(),
+    )
+    with rasterio.open(res["OUTPUT"]) as ds:
+        assert ds.tags()["DLC_MODEL"] == model.name and set(np.unique(ds.read(1))) <= {1, 2, 3}

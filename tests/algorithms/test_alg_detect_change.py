@@ -75,11 +75,12 @@ def test_build_plan_maps_parameters(qgis_app):
 
 
 def test_plan_reads_every_parameter(qgis_app, tmp_path, raster_factory):
-    from qgis.core import QgsProcessingContext
+    from qgis.core import QgsProcessingContext, QgsProcessingException
 
     from deeplandcover.core.change.cva import CvaOptions
     from deeplandcover.core.change.model import ChangeModelOptions
     from deeplandcover.core.inference.options import ClassifyOptions
+    from deeplandcover.core.raster.polygons import PolygonOptions
 
     b = str(raster_factory("d1.tif", np.ones((2, 8, 8), np.uint16)))
     a = str(raster_factory("d2.tif", np.ones((2, 8, 8), np.uint16)))
@@ -111,6 +112,25 @@ def test_plan_reads_every_parameter(qgis_app, tmp_path, raster_factory):
     )
     p = _alg().plan({"MODE": 2, "INPUT": b, "INPUT2": a, "THRESHOLD": 1.5, "OUTPUT": out}, QgsProcessingContext())
     assert p == CvaOptions(b, a, out, threshold=1.5)
+    gpkg = str(tmp_path / "ch.gpkg")
+    p = _alg().plan(
+        {
+            "MODE": 2,
+            "INPUT": b,
+            "INPUT2": a,
+            "OUTPUT": out,
+            "OUTPUT_POLYGONS": gpkg,
+            "POLYGON_MIN_AREA": 1000,
+            "POLYGON_SIMPLIFY": 2.5,
+        },
+        QgsProcessingContext(),
+    )
+    assert p == CvaOptions(b, a, out, polygons_path=gpkg, polygons=PolygonOptions(min_area_m2=1000.0, simplify=2.5))
+    with pytest.raises(QgsProcessingException, match="GeoPackage"):
+        _alg().plan(
+            {"MODE": 2, "INPUT": b, "INPUT2": a, "OUTPUT": out, "OUTPUT_POLYGONS": str(tmp_path / "x.shp")},
+            QgsProcessingContext(),
+        )
 
 
 def test_from_to_mode_on_eolearn(qgis_app, tmp_path, eolearn):
@@ -132,9 +152,16 @@ def test_from_to_mode_on_eolearn(qgis_app, tmp_path, eolearn):
             "MIN_MAPPING_UNIT": 0,
             "OUTPUT": str(tmp_path / "ft.tif"),
             "OUTPUT_TABLE": str(tmp_path / "t.csv"),
+            "OUTPUT_POLYGONS": str(tmp_path / "ft.gpkg"),
         }
     )
     assert res["CHANGED_PIXELS"] == int((ref != mod).sum()) > 0
+    import geopandas as gpd
+
+    with rasterio.open(tmp_path / "ft.tif") as ds:
+        codes = ds.read(1)
+    gdf = gpd.read_file(res["OUTPUT_POLYGONS"])
+    assert gdf["pixels"].sum() == (codes != 0).sum() and "forest -> cultivated land" in set(gdf["name"])
     assert (tmp_path / "ft.qml").is_file() and "forest -> cultivated land" in (tmp_path / "t.csv").read_text() + (
         tmp_path / "ft.qml"
     ).read_text().replace("&gt;", ">")

@@ -296,3 +296,55 @@ def test_single_date_model_given_two_dates_is_refused(tmp_path, raster_factory):
     with pytest.raises(BandMismatchError):
         detect_change_with_model(ChangeModelOptions(b, three, pair, tmp_path / "o.tif"))
     assert not (tmp_path / "o.tif").exists()
+
+
+# ------------------------------------------------------------------------ polygons and provenance
+def test_change_outputs_carry_provenance_and_polygons(tmp_path, raster_factory):
+    import geopandas as gpd
+
+    from deeplandcover.core.provenance import read_provenance
+    from deeplandcover.core.raster.polygons import PolygonOptions
+
+    rng = np.random.default_rng(2)
+    before = rng.integers(1, 4, (30, 40)).astype(np.uint8)
+    after = before.copy()
+    after[5:20, 10:30] = 3
+    b = raster_factory("b.tif", before)
+    a = raster_factory("a.tif", after)
+    res = from_to_change(
+        FromToOptions(
+            b,
+            a,
+            tmp_path / "ft.tif",
+            classes_before=NAMES,
+            classes_after=NAMES,
+            changed_only=True,
+            polygons_path=tmp_path / "ft.gpkg",
+            polygons=PolygonOptions(block_rows=4),
+        )
+    )
+    out, _ = _read(res.output)
+    gdf = gpd.read_file(res.polygons)
+    assert gdf["pixels"].sum() == (out != 0).sum() and set(gdf["value"]) == set(np.unique(out)) - {0}
+    names = {e.value: e.name for e in res.entries}
+    assert all(names[v] == n for v, n in zip(gdf["value"], gdf["name"]))
+    for path in (res.output, res.polygons):
+        prov = read_provenance(path)
+        assert prov["tool"] == "from_to_change" and prov["inputs"] == ["b.tif", "a.tif"] and "model" not in prov
+        assert prov["parameters"]["changed_only"] is True
+    d1 = rng.integers(50, 100, (2, 30, 40)).astype(np.uint16)
+    d2 = d1.copy()
+    d2[:, 5:15, 5:25] += 200
+    cva = change_vector_analysis(
+        CvaOptions(
+            raster_factory("d1.tif", d1),
+            raster_factory("d2.tif", d2),
+            tmp_path / "cva.tif",
+            magnitude_path=tmp_path / "mag.tif",
+            polygons_path=tmp_path / "cva.gpkg",
+        )
+    )
+    gdf = gpd.read_file(cva.polygons)
+    assert gdf.loc[gdf["value"] == 1, "pixels"].sum() == cva.counts[1] == 200
+    assert gdf.loc[gdf["value"] == 1, "area_m2"].sum() == pytest.approx(200 * 100.0)
+    assert read_provenance(cva.magnitude)["tool"] == read_provenance(cva.output)["tool"] == "change_vector_analysis"

@@ -61,9 +61,32 @@ def test_card_from_deepness_only_metadata():
     assert len(card.bands) == 3
 
 
+def test_card_without_metadata_takes_deepness_defaults():
+    card = card_from_metadata({}, [1, 3, 256, 256], 4)
+    assert card.architecture == "deepness" and card.input_scale == pytest.approx(1 / 255)
+    assert card.mean == [0.0] * 3 and card.std == [1.0] * 3  # (x / 255 - 0) / 1
+    assert card.tile_size == 256 and card.overlap == round(256 * 0.15)
+    assert [c.name for c in card.classes] == ["class 0", "class 1", "class 2", "class 3"]
+    assumed = " ".join(card.training["assumed"])
+    assert "tile 256 px from the input shape" in assumed and "/ 255" in assumed and "by output channel" in assumed
+    dynamic = card_from_metadata({}, ["b", 3, "h", "w"], 2)
+    assert dynamic.tile_size == 512 and "tile 512 px" in " ".join(dynamic.training["assumed"])
+    full = card_from_metadata(
+        {
+            "model_type": '"segmentor"',
+            "class_names": "{0: 'a', 1: 'b'}",
+            "tile_size": "64",
+            "tiles_overlap": "25",
+            "standardization_mean": "[0.5]",
+            "standardization_std": "[0.2]",
+        },
+        [1, 1, 64, 64],
+    )
+    assert [c.name for c in full.classes] == ["a", "b"] and "assumed" not in full.training
+    assert (200 * full.input_scale - full.mean[0]) / full.std[0] == pytest.approx((200 / 255 - 0.5) / 0.2)
+
+
 def test_card_errors():
-    with pytest.raises(ModelFileError, match="no Deep Land Cover model card and no Deepness"):
-        card_from_metadata({}, [1, 3, 8, 8])
     with pytest.raises(ModelFileError, match="Regressor"):
         card_from_metadata({"model_type": '"Regressor"'})
     with pytest.raises(ModelFileError, match="not valid JSON"):
@@ -76,8 +99,8 @@ def test_real_deepness_models(data_dir):
     assert [c.name for c in card.classes] == ["Coffee", "Tea"]
     card = read_card(models / "one_output_sigmoid_bsx512x512.onnx")
     assert [c.name for c in card.classes] == ["Coffee"]
-    with pytest.raises(ModelFileError, match="no Deep Land Cover model card"):
-        read_card(models / "dummy_model.onnx")
+    card = read_card(models / "dummy_model.onnx")  # no metadata at all: Deepness's defaults
+    assert card.tile_size == 512 and len(card.classes) == 3 and card.training["assumed"]
 
 
 def test_write_and_read_card_in_onnx(tmp_path, data_dir):

@@ -159,7 +159,11 @@ def test_cluster_outputs_equal_single_process_byte_for_byte(client, series, tmp_
     for f, out in zip(files, res.outputs):
         ref = classify_raster([f], model, tmp_path / f"{f.stem}_ref.tif", ClassifyOptions(threads=2))
         _same_raster(out, ref.output)
-        assert out.read_bytes() == ref.output.read_bytes()
+        with rasterio.open(out) as x, rasterio.open(ref.output) as y:  # provenance: same model, input, tiling
+            volatile = ("DLC_CREATED", "TIFFTAG_DATETIME", "DLC_PARAMETERS")  # the run's time; threads differ
+            tx, ty = ({k: v for k, v in d.tags().items() if k not in volatile} for d in (x, y))
+            assert tx == ty and tx["DLC_MODEL_SHA256"] and tx["DLC_INPUTS"] == json.dumps([f.name])
+            assert json.loads(x.tags()["DLC_PARAMETERS"])["tile_size_used"] == ref.tile_size
         assert out.with_suffix(".qml").is_file()
     with rasterio.open(res.vrt) as v, rasterio.open(res.outputs[0]) as o:
         assert v.colormap(1) == o.colormap(1) and v.nodata == 255 and v.transform == o.transform

@@ -284,13 +284,27 @@ def deepness(data_dir, tmp_path) -> Path:
     return dst
 
 
-def test_model_without_metadata(deepness, tmp_path):
-    with pytest.raises(ModelFileError, match="no Deep Land Cover model card and no Deepness metadata"):
-        classify_raster(
-            [deepness / "test_rasters/dummy_fotomap_small.tif"],
-            deepness / "models/dummy_model.onnx",
-            tmp_path / "c.tif",
-        )
+def test_model_without_metadata_runs_with_deepness_defaults(deepness, tmp_path):
+    """Deepness's dummy model (no metadata, output = (input / 255) ** 8 per band) as Deepness runs it."""
+    import rasterio
+
+    raster = deepness / "test_rasters/dummy_fotomap_small.tif"
+    res = classify_raster(
+        [raster], deepness / "models/dummy_model.onnx", tmp_path / "c.tif", ClassifyOptions(threads=1, overlap=0)
+    )
+    assert [(c.value, c.name) for c in res.classes] == [(0, "class 0"), (1, "class 1"), (2, "class 2")]
+    assert res.tile_size == 512 and res.batch_size == 1
+    (warning,) = [w for w in res.warnings if "Deepness's defaults" in w]
+    assert "input / 255" in warning and "tile 512 px from the input shape" in warning and "INPUT_SCALE" in warning
+    with rasterio.open(raster) as ds:
+        rgb = ds.read([1, 2, 3])
+    # (x / 255) ** 8 is monotonic: the argmax of the output is the argmax of the first three bands
+    assert (_read(res.output) == np.argmax(rgb, axis=0)).mean() > 0.9999
+    # INPUT_SCALE overrides the assumed / 255 (and the warning no longer lists it)
+    res2 = classify_raster(
+        [raster], deepness / "models/dummy_model.onnx", tmp_path / "c2.tif", ClassifyOptions(threads=1, input_scale=0.5)
+    )
+    assert not any("/ 255" in w for w in res2.warnings) and any("Deepness's defaults" in w for w in res2.warnings)
 
 
 def test_deepness_sigmoid_model(deepness, tmp_path):
