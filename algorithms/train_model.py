@@ -56,7 +56,10 @@ improvement of the monitored value larger than <i>min delta</i>. <b>Loss</b>: cr
 <p><b>Resume</b> continues from a checkpoint (<code>last.pt</code> or <code>model.pt</code>); <b>fine-tune</b> starts from a
 previous model's weights (<code>model.pt</code>, or the <code>model.onnx</code> with its <code>model.pt</code> beside it).</p>
 <p><b>Outputs</b> in the output folder: <code>model.onnx</code> (softmax probabilities, model card in the metadata, runs in
-Classify Pixels and Deepness), <code>model.pt</code> (best checkpoint), <code>last.pt</code>, <code>training_log.csv</code>
+Classify Pixels), <code>model_deepness.onnx</code> (the same network with its input fixed to the tile size, for the
+Deepness plugin; not for time-series, change, index or multi-sensor models), <code>model.stac-item.json</code> (a STAC
+Item with the Machine Learning Model extension; Classify Pixels accepts it as its model), <code>model.pt</code> (best
+checkpoint), <code>last.pt</code>, <code>training_log.csv</code> (seconds, chips/s and CPU threads per epoch)
 and <code>report.html</code> (curves, per-class metrics, confusion matrix, ONNX check). Canceling keeps the best
 checkpoint so far.</p>"""
 

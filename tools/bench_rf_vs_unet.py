@@ -100,6 +100,12 @@ def _onnx_confusion(model_path: Path, ds, k: int) -> np.ndarray:
     return cm
 
 
+def _encoder(recipe: dict) -> str:
+    b = recipe.get("backbone", "default")
+    enc = f"base {recipe['base_filters']}, depth {recipe['depth']}" if b == "default" else f"{b} encoder"
+    return enc + (f" from {recipe['encoder_weights']}" if recipe.get("encoder_weights") else "")
+
+
 def main(argv: list[str] | None = None) -> None:
     """Print the Markdown comparison section."""
     from sklearn.ensemble import RandomForestClassifier
@@ -170,7 +176,7 @@ def main(argv: list[str] | None = None) -> None:
         "chips train both methods"
     )
     print(
-        f"- U-Net: base {recipe['base_filters']}, depth {recipe['depth']}, {recipe['loss']} (alpha {recipe['jaccard_alpha']}) "
+        f"- U-Net: {_encoder(recipe)}, {recipe['loss']} (alpha {recipe['jaccard_alpha']}) "
         f"with {recipe['class_weights']}-frequency weights, AdamW lr {recipe['lr']} {recipe['schedule']} schedule, "
         f"dihedral augmentation, {res.epochs_run} epochs, best epoch {res.best_epoch} by {recipe['monitor']} on "
         f"{int(recipe['val_fraction'] * 100)} % of the training blocks; scored through the exported ONNX model; "

@@ -2,7 +2,8 @@
 
 One U-Net training step (base 32, depth 4, 13 bands, 10 classes, 64 x 64 chips, AdamW, cross-entropy)
 on tensors in memory, per configuration in a fresh process: the default (batch 8, contiguous NCHW, eager),
-channels-last memory format, ``torch.compile`` (inductor), and batch 16 / 32. Reported as chips per
+channels-last memory format (model and input, or the model only), ``torch.compile`` (inductor), and
+batch 16 / 32. Reported as chips per
 second and as a ratio to the default, configurations alternating over ``--rounds`` rounds (median).
 
 Run: ``.venv/bin/python -m deeplandcover.tools.bench_step_options [--rounds 3]``.
@@ -29,8 +30,9 @@ mode, batch, seconds = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
 torch.manual_seed(0)
 model = build_model("unet", 13, 10, base_filters=32, depth=4)
 x, y = torch.randn(batch, 13, 64, 64), torch.randint(0, 10, (batch, 64, 64))
-if mode == "channels_last":
+if mode.startswith("channels_last"):
     model = model.to(memory_format=torch.channels_last)
+if mode == "channels_last":
     x = x.contiguous(memory_format=torch.channels_last)
 opt = torch.optim.AdamW(model.parameters(), 1e-3)
 fwd = torch.compile(model) if mode == "compile" else model
@@ -47,7 +49,14 @@ while time.perf_counter() - t < seconds:
 print(json.dumps({"chips_per_s": n / (time.perf_counter() - t), "warmup_s": warm}))
 """
 
-CONFIGS = [("default", 8), ("channels_last", 8), ("compile", 8), ("default", 16), ("default", 32)]
+CONFIGS = [
+    ("default", 8),
+    ("channels_last", 8),
+    ("channels_last_model", 8),
+    ("compile", 8),
+    ("default", 16),
+    ("default", 32),
+]
 
 
 def main(argv: list[str] | None = None) -> None:

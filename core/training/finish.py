@@ -11,6 +11,7 @@ from dataclasses import asdict
 from typing import Any
 
 import numpy as np
+import torch
 
 from . import distributed as dist_utils
 from .checkpoint import load_checkpoint
@@ -39,7 +40,7 @@ def finish_run(trainer: Any) -> TrainResult:
         "val_chips": int(sum(len(d) for d in base_datasets(trainer.val_dl))),
         "val_pixels": int(np.sum(metrics["confusion_matrix"])),
         "world_size": ctx.world_size,
-        "speed": speed_summary(history, trainer.threads.busy_seconds),
+        "speed": speed_summary(history, trainer.thread_policy.busy_seconds),
     }
     if trainer.finetune:
         training["encoder_weights"] = trainer.finetune.info()
@@ -55,6 +56,7 @@ def export_model(trainer: Any, training: dict[str, Any], metrics: dict[str, Any]
     card = card_from_manifest(
         m, cfg.architecture, trainer.params, training, indices=trainer.indices, dates=model_dates(m, cfg)
     )
+    trainer.model.to(memory_format=torch.contiguous_format)  # the ONNX initialisers in plain NCHW order
     sample = next(iter(trainer.val_dl))[0][:2]
     fb.set_progress(93)
     parity = export_onnx(trainer.model, card, trainer.out / "model.onnx", sample)

@@ -123,6 +123,8 @@ class ThreadPolicy:
     Args:
         fixed: a thread count chosen by the user (``THREADS``/``--threads``): used as it is, never changed.
         cores: cores this process may use (default ``os.cpu_count()``; under DDP the per-process share).
+        measure: measure the machine's load (False: keep ``fixed`` threads and never warn; for DDP ranks,
+            whose peers on the node would look like busy programs).
 
     Attributes:
         threads: the current torch thread count.
@@ -133,6 +135,7 @@ class ThreadPolicy:
 
     fixed: int | None = None
     cores: int = field(default_factory=lambda: os.cpu_count() or 1)
+    measure: bool = True
     threads: int = 0
     other_busy: float | None = None
     busy_seconds: float = 0.0
@@ -140,6 +143,10 @@ class ThreadPolicy:
 
     def apply(self) -> int:
         """Measure once and set the threads; returns them."""
+        if not self.measure:
+            self.threads = int(self.fixed or self.cores)
+            self._torch_set(self.threads)
+            return self.threads
         a = _sample()
         time.sleep(0.5)
         self._last = _sample()

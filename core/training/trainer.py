@@ -51,6 +51,7 @@ from .steps import (
     monitored_score,
     seed_all,
     train_epoch,
+    use_channels_last,
     validation_metrics,
 )
 from .threads import ThreadPolicy
@@ -109,8 +110,12 @@ class Trainer:
     def prepare_data(self) -> None:
         """Threads and seeds; read and cross-check the chip folders; split them into the datasets."""
         cfg, ctx, fb = self.config, self.ctx, self.fb
-        self.threads = ThreadPolicy(cfg.num_threads, max(1, (os.cpu_count() or 1) // ctx.local_world_size))
-        self.threads.apply()
+        share = max(1, (os.cpu_count() or 1) // ctx.local_world_size)
+        # Under DDP the node's other ranks would look like busy programs: each rank keeps its share.
+        self.thread_policy = ThreadPolicy(
+            cfg.num_threads or (share if ctx.enabled else None), share, measure=not ctx.enabled
+        )
+        self.thread_policy.apply()
         seed_all(cfg.seed + ctx.rank)
         loaded, self.manifest = load_folders(self.chip_folders, cfg.architecture)
         self.classes = list(self.manifest.classes)
@@ -125,7 +130,7 @@ class Trainer:
         fb.info(
             f"{len(self.train_ds)} training and {len(self.val_ds)} validation chips ({m.kind}, {self.in_channels} "
             f"channels{f', {m.num_time_steps} dates' if m.kind == 'sequence' else ''}, {len(self.classes)} classes), "
-            f"device {self.device}, {self.threads.threads} CPU threads"
+            f"device {self.device}, {self.thread_policy.threads} CPU threads"
             + (
                 f", DDP over {ctx.world_size} processes ({ctx.backend}, batch {cfg.batch_size} per process)."
                 if ctx.enabled
@@ -143,7 +148,7 @@ class Trainer:
         self.model = build_model(cfg.architecture, self.in_channels, len(self.classes), **params)
         if self.finetune:
             self.finetune.load(self.model, self.fb, resumed=bool(cfg.resume))
-        self.model.to(self.device)
+        self.model = use_channels_last(self.model.to(self.device), self.device, m.kind == "sequence")
         self.card = card_from_manifest(m, cfg.architecture, params, indices=self.indices, dates=model_dates(m, cfg))
 
     def build_loss(self) -> None:
@@ -248,9 +253,9 @@ class Trainer:
             try:
                 model_step = (self.net, self.train_dl, self.loss_fn, self.opt, self.scaler, self.device)
                 t0 = time.perf_counter()
-                loss = train_epoch(*model_step, efb, self.amp, self.ctx, epoch, self.threads)
+                loss = train_epoch(*model_step, efb, self.amp, self.ctx, epoch, self.thread_policy)
                 chips = len(self.train_dl.sampler) * self.ctx.world_size
-                self._speed = (chips / max(time.perf_counter() - t0, 1e-9), self.threads.threads)
+                self._speed = (chips / max(time.perf_counter() - t0, 1e-9), self.thread_policy.threads)
                 return loss
             except CanceledError:
                 raise CanceledError(self._canceled(f"during epoch {epoch}")) from None
@@ -302,7 +307,7 @@ class Trainer:
             self.ctx, (improved, p.best_score, p.best_epoch, p.bad_epochs)
         )
         self.fb.info(epoch_message(row, cfg.epochs, names, improved))
-        busy = self.threads.busy_message()
+        busy = self.thread_policy.busy_message()
         if busy and not self._busy_warned:
             self.fb.warning(busy)
         self._busy_warned = busy is not None

@@ -102,3 +102,8 @@ def test_training_on_a_busy_machine_warns_once(busy_process, tmp_path) -> None:
     train_model([tmp_path / "chips"], tmp_path / "out", cfg, Fb())
     busy = [ln for ln in lines if ln.startswith("WARNING The machine is busy")]
     assert len(busy) == 1 and "fixed by the threads parameter" in busy[0]
+
+
+def test_ddp_ranks_keep_their_share_without_measuring(busy_process) -> None:
+    policy = th.ThreadPolicy(None, cores=1, measure=False)
+    assert policy.apply() == 1 and policy.update(force=True) is False and policy.busy_message() is None
