@@ -68,8 +68,14 @@ def evaluate_model(
     return evaluate_change(out, m, no_change_values)
 
 
-def train_change_model(city: str, out_dir: Path, epochs: int = 60) -> Path:
-    """Export pair chips of ``city`` and train an early-fusion U-Net on them; returns the .onnx path."""
+def train_change_model(
+    city: str, out_dir: Path, epochs: int = 60, backbone: str = "default", encoder_weights: str = ""
+) -> Path:
+    """Export pair chips of ``city`` and train an early-fusion U-Net on them; returns the .onnx path.
+
+    ``backbone``/``encoder_weights``: a ResNet encoder and its pre-trained weights (both dates' bands are
+    matched to the weights' bands by name), as Train Model's parameters of the same names.
+    """
     from deeplandcover.core.chips.export import export_training_tiles
     from deeplandcover.core.chips.options import ExportOptions
     from deeplandcover.core.training.config import TrainConfig
@@ -93,6 +99,8 @@ def train_change_model(city: str, out_dir: Path, epochs: int = 60) -> Path:
         patience=epochs,
         monitor="val_loss",
         seed=0,
+        backbone=backbone,
+        encoder_weights=encoder_weights,
     )
     return Path(train_model([chips], out_dir / f"{city}_model", cfg).model_path)
 
@@ -108,6 +116,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--model-no-change", default="0", help="comma-separated 'no change' values of the model output")
     ap.add_argument("--no-train", action="store_true", help="skip the cross-city trained early-fusion U-Net")
     ap.add_argument("--epochs", type=int, default=60, help="epochs of the cross-city change model")
+    ap.add_argument("--backbone", default="default", help="encoder of the cross-city model (default, resnet18 ...)")
+    ap.add_argument("--encoder-weights", default="", help="pre-trained encoder weights of the cross-city model")
     ap.add_argument("--bands", default="2,3,4,8", help="band subset for the second CVA row (1-based; B02,B03,B04,B08)")
     args = ap.parse_args(argv)
     sub = [int(b) for b in args.bands.split(",") if b.strip()]
@@ -131,13 +141,15 @@ def main(argv: list[str] | None = None) -> None:
             if not args.no_train:
                 other = next(c for c in CITIES if c != city)
                 t = time.perf_counter()
-                model = train_change_model(other, tmp / "train", args.epochs)
+                model = train_change_model(other, tmp / "train", args.epochs, args.backbone, args.encoder_weights)
                 train_s = time.perf_counter() - t
                 s = evaluate_model(model, city, tmp)
+                weights = Path(args.encoder_weights).name if args.encoder_weights else ""
+                encoder = f"{args.backbone} encoder" + (f" from {weights}" if weights else "")
                 rows.append(
                     (
                         city,
-                        f"early-fusion U-Net trained on {other} ({args.epochs} epochs, {train_s:.0f} s)",
+                        f"early-fusion U-Net ({encoder}) trained on {other} ({args.epochs} epochs, {train_s:.0f} s)",
                         s["precision"],
                         s["recall"],
                         s["f1"],

@@ -248,8 +248,10 @@ def load_encoder_weights(
     try:
         missing, unexpected = enc.load_state_dict(state, strict=False)
     except RuntimeError as e:
+        lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
+        detail = (lines[1] if len(lines) > 1 else lines[0] if lines else type(e).__name__)[:160]
         raise ModelFileError(
-            f"{weights.path.name} does not fit a {enc.backbone} encoder ({str(e).splitlines()[1].strip()[:160]}); "
+            f"{weights.path.name} does not fit a {enc.backbone} encoder ({detail}); "
             "choose the backbone the weights were trained with."
         ) from e
     missing = [k for k in missing if k != "conv1.weight"]

@@ -200,3 +200,12 @@ def test_training_from_a_weights_file_records_it_in_the_card(tmp_path, monkeypat
     assert card.mean == [30.0, 10.0, 20.0] and card.std == [4.0, 2.0, 3.0]  # the weights', in the chips' order
     assert any("frozen" in m for m in fb.lines) and any("unfrozen" in m for m in fb.lines)
     assert card.arch_params == {"backbone": "resnet18"}
+
+
+def test_weights_with_other_layer_shapes_are_refused(tmp_path) -> None:
+    path, _ = _weights_file(tmp_path, backbone="resnet50", bands=["B02", "B03", "B04"])
+    state = {k: v for k, v in torch.load(path, weights_only=True).items() if not k.startswith("layer4.2")}
+    torch.save(state, path)  # a ResNet-50 without its last block: shapes of resnet34's keys differ
+    w = resolve_encoder_weights(str(path), "resnet34")
+    with pytest.raises(ModelFileError, match="does not fit a resnet34 encoder|not a resnet34"):
+        load_encoder_weights(build_model("unet", 3, 2, backbone="resnet34"), w, ["B02", "B03", "B04"])
