@@ -2,8 +2,8 @@
 
 Torch's default is one OpenMP thread per core. When another program keeps a core busy, the thread on
 that core gets a fraction of it and every other thread waits for it at each parallel region's barrier,
-so a training step on a 2-core machine with one busy competitor took 3.7x its quiet time (measured,
-BENCHMARKS.md "Training and Classify Pixels on a busy machine"). Using only the free cores keeps the
+so a training step on a 2-core machine with one busy competitor took 3.55x its quiet time, against
+2.05x with this policy (BENCHMARKS.md "Training and Classify Pixels on a busy machine"). Using only the free cores keeps the
 threads in step. :class:`ThreadPolicy` measures the cores busy with *other* processes (system CPU time
 minus this process's own, from ``/proc/stat`` on Linux, not counting programs running at a lower
 priority (``nice``), which give their cores up to us; the load average minus this process's share
