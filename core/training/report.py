@@ -105,7 +105,7 @@ def _speed_text(row: dict[str, Any]) -> str:
 def speed_summary(history: list[dict[str, Any]], busy_seconds: float = 0.0) -> dict[str, Any]:
     """Median seconds per epoch and chips/s over ``history``, the threads used and the busy time (seconds).
 
-    ``busy_seconds``: wall seconds during which other programs kept at least half a core busy
+    ``busy_seconds``: wall seconds during which other programs kept at least 0.75 of a core busy
     (:attr:`core.training.threads.ThreadPolicy.busy_seconds`).
     """
     secs = [h["seconds"] for h in history if h.get("seconds") is not None]
