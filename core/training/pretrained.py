@@ -30,9 +30,10 @@ import torch
 from ...models.resnet import encoder_state_dict
 from ..errors import InputError, ModelFileError
 from ..feedback import Feedback
+from ..provenance import file_sha256
 from ..raster.io import atomic_output
 from .config import CHOICES
-from .weights_catalog import CATALOG, RGB, WeightsEntry, fetch_weights, sha256_of
+from .weights_catalog import CATALOG, RGB, WeightsEntry, fetch_weights
 
 #: Ways to initialise first-layer filters of channels the weights have no band for (ArcGIS's schemes).
 EXTRA_BAND_INIT = CHOICES["extra_band_init"]
@@ -146,7 +147,7 @@ def resolve_encoder_weights(
     return EncoderWeights(
         side.get("name", path.stem),
         path,
-        sha256_of(path),
+        file_sha256(path),
         side.get("backbone"),
         side.get("bands"),
         side.get("mean"),
@@ -162,11 +163,11 @@ def _from_entry(entry: WeightsEntry, backbone: str, feedback: Feedback | None) -
         raise InputError(
             f"{entry.name} are {entry.backbone} weights; choose backbone {entry.backbone} (now {backbone})."
         )
-    path = fetch_weights(entry, feedback)
+    path, digest = fetch_weights(entry, feedback)
     return EncoderWeights(
         entry.name,
         path,
-        sha256_of(path),
+        digest,
         entry.backbone,
         list(entry.bands),
         list(entry.mean),

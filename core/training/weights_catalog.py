@@ -27,6 +27,7 @@ from pathlib import Path
 
 from ..errors import CanceledError, ModelFileError
 from ..feedback import Feedback, ensure_feedback
+from ..provenance import file_sha256
 from ..raster.io import atomic_output
 
 #: Sentinel-2 MSI bands in product order (L1C: 13 bands).
@@ -163,15 +164,6 @@ def cache_dir() -> Path:
     return base / "deeplandcover" / "weights"
 
 
-def sha256_of(path: str | os.PathLike) -> str:
-    """The SHA-256 of a file, hex."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def _check_hash(entry: WeightsEntry, digest: str, where: str) -> None:
     if not digest.startswith(entry.sha256.lower()):
         raise ModelFileError(
@@ -180,8 +172,10 @@ def _check_hash(entry: WeightsEntry, digest: str, where: str) -> None:
         )
 
 
-def fetch_weights(entry: WeightsEntry, feedback: Feedback | None = None, folder: Path | None = None) -> Path:
-    """The local file of a catalogue entry: from the cache, or downloaded into it (checked, atomic).
+def fetch_weights(
+    entry: WeightsEntry, feedback: Feedback | None = None, folder: Path | None = None
+) -> tuple[Path, str]:
+    """The local file of a catalogue entry and its full SHA-256: from the cache, or downloaded into it (checked, atomic).
 
     Progress and cancel go through ``feedback``. The file is kept under ``folder`` (default
     :func:`cache_dir`) with the URL's file name.
@@ -195,8 +189,9 @@ def fetch_weights(entry: WeightsEntry, feedback: Feedback | None = None, folder:
     folder = Path(folder or cache_dir())
     target = folder / entry.url.rsplit("/", 1)[-1]
     if target.is_file():
-        _check_hash(entry, sha256_of(target), str(target))
-        return target
+        digest = file_sha256(target)
+        _check_hash(entry, digest, str(target))
+        return target, digest
     folder.mkdir(parents=True, exist_ok=True)
     fb.info(f"Downloading the {entry.name} encoder weights from {entry.url} to {target}.")
     try:
@@ -213,7 +208,7 @@ def fetch_weights(entry: WeightsEntry, feedback: Feedback | None = None, folder:
             f"Without internet access: download that file on a connected machine and copy it to {target}, "
             "or give the file's path as the encoder weights."
         ) from e
-    return target
+    return target, digest
 
 
 def _stream(resp, tmp: Path, fb: Feedback) -> tuple[str, int, int]:

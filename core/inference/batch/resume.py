@@ -24,15 +24,6 @@ if TYPE_CHECKING:
 SIDECAR_FORMAT = "deeplandcover-batch"
 
 
-def file_sha256(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
-    """SHA-256 hex digest of a file, read in 1 MiB chunks."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for data in iter(lambda: f.read(chunk), b""):
-            h.update(data)
-    return h.hexdigest()
-
-
 def input_stamp(path: str) -> list[Any]:
     """``[path, size in bytes, mtime in ns]``: a file counts as unchanged while these are."""
     st = os.stat(path)

@@ -33,12 +33,12 @@ import rasterio
 
 from ...errors import CanceledError, InputError
 from ...feedback import Feedback, ensure_feedback
+from ...provenance import file_sha256
 from ...raster.io import build_vrt
 from ..options import ClassifyOptions
 from .cluster import open_client, worker_layout
 from .plan import BatchTask, expand_inputs, plan_tasks, task_bounds
 from .resume import (
-    file_sha256,
     is_finished,
     output_settings,
     remove_stale,
