@@ -107,13 +107,23 @@ def other_busy_cores(before: _Sample, after: _Sample, cores: int) -> float | Non
     return None
 
 
+def _probe(cores: int, seconds: float) -> tuple[float | None, _Sample]:
+    """Cores busy with other processes over the next ``seconds``, and the closing sample."""
+    a = _sample()
+    time.sleep(seconds)
+    b = _sample()
+    return other_busy_cores(a, b, cores), b
+
+
+def _free(cores: int, busy: float | None) -> int:
+    """The cores (>= 1) left when other programs keep ``busy`` cores busy (None: unknown, all of them)."""
+    return cores if busy is None else max(1, cores - _taken(busy))
+
+
 def free_cores(cores: int | None = None, probe_s: float = 0.5) -> int:
     """Cores not busy with other processes now (>= 1), measured over ``probe_s`` seconds."""
     cores = cores or os.cpu_count() or 1
-    a = _sample()
-    time.sleep(probe_s)
-    busy = other_busy_cores(a, _sample(), cores)
-    return cores if busy is None else max(1, cores - _taken(busy))
+    return _free(cores, _probe(cores, probe_s)[0])
 
 
 @dataclass
@@ -147,10 +157,8 @@ class ThreadPolicy:
             self.threads = int(self.fixed or self.cores)
             self._torch_set(self.threads)
             return self.threads
-        a = _sample()
-        time.sleep(0.5)
-        self._last = _sample()
-        self._set_from(other_busy_cores(a, self._last, self.cores), 0.0)
+        busy, self._last = _probe(self.cores, 0.5)
+        self._set_from(busy, 0.0)
         self._torch_set(self.threads)
         return self.threads
 
@@ -161,9 +169,9 @@ class ThreadPolicy:
         """
         if self._last is None:
             return False
+        if not force and time.monotonic() - self._last.wall < RECHECK_S:
+            return False  # called between batches: no file read until the next check is due
         now = _sample()
-        if not force and now.wall - self._last.wall < RECHECK_S:
-            return False
         busy = other_busy_cores(self._last, now, self.cores)
         interval = now.wall - self._last.wall
         self._last = now
@@ -191,10 +199,7 @@ class ThreadPolicy:
         self.other_busy = busy
         if busy is not None and busy >= TAKEN:
             self.busy_seconds += interval
-        if self.fixed:
-            self.threads = int(self.fixed)
-        else:
-            self.threads = self.cores if busy is None else max(1, self.cores - _taken(busy))
+        self.threads = int(self.fixed) if self.fixed else _free(self.cores, busy)
 
     @staticmethod
     def _torch_set(n: int) -> None:
