@@ -41,7 +41,7 @@ class EncoderFinetune:
     def __init__(self, weights: EncoderWeights, config: TrainConfig, channels: list[str], norm_note: str) -> None:
         self.weights, self.config, self.channels, self.norm_note = weights, config, channels, norm_note
         self.report: dict[str, Any] = {}
-        self.frozen = False
+        self.frozen: bool | None = None  # None until the first epoch sets the encoder's state
 
     @classmethod
     def prepare(
@@ -60,11 +60,8 @@ class EncoderFinetune:
         weights = resolve_encoder_weights(config.encoder_weights, backbone, feedback)
         if weights is None:
             return None, manifest
-        stats = _renormalised(weights, manifest.band_stats, manifest.bands)
-        stats2 = _renormalised(weights, manifest.band_stats2, manifest.bands2 or manifest.bands)
-        _, _, note = weights_normalisation(
-            weights, manifest.bands, [b.mean for b in manifest.band_stats], [b.std for b in manifest.band_stats]
-        )
+        stats, note = _renormalised(weights, manifest.band_stats, manifest.bands)
+        stats2, _ = _renormalised(weights, manifest.band_stats2, manifest.bands2 or manifest.bands)
         manifest = dataclasses.replace(manifest, band_stats=stats, band_stats2=stats2)
         feedback.info(f"Normalisation: {note}.")
         return cls(weights, config, channel_names(manifest, indices), note), manifest
@@ -87,10 +84,10 @@ class EncoderFinetune:
     def at_epoch(self, model: torch.nn.Module, epoch: int, batch_size: int, feedback: Feedback) -> bool:
         """Freeze for epochs ``1..freeze_epochs``, unfreeze after; True when the state changed now."""
         frozen = epoch <= self.config.freeze_epochs
-        changed = frozen != self.frozen or epoch == 1
+        changed = frozen != self.frozen  # always at the first epoch of a run, resumed runs included
         if changed:
             model.set_encoder_frozen(frozen, bn_frozen=batch_size < SMALL_BATCH)
-            if not frozen and epoch > 1:
+            if not frozen and self.frozen:
                 feedback.info(
                     f"Epoch {epoch}: the encoder is unfrozen (learning rate x{self.config.encoder_lr_factor})."
                 )
@@ -112,8 +109,9 @@ class EncoderFinetune:
         }
 
 
-def _renormalised(weights: EncoderWeights, stats: list, bands: list[str]) -> list:
+def _renormalised(weights: EncoderWeights, stats: list, bands: list[str]) -> tuple[list, str]:
+    """``stats`` with the weights' mean/std for the bands they know, and the note of what was used."""
     if not stats:
-        return stats
-    mean, std, _ = weights_normalisation(weights, list(bands), [b.mean for b in stats], [b.std for b in stats])
-    return [dataclasses.replace(b, mean=float(m), std=float(s)) for b, m, s in zip(stats, mean, std)]
+        return stats, ""
+    mean, std, note = weights_normalisation(weights, list(bands), [b.mean for b in stats], [b.std for b in stats])
+    return [dataclasses.replace(b, mean=float(m), std=float(s)) for b, m, s in zip(stats, mean, std)], note

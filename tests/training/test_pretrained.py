@@ -209,3 +209,15 @@ def test_weights_with_other_layer_shapes_are_refused(tmp_path) -> None:
     w = resolve_encoder_weights(str(path), "resnet34")
     with pytest.raises(ModelFileError, match="does not fit a resnet34 encoder|not a resnet34"):
         load_encoder_weights(build_model("unet", 3, 2, backbone="resnet34"), w, ["B02", "B03", "B04"])
+
+
+def test_a_resumed_run_after_the_frozen_epochs_keeps_small_batch_batchnorm_fixed() -> None:
+    from deeplandcover.core.training.finetune import EncoderFinetune
+
+    model = build_model("unet", 3, 2, backbone="resnet18")
+    ft = EncoderFinetune(None, TrainConfig(freeze_epochs=2), ["B1", "B2", "B3"], "")
+    fb = Progress()
+    assert ft.at_epoch(model, 6, 4, fb) is True  # first epoch of a run resumed after epoch 5, batch 4
+    model.train()
+    assert not model.encoder.bn1.training and model.encoder.conv1.weight.requires_grad
+    assert ft.at_epoch(model, 7, 4, fb) is False and not any("unfrozen" in m for m in fb.lines)
