@@ -95,8 +95,8 @@ def build_model(name: str, in_channels: int, num_classes: int, **params: Any) ->
     builder = model_class(name)
     backbone = params.pop("backbone", None)
     if name in RESNET_VARIANTS and backbone not in (None, "default"):
-        if name == "unet_early_fusion" and in_channels % 2:
-            raise ValueError(f"unet_early_fusion takes two dates stacked as channels (2C); got {in_channels} channels.")
+        if name == "unet_early_fusion":
+            import_module(".unet", __name__).check_two_dates(in_channels)
         module, cls = RESNET_VARIANTS[name].split(":")
         builder, params = getattr(import_module(f".{module}", __name__), cls), {**params, "backbone": backbone}
     elif name == "deeplabv3plus":

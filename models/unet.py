@@ -91,6 +91,12 @@ class UNet(nn.Module):
         return self.head(self.features(x))
 
 
+def check_two_dates(in_channels: int) -> None:
+    """Raise ValueError unless ``in_channels`` can be two dates stacked as channels (2C, even)."""
+    if in_channels % 2:
+        raise ValueError(f"unet_early_fusion takes two dates stacked as channels (2C); got {in_channels} channels.")
+
+
 class UNetEarlyFusion(UNet):
     """U-Net over two dates stacked as channels (early fusion change detection).
 
@@ -110,6 +116,5 @@ class UNetEarlyFusion(UNet):
     def __init__(
         self, in_channels: int, num_classes: int, base_filters: int = 32, depth: int = 4, dropout: float = 0.0
     ) -> None:
-        if in_channels % 2:
-            raise ValueError(f"unet_early_fusion takes two dates stacked as channels (2C); got {in_channels} channels.")
+        check_two_dates(in_channels)
         super().__init__(in_channels, num_classes, base_filters, depth, dropout)

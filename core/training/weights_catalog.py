@@ -75,13 +75,18 @@ class WeightsEntry:
     citation: str
 
 
+def _published_prefix(url: str) -> str:
+    """The SHA-256 prefix torchvision and torchgeo put in their file names (``resnet18-f37072fd.pth``)."""
+    return url.rsplit("-", 1)[1].split(".")[0]
+
+
 def _imagenet(backbone: str, file: str) -> WeightsEntry:
     # ImageNet statistics of 0-1 intensities; a Sentinel-2 reflectance of 0.3 (DN 3000) taken as intensity 1
     # (the brightness range of true-colour composites).
     return WeightsEntry(
         f"imagenet_{backbone}",
         f"https://download.pytorch.org/models/{file}",
-        file.rsplit("-", 1)[1].split(".")[0],
+        _published_prefix(file),
         backbone,
         RGB,
         (0.485 * 3000, 0.456 * 3000, 0.406 * 3000),
@@ -95,13 +100,20 @@ def _hf(name: str, backbone: str, path: str, bands, mean, std, licence: str, cit
     return WeightsEntry(
         name,
         f"https://hf.co/torchgeo/{path}",
-        path.rsplit("-", 1)[1].split(".")[0],
+        _published_prefix(path),
         backbone,
         bands,
         mean,
         std,
         licence,
         cite,
+    )
+
+
+def _ssl4eo(backbone: str, path: str) -> WeightsEntry:
+    """An SSL4EO-S12 MoCo ResNet: the 13 L1C bands, DN / 10000, CC-BY-4.0."""
+    return _hf(
+        f"ssl4eo_s12_{backbone}_moco", backbone, path, S2_BANDS, (0.0,) * 13, (10000.0,) * 13, "CC-BY-4.0", _SSL4EO_CITE
     )
 
 
@@ -115,27 +127,15 @@ CATALOG: dict[str, WeightsEntry] = {
         _imagenet("resnet18", "resnet18-f37072fd.pth"),
         _imagenet("resnet34", "resnet34-b627a593.pth"),
         _imagenet("resnet50", "resnet50-0676ba61.pth"),
-        _hf(
-            "ssl4eo_s12_resnet18_moco",
+        _ssl4eo(
             "resnet18",
             "resnet18_sentinel2_all_moco/resolve/5b8cddc9a14f3844350b7f40b85bcd32aed75918/"
             "resnet18_sentinel2_all_moco-59bfdff9.pth",
-            S2_BANDS,
-            (0.0,) * 13,
-            (10000.0,) * 13,
-            "CC-BY-4.0",
-            _SSL4EO_CITE,
         ),
-        _hf(
-            "ssl4eo_s12_resnet50_moco",
+        _ssl4eo(
             "resnet50",
             "resnet50_sentinel2_all_moco/resolve/da4f3c9dbe09272eb902f3b37f46635fa4726879/"
             "resnet50_sentinel2_all_moco-df8b932e.pth",
-            S2_BANDS,
-            (0.0,) * 13,
-            (10000.0,) * 13,
-            "CC-BY-4.0",
-            _SSL4EO_CITE,
         ),
         _hf(
             "satlas_resnet50_sentinel2_si_ms",
