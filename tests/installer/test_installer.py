@@ -17,10 +17,10 @@ import zipfile
 from pathlib import Path
 
 import pytest
+from helpers.feedback import RecordingFeedback
 
 from deeplandcover.core import deps
 from deeplandcover.core.errors import CanceledError, InputError
-from deeplandcover.core.feedback import NullFeedback
 from deeplandcover.core.installer import constraints, folder, gpu, install, merge, names, pip, plan, python
 from deeplandcover.core.installer.errors import InstallError
 
@@ -85,21 +85,7 @@ def dist_infos(folder: Path) -> set[str]:
     return {p.name for p in folder.glob("*.dist-info")}
 
 
-class Recorder(NullFeedback):
-    """Feedback that keeps every line and progress value."""
-
-    def __init__(self) -> None:
-        self.lines: list[str] = []
-        self.progress: list[float] = []
-
-    def info(self, message: str) -> None:  # noqa: D102
-        self.lines.append(message)
-
-    def warning(self, message: str) -> None:  # noqa: D102
-        self.lines.append("WARNING " + message)
-
-    def set_progress(self, percent: float) -> None:  # noqa: D102
-        self.progress.append(percent)
+Recorder = RecordingFeedback
 
 
 @pytest.fixture(autouse=True)

@@ -9,6 +9,7 @@ import pickle
 import pytest
 import torch
 from helpers.chips import make_chip_folder
+from helpers.feedback import RecordingFeedback
 
 from deeplandcover.core.errors import InputError, ModelFileError
 from deeplandcover.core.modelcard import read_card
@@ -64,31 +65,14 @@ def catalog(tmp_path, monkeypatch):
     return src, enc
 
 
-class Progress:
-    def __init__(self):
-        self.values, self.lines = [], []
-
-    def set_progress(self, p):
-        self.values.append(p)
-
-    def is_canceled(self):
-        return False
-
-    def info(self, m):
-        self.lines.append(m)
-
-    def warning(self, m):
-        self.lines.append(m)
-
-
 def test_catalogue_download_checks_and_caches(catalog, tmp_path) -> None:
     src, enc = catalog
-    fb = Progress()
+    fb = RecordingFeedback()
     w = resolve_encoder_weights("test_weights", "resnet18", fb)
     cached = tmp_path / "cache" / src.name
     assert w.path == cached and cached.read_bytes() == src.read_bytes()
     assert w.sha256 == hashlib.sha256(src.read_bytes()).hexdigest() and "fc.weight" not in w.state
-    assert any("Downloading" in m for m in fb.lines) and fb.values[-1] == pytest.approx(100.0)
+    assert any("Downloading" in m for m in fb.lines) and fb.progress[-1] == pytest.approx(100.0)
     src.unlink()  # the second time the cache is used, no download
     assert resolve_encoder_weights("test_weights", "resnet18").path == cached
     cached.write_bytes(cached.read_bytes()[:-10])  # damaged
@@ -179,7 +163,7 @@ def test_training_from_a_weights_file_records_it_in_the_card(tmp_path, monkeypat
         epochs=3, batch_size=4, num_threads=2, lr=1e-3, backbone="resnet18", encoder_weights=str(pth),
         freeze_epochs=1,
     )  # fmt: skip
-    fb = Progress()
+    fb = RecordingFeedback()
     bands = ["B4", "B2", "B3"]  # the chips' bands in another order than the weights'
     import dataclasses
 
@@ -216,7 +200,7 @@ def test_a_resumed_run_after_the_frozen_epochs_keeps_small_batch_batchnorm_fixed
 
     model = build_model("unet", 3, 2, backbone="resnet18")
     ft = EncoderFinetune(None, TrainConfig(freeze_epochs=2), ["B1", "B2", "B3"], "")
-    fb = Progress()
+    fb = RecordingFeedback()
     assert ft.at_epoch(model, 6, 4, fb) is True  # first epoch of a run resumed after epoch 5, batch 4
     model.train()
     assert not model.encoder.bn1.training and model.encoder.conv1.weight.requires_grad

@@ -78,29 +78,17 @@ def test_a_fixed_thread_count_is_kept() -> None:
 @pytest.mark.skipif(not os.path.exists("/proc/stat"), reason="the busy-core measurement reads /proc/stat (Linux)")
 def test_training_on_a_busy_machine_warns_once(busy_process, tmp_path) -> None:
     from helpers.chips import make_chip_folder
+    from helpers.feedback import RecordingFeedback
 
     from deeplandcover.core.training.config import TrainConfig
     from deeplandcover.core.training.trainer import train_model
 
     make_chip_folder(tmp_path / "chips", "single", grid=(4, 4), tile=16)
-    lines: list[str] = []
-
-    class Fb:
-        def set_progress(self, p):
-            pass
-
-        def is_canceled(self):
-            return False
-
-        def info(self, m):
-            lines.append(m)
-
-        def warning(self, m):
-            lines.append("WARNING " + m)
+    fb = RecordingFeedback()
 
     cfg = TrainConfig(epochs=3, batch_size=4, base_filters=8, depth=2, num_threads=2, lr=3e-3)
-    train_model([tmp_path / "chips"], tmp_path / "out", cfg, Fb())
-    busy = [ln for ln in lines if ln.startswith("WARNING The machine is busy")]
+    train_model([tmp_path / "chips"], tmp_path / "out", cfg, fb)
+    busy = [ln for ln in fb.lines if ln.startswith("WARNING The machine is busy")]
     assert len(busy) == 1 and "fixed by the threads parameter" in busy[0]
 
 

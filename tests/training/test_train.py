@@ -12,6 +12,7 @@ import onnx
 import pytest
 import torch
 from helpers.chips import make_chip_folder
+from helpers.feedback import RecordingFeedback
 
 from deeplandcover.core.classes import ClassInfo
 from deeplandcover.core.errors import BandMismatchError, CanceledError, ChipFolderError, InputError, ModelFileError
@@ -30,25 +31,17 @@ def cfg(**kw) -> TrainConfig:
     return TrainConfig(**{**base, **kw})
 
 
-class Recorder:
-    def __init__(self, cancel_after_epochs: int | None = None) -> None:
-        self.lines: list[str] = []
-        self.progress: list[float] = []
-        self.cancel_after = cancel_after_epochs
+class Recorder(RecordingFeedback):
+    """Records; cancels once ``cancel_after_epochs`` epoch lines were logged."""
 
-    def set_progress(self, p):
-        self.progress.append(p)
+    def __init__(self, cancel_after_epochs: int | None = None) -> None:
+        super().__init__()
+        self.cancel_after = cancel_after_epochs
 
     def is_canceled(self):
         return (
             self.cancel_after is not None and sum(line.startswith("Epoch ") for line in self.lines) >= self.cancel_after
         )
-
-    def info(self, m):
-        self.lines.append(m)
-
-    def warning(self, m):
-        self.lines.append("WARNING " + m)
 
 
 @pytest.fixture(scope="module")
