@@ -84,6 +84,26 @@ def make_card(bands: list[str], n_classes: int, mean=None, std=None, **kw) -> Mo
     )
 
 
+#: The 4-band Sentinel-2 card of the export tests (:func:`export_card`): bands, mean, std.
+EXPORT_BANDS = ["B02", "B03", "B04", "B08"]
+EXPORT_MEAN, EXPORT_STD = [100.0, 110.0, 90.0, 120.0], [30.0, 25.0, 35.0, 28.0]
+
+
+def export_card(**kw) -> ModelCard:
+    """A U-Net card of :data:`EXPORT_BANDS`, classes valued 1, 4, 9, 64 px tiles at 10 m; ``kw`` overrides."""
+    base = dict(
+        architecture="unet",
+        bands=EXPORT_BANDS,
+        mean=EXPORT_MEAN,
+        std=EXPORT_STD,
+        classes=[ClassInfo(v, f"class{v}", DEFAULT_PALETTE[i]) for i, v in enumerate((1, 4, 9))],
+        tile_size=64,
+        overlap=16,
+        pixel_size=[10.0, 10.0],
+    )
+    return ModelCard(**{**base, **kw})
+
+
 def make_model(
     path: Path,
     bands: list[str],

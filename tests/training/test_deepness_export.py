@@ -8,33 +8,16 @@ import numpy as np
 import pytest
 import torch
 from helpers import deepness
-from helpers.onnx_models import smooth_image
+from helpers.onnx_models import EXPORT_BANDS, EXPORT_MEAN, EXPORT_STD, export_card, smooth_image
 
-from deeplandcover.core.classes import DEFAULT_PALETTE, ClassInfo
 from deeplandcover.core.errors import ModelFileError
 from deeplandcover.core.inference.engine import classify_raster
 from deeplandcover.core.inference.options import ClassifyOptions
-from deeplandcover.core.modelcard import DEEPNESS_KEYS, ModelCard, read_card
+from deeplandcover.core.modelcard import DEEPNESS_KEYS, read_card
 from deeplandcover.core.training.onnx_export import deepness_path, export_deepness_onnx, export_onnx
 from deeplandcover.models import build_model
 
-BANDS = ["B02", "B03", "B04", "B08"]
-MEAN, STD = [100.0, 110.0, 90.0, 120.0], [30.0, 25.0, 35.0, 28.0]
-
-
-def _card(**kw) -> ModelCard:
-    base = dict(
-        architecture="unet",
-        bands=BANDS,
-        mean=MEAN,
-        std=STD,
-        classes=[ClassInfo(v, f"class{v}", DEFAULT_PALETTE[i]) for i, v in enumerate((1, 4, 9))],
-        tile_size=64,
-        overlap=16,
-        pixel_size=[10.0, 10.0],
-    )
-    base.update(kw)
-    return ModelCard(**base)
+BANDS, MEAN, STD = EXPORT_BANDS, EXPORT_MEAN, EXPORT_STD
 
 
 @pytest.fixture(scope="module")
@@ -45,7 +28,7 @@ def exported(tmp_path_factory):
     with torch.no_grad():  # a bias that spreads the argmax over the three classes
         net.head.bias.copy_(torch.tensor([0.0, 0.05, -0.05]))
     path = tmp_path_factory.mktemp("deepness") / "model.onnx"
-    export_onnx(net, _card(), path, torch.randn(2, 4, 64, 64))
+    export_onnx(net, export_card(), path, torch.randn(2, 4, 64, 64))
     return net, path
 
 
@@ -113,7 +96,7 @@ def test_deepness_gives_our_argmax_where_tile_grids_line_up(exported, tmp_path):
     ],
 )
 def test_models_deepness_cannot_run_carry_no_deepness_keys(kw, why, tmp_path):
-    card = _card(**kw)
+    card = export_card(**kw)
     assert why in card.deepness_unsupported()
     assert card.deepness_metadata() == {}
     assert set(card.metadata_props(deepness=True)) == {"deeplandcover_model_card"}
@@ -125,7 +108,7 @@ def test_models_deepness_cannot_run_carry_no_deepness_keys(kw, why, tmp_path):
 def test_time_series_export_writes_no_deepness_copy(tmp_path):
     torch.manual_seed(0)
     net = build_model("unet_convlstm", 2, 2, base_filters=4, depth=2, hidden=8).eval()
-    card = _card(bands=["B04", "B08"], mean=[0.0, 0.0], std=[1.0, 1.0], layout="BTCHW", time_steps=3)
+    card = export_card(bands=["B04", "B08"], mean=[0.0, 0.0], std=[1.0, 1.0], layout="BTCHW", time_steps=3)
     card.classes = card.classes[:2]
     path = tmp_path / "model.onnx"
     export_onnx(net, card, path, torch.randn(1, 3, 2, 32, 32))
@@ -134,6 +117,6 @@ def test_time_series_export_writes_no_deepness_copy(tmp_path):
 
 
 def test_deepness_key_values_are_json():
-    md = _card().deepness_metadata()
+    md = export_card().deepness_metadata()
     assert {k: json.loads(v) for k, v in md.items()}["seg_thresh"] == 0.0
     assert json.loads(md["seg_small_segment"]) == 0 and json.loads(md["tile_size"]) == 64

@@ -9,9 +9,9 @@ import pytest
 import rasterio
 import torch
 from conftest import make_raster
-from helpers.onnx_models import smooth_image
+from helpers.onnx_models import EXPORT_BANDS, export_card, smooth_image
 
-from deeplandcover.core.classes import DEFAULT_PALETTE, ClassInfo
+from deeplandcover.core.classes import DEFAULT_PALETTE
 from deeplandcover.core.errors import ModelFileError
 from deeplandcover.core.inference.engine import classify_raster
 from deeplandcover.core.inference.options import ClassifyOptions
@@ -20,23 +20,11 @@ from deeplandcover.core.stac import MLM_SCHEMA, item_path, mlm_item, model_from_
 from deeplandcover.core.training.onnx_export import export_onnx
 from deeplandcover.models import build_model
 
-BANDS = ["B02", "B03", "B04", "B08"]
+BANDS = EXPORT_BANDS
 
 
 def _card(**kw) -> ModelCard:
-    base = dict(
-        architecture="unet",
-        bands=BANDS,
-        mean=[100.0, 110.0, 90.0, 120.0],
-        std=[30.0, 25.0, 35.0, 28.0],
-        classes=[ClassInfo(v, f"class{v}", DEFAULT_PALETTE[i]) for i, v in enumerate((1, 4, 9))],
-        tile_size=64,
-        overlap=16,
-        pixel_size=[10.0, 10.0],
-        arch_params={"base_filters": 4, "depth": 2},
-    )
-    base.update(kw)
-    return ModelCard(**base)
+    return export_card(**{"arch_params": {"base_filters": 4, "depth": 2}, **kw})
 
 
 @pytest.fixture(scope="module")
