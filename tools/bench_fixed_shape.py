@@ -16,33 +16,16 @@ import tempfile
 import time
 from pathlib import Path
 
-from deeplandcover.tools.bench_inference import BANDS, CLASSES, make_raster
+from deeplandcover.tools.bench_inference import make_model, make_raster
 from deeplandcover.tools.machine import cpu_model
 
 
 def _models(folder: Path, tile: int) -> tuple[Path, Path]:
-    import torch
+    """The dynamic-size model and its Deepness copy (fixed to ``tile``), as Train Model exports them."""
+    from deeplandcover.core.training.onnx_export import deepness_path
 
-    from deeplandcover.core.classes import DEFAULT_PALETTE, ClassInfo
-    from deeplandcover.core.modelcard import ModelCard
-    from deeplandcover.core.training.onnx_export import export_deepness_onnx, export_onnx
-    from deeplandcover.models.unet import UNet
-
-    torch.manual_seed(0)
-    net = UNet(len(BANDS), CLASSES, base_filters=16, depth=3).eval()
-    card = ModelCard(
-        architecture="unet",
-        bands=BANDS,
-        mean=[1000.0] * 4,
-        std=[400.0] * 4,
-        classes=[ClassInfo(k, f"class {k}", DEFAULT_PALETTE[k]) for k in range(CLASSES)],
-        tile_size=tile,
-        overlap=tile // 4,
-    )
-    dyn = folder / "dynamic.onnx"
-    export_onnx(net, card, dyn, torch.randn(1, len(BANDS), tile, tile), deepness=False)
-    fixed = export_deepness_onnx(net, card, folder / "fixed.onnx")
-    return dyn, fixed
+    dyn, _ = make_model(folder, 16, 3, tile, tile // 4, name="dynamic")
+    return dyn, deepness_path(dyn)
 
 
 def main(argv: list[str] | None = None) -> None:
