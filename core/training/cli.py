@@ -25,7 +25,7 @@ def build_parser() -> argparse.ArgumentParser:
     """``argparse`` parser of the CLI: ``--chips``, ``--out`` and one option per :class:`TrainConfig` field.
 
     Field ``x_y`` becomes ``--x-y``; booleans get ``--x``/``--no-x``; the fields of :data:`CHOICES` list
-    their choices; ``arch_params`` takes JSON (``'{"dropout": 0.1}'``); ``--lr`` omitted = LR range test.
+    their choices; ``arch_params`` takes JSON (``'{"dropout": 0.1}'``); ``--lr 0`` = LR range test.
     """
     ap = argparse.ArgumentParser(
         prog="python -m deeplandcover.core.training",
@@ -53,8 +53,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def config_from_args(ns: argparse.Namespace) -> TrainConfig:
-    """The :class:`TrainConfig` of parsed CLI arguments."""
-    return TrainConfig(**{f.name: getattr(ns, f.name) for f in dataclasses.fields(TrainConfig)})
+    """The :class:`TrainConfig` of parsed CLI arguments (``--lr 0``: None, the LR range test)."""
+    values = {f.name: getattr(ns, f.name) for f in dataclasses.fields(TrainConfig)}
+    if values["lr"] is not None and values["lr"] <= 0:
+        values["lr"] = None
+    return TrainConfig(**values)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

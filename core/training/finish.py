@@ -27,8 +27,11 @@ def finish_run(trainer: Any) -> TrainResult:
     ctx = trainer.ctx
     best = load_checkpoint(trainer.best_path) if ctx.is_main else None
     best = dist_utils.broadcast_object(ctx, best)  # out_dir need not be shared between nodes
-    trainer.model.load_state_dict(best["state_dict"])
-    metrics = trainer.validate(amp=False)
+    trainer.model.load_state_dict(best["state_dict"])  # the averaged weights when the run averaged them
+    metrics = trainer.validate(amp=False, model=trainer.model)
+    warning = single_class_warning(metrics, trainer.config)
+    if warning:
+        trainer.fb.warning(warning)
     history, lr = trainer.progress.history, trainer.progress.lr
     training = {
         "chip_folders": [str(p) for p in loader_chip_folders(trainer.val_dl)],
@@ -48,6 +51,28 @@ def finish_run(trainer: Any) -> TrainResult:
     parity = dist_utils.broadcast_object(ctx, parity)  # also the barrier: rank 0's files are complete
     files = (trainer.out / "model.onnx", trainer.best_path, trainer.out / "report.html", trainer.log_path)
     return TrainResult(trainer.out, *files, metrics, int(best["best_epoch"]), len(history), lr, parity, history)
+
+
+def single_class_warning(metrics: dict[str, Any], config: Any) -> str | None:
+    """A warning when the model predicts one class only on validation chips that hold several, else None.
+
+    Imbalanced chips (one dominant class) can make a network predict that class everywhere; class weights
+    usually cure it (measured on the Slovenia time series: BENCHMARKS.md, "Train Model's default recipe").
+    """
+    cm = np.asarray(metrics["confusion_matrix"])
+    predicted = np.flatnonzero(cm.sum(axis=0))
+    if len(predicted) != 1 or np.count_nonzero(cm.sum(axis=1)) < 2:
+        return None
+    name = metrics["class_names"][int(predicted[0])]
+    advice = (
+        "train again with class weights (CLASS_WEIGHTS median, --class-weights median)"
+        if config.class_weights == "none"
+        else "train again with more epochs, more chips or another learning rate"
+    )
+    return (
+        f"The model predicts only '{name}' on the validation chips, which hold "
+        f"{np.count_nonzero(cm.sum(axis=1))} classes: it learned the dominant class only; {advice}."
+    )
 
 
 def export_model(trainer: Any, training: dict[str, Any], metrics: dict[str, Any]) -> dict[str, Any]:

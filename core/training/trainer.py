@@ -28,6 +28,7 @@ from ..errors import CanceledError, InputError
 from ..feedback import Feedback, NullFeedback, SubFeedback, ensure_feedback
 from ..preprocessing.indices import parse_indices
 from . import distributed as dist_utils
+from .averaging import WeightAverage
 from .checkpoint import Progress, apply_finetune, check_resume, load_checkpoint, make_checkpoint, save_checkpoint
 from .config import TrainConfig, TrainResult
 from .data import make_loader
@@ -91,6 +92,8 @@ class Trainer:
         self._created: list[Path] = []
         self._speed: tuple[float | None, int | None] = (None, None)  # chips/s and threads of the last epoch
         self._busy_warned = False
+        #: the weight average (``config.ema_decay``), started by :meth:`restore`
+        self.ema: WeightAverage | None = None
 
     def run(self) -> TrainResult:
         """All the steps; the :class:`TrainResult`."""
@@ -162,16 +165,22 @@ class Trainer:
             self.loss_fn = AuxLoss(self.loss_fn, float(self.params.get("main_weight", 0.7)))
 
     def restore(self) -> dict[str, Any] | None:
-        """Load the resume checkpoint's weights and return it; or initialise from the fine-tune model."""
-        cfg = self.config
+        """Load the resume checkpoint's weights and return it; or initialise from the fine-tune model.
+
+        Then start the weight average (``config.ema_decay``), from the checkpoint's averaged weights on resume.
+        """
+        cfg, ck = self.config, None
         if cfg.resume:
             ck = load_checkpoint(cfg.resume)
             check_resume(ck, cfg.architecture, self.in_channels, len(self.classes))
-            self.model.load_state_dict(ck["state_dict"])
-            return ck
-        if cfg.finetune:
+            # with a weight average, state_dict holds the averaged weights and train_state_dict the trained ones
+            self.model.load_state_dict(ck.get("train_state_dict") or ck["state_dict"])
+        elif cfg.finetune:
             apply_finetune(self.model, load_checkpoint(cfg.finetune), cfg.architecture, self.fb)
-        return None
+        if cfg.ema_decay > 0:
+            averaged = ck["state_dict"] if ck is not None and ck.get("train_state_dict") else None
+            self.ema = WeightAverage(self.model, cfg.ema_decay, averaged)
+        return ck
 
     def build_loaders(self) -> None:
         """Training and validation loaders at the current batch size."""
@@ -193,6 +202,9 @@ class Trainer:
         self.mode = "min" if cfg.monitor == "val_loss" else "max"
         self.sched = make_scheduler(self.opt, cfg, self.mode)
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.amp)
+        if self.ema is not None:  # the average follows every optimiser step
+            ema = self.ema
+            self.opt.register_step_post_hook(lambda *_: ema.update())
         if resumed:
             self.opt.load_state_dict(resumed["optimizer"])
             self.sched.load_state_dict(resumed["scheduler"])
@@ -283,10 +295,13 @@ class Trainer:
         self.fb.warning(f"Out of memory: retrying epoch {epoch} with batch size {p.batch_size}.")
         self.build_loaders()
 
-    def validate(self, amp: bool | None = None) -> dict[str, Any]:
-        """Validation metrics of the current weights (:func:`core.training.steps.validation_metrics`)."""
+    def validate(self, amp: bool | None = None, model: torch.nn.Module | None = None) -> dict[str, Any]:
+        """Validation metrics (:func:`core.training.steps.validation_metrics`) of ``model``; None: the current
+        weights (their average when ``config.ema_decay`` is set)."""
         amp = self.amp if amp is None else amp
-        val_loss, cm = evaluate(self.model, self.val_dl, self.loss_fn, self.device, len(self.classes), amp, self.ctx)
+        if model is None:
+            model = self.ema.module if self.ema is not None else self.model
+        val_loss, cm = evaluate(model, self.val_dl, self.loss_fn, self.device, len(self.classes), amp, self.ctx)
         return validation_metrics(cm, val_loss, self.classes)
 
     def end_epoch(self, epoch: int, train_loss: float, metrics: dict[str, Any], seconds: float) -> None:
@@ -326,9 +341,10 @@ class Trainer:
             )
 
     def checkpoint(self) -> dict[str, Any]:
-        """The checkpoint of the current state (:func:`core.training.checkpoint.make_checkpoint`)."""
-        return make_checkpoint(
-            self.model,
+        """The checkpoint of the current state (:func:`core.training.checkpoint.make_checkpoint`); with a
+        weight average its ``state_dict`` is the averaged weights, ``train_state_dict`` the trained ones."""
+        ck = make_checkpoint(
+            self.ema.module if self.ema is not None else self.model,
             self.opt,
             self.sched,
             self.progress,
@@ -338,6 +354,9 @@ class Trainer:
             config=self.config,
             card=self.card,
         )
+        if self.ema is not None:
+            ck["train_state_dict"] = self.model.state_dict()
+        return ck
 
     def _canceled(self, when: str) -> str:
         return (

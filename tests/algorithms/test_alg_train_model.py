@@ -72,7 +72,7 @@ def test_config_plan(qgis_app):
             augment=False,
             resume=None,
             finetune="/x/model.onnx",
-            schedule="plateau",
+            schedule="cosine",  # SCHEDULE left out: the default
             warmup_epochs=1,
             indices="",
             sequence_length=0,
@@ -96,6 +96,15 @@ def test_config_plan(qgis_app):
     c = _plan(ENCODER_WEIGHTS=" ssl4eo_s12_resnet50_moco ", EXTRA_BAND_INIT=1, FREEZE_EPOCHS=3).config
     assert (c.encoder_weights, c.extra_band_init, c.freeze_epochs) == ("ssl4eo_s12_resnet50_moco", "red", 3)
     assert c.encoder_lr_factor == 0.1 and c.num_threads is None and _plan(THREADS=1).config.num_threads == 1
+
+
+def test_parameters_left_out_take_the_train_config_defaults(qgis_app):
+    alg = TrainModelAlgorithm()
+    alg.initAlgorithm()
+    plan = alg.plan({"INPUT": "/chips/a", "OUTPUT_FOLDER": "/runs/one"}, QgsProcessingContext())
+    assert plan.config == TrainConfig()
+    cleared = alg.plan({"INPUT": "/c", "OUTPUT_FOLDER": "/o", "LEARNING_RATE": None}, QgsProcessingContext())
+    assert cleared.config.lr is None  # an emptied field runs the LR range test
 
 
 def test_enum_options_are_the_config_choices():

@@ -84,6 +84,7 @@ def test_cli_maps_to_train_config():
     assert (c.architecture, c.epochs, c.lr, c.augment, c.class_weights) == ("deeplabv3plus", 3, 0.01, False, "median")
     assert c.arch_params == {"dropout": 0.1} and c.resume is None and c.num_threads is None
     assert config_from_args(build_parser().parse_args(["--chips", "a", "--out", "o"])) == TrainConfig()
+    assert config_from_args(build_parser().parse_args(["--chips", "a", "--out", "o", "--lr", "0"])).lr is None
     with pytest.raises(SystemExit):
         build_parser().parse_args(["--chips", "a", "--out", "o", "--loss", "dice"])
 

@@ -107,6 +107,31 @@ def test_resume_continues(chips, tmp_path):
         train_model([chips], tmp_path / "c", cfg(architecture="deeplabv3plus", resume=str(tmp_path / "a" / "last.pt")))
 
 
+def test_same_seed_gives_the_same_model(chips, tmp_path):
+    """A seeded run with a fixed thread count is repeatable: same scores per epoch, same weights."""
+    runs = [train_model([chips], tmp_path / d, cfg(epochs=2, seed=7, loss="ce_jaccard")) for d in ("a", "b")]
+    other = train_model([chips], tmp_path / "c", cfg(epochs=2, seed=8, loss="ce_jaccard"))
+    drop = ("seconds", "chips_per_s", "threads")
+    logs = [[{k: v for k, v in h.items() if k not in drop} for h in r.history] for r in (*runs, other)]
+    assert logs[0] == logs[1] and logs[0] != logs[2]
+    a, b = (torch.load(r.checkpoint_path, weights_only=True)["state_dict"] for r in runs)
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_weight_average_is_validated_saved_exported_and_resumed(chips, tmp_path):
+    r = train_model([chips], tmp_path / "a", cfg(epochs=2, ema_decay=0.9))
+    ck = torch.load(r.checkpoint_path, weights_only=True)
+    avg, trained = ck["state_dict"], ck["train_state_dict"]
+    assert avg.keys() == trained.keys() and any(not torch.equal(avg[k], trained[k]) for k in avg)
+    # the exported ONNX model is the averaged network: same scores as the best epoch's validation
+    best = r.history[r.best_epoch - 1]
+    assert r.metrics["oa"] == pytest.approx(best["oa"], abs=1e-6)
+    resumed = train_model([chips], tmp_path / "b", cfg(epochs=3, ema_decay=0.9, resume=str(tmp_path / "a" / "last.pt")))
+    assert [h["epoch"] for h in resumed.history] == [1, 2, 3]
+    with pytest.raises(InputError, match="weight-average decay"):
+        TrainConfig(ema_decay=1.0).validate()
+
+
 def test_cancel_keeps_best_checkpoint(chips, tmp_path):
     fb = Recorder(cancel_after_epochs=1)
     with pytest.raises(CanceledError, match="best model so far"):
@@ -359,3 +384,15 @@ def test_real_eolearn_sequence_convlstm(eolearn, tmp_path):
     assert card.layout == "BTCHW" and card.time_steps == 5 and len(card.dates) == 5
     assert r.parity["passed"] and r.parity["shape"][1:3] == [5, 13]
     assert np.isfinite(r.history[-1]["train_loss"])
+
+
+def test_a_model_that_predicts_one_class_only_is_warned_about():
+    from deeplandcover.core.training.finish import single_class_warning
+
+    names = ["forest", "water", "urban"]
+    collapsed = {"confusion_matrix": [[5, 0, 0], [3, 0, 0], [2, 0, 0]], "class_names": names}
+    msg = single_class_warning(collapsed, TrainConfig())
+    assert "only 'forest'" in msg and "3 classes" in msg and "class weights" in msg
+    assert "more epochs" in single_class_warning(collapsed, TrainConfig(class_weights="median"))
+    assert single_class_warning({"confusion_matrix": [[5, 1], [3, 2]], "class_names": names[:2]}, TrainConfig()) is None
+    assert single_class_warning({"confusion_matrix": [[5, 0], [0, 0]], "class_names": names[:2]}, TrainConfig()) is None
