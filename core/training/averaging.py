@@ -42,3 +42,25 @@ class WeightAverage:
     def update(self) -> None:
         """Fold the trained model's current weights into the average (after each optimiser step)."""
         self._avg.update_parameters(self._model)
+
+    def follow(self, optimizer: torch.optim.Optimizer) -> None:
+        """Update the average after every step of ``optimizer``."""
+        optimizer.register_step_post_hook(lambda *_: self.update())
+
+    def add_to(self, checkpoint: dict[str, Any]) -> dict[str, Any]:
+        """``checkpoint`` with the averaged weights as ``state_dict`` (what is validated, exported, fine-tuned
+        from) and the trained ones as ``train_state_dict`` (what a resumed run trains on)."""
+        return {**checkpoint, "state_dict": self.module.state_dict(), "train_state_dict": self._model.state_dict()}
+
+
+def trained_weights(checkpoint: dict[str, Any]) -> dict[str, Any]:
+    """The weights a resumed run trains on: ``train_state_dict`` when the run averaged weights, else ``state_dict``."""
+    return checkpoint.get("train_state_dict") or checkpoint["state_dict"]
+
+
+def start_average(model: torch.nn.Module, decay: float, resumed: dict[str, Any] | None) -> WeightAverage | None:
+    """The weight average of ``model`` (None when ``decay`` is 0), continued from a resumed checkpoint's average."""
+    if decay <= 0:
+        return None
+    averaged = resumed["state_dict"] if resumed is not None and resumed.get("train_state_dict") else None
+    return WeightAverage(model, decay, averaged)

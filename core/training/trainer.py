@@ -28,7 +28,7 @@ from ..errors import CanceledError, InputError
 from ..feedback import Feedback, NullFeedback, SubFeedback, ensure_feedback
 from ..preprocessing.indices import parse_indices
 from . import distributed as dist_utils
-from .averaging import WeightAverage
+from .averaging import WeightAverage, start_average, trained_weights
 from .checkpoint import Progress, apply_finetune, check_resume, load_checkpoint, make_checkpoint, save_checkpoint
 from .config import TrainConfig, TrainResult
 from .data import make_loader
@@ -37,13 +37,7 @@ from .finish import finish_run
 from .folders import build_datasets, load_folders, model_dates
 from .losses import class_weights, make_loss
 from .onnx_export import card_from_manifest
-from .report import (
-    create_output_folder,
-    epoch_message,
-    epoch_row,
-    remove_empty_folders,
-    write_log,
-)
+from .report import create_output_folder, epoch_message, epoch_row, remove_empty_folders, write_log
 from .steps import (
     evaluate,
     is_oom,
@@ -92,8 +86,7 @@ class Trainer:
         self._created: list[Path] = []
         self._speed: tuple[float | None, int | None] = (None, None)  # chips/s and threads of the last epoch
         self._busy_warned = False
-        #: the weight average (``config.ema_decay``), started by :meth:`restore`
-        self.ema: WeightAverage | None = None
+        self.ema: WeightAverage | None = None  # the weight average (config.ema_decay), started by restore()
 
     def run(self) -> TrainResult:
         """All the steps; the :class:`TrainResult`."""
@@ -165,21 +158,16 @@ class Trainer:
             self.loss_fn = AuxLoss(self.loss_fn, float(self.params.get("main_weight", 0.7)))
 
     def restore(self) -> dict[str, Any] | None:
-        """Load the resume checkpoint's weights and return it; or initialise from the fine-tune model.
-
-        Then start the weight average (``config.ema_decay``), from the checkpoint's averaged weights on resume.
-        """
+        """Load the resume checkpoint's weights and return it, or initialise from the fine-tune model; then
+        start the weight average (``config.ema_decay``)."""
         cfg, ck = self.config, None
         if cfg.resume:
             ck = load_checkpoint(cfg.resume)
             check_resume(ck, cfg.architecture, self.in_channels, len(self.classes))
-            # with a weight average, state_dict holds the averaged weights and train_state_dict the trained ones
-            self.model.load_state_dict(ck.get("train_state_dict") or ck["state_dict"])
+            self.model.load_state_dict(trained_weights(ck))
         elif cfg.finetune:
             apply_finetune(self.model, load_checkpoint(cfg.finetune), cfg.architecture, self.fb)
-        if cfg.ema_decay > 0:
-            averaged = ck["state_dict"] if ck is not None and ck.get("train_state_dict") else None
-            self.ema = WeightAverage(self.model, cfg.ema_decay, averaged)
+        self.ema = start_average(self.model, cfg.ema_decay, ck)
         return ck
 
     def build_loaders(self) -> None:
@@ -202,9 +190,8 @@ class Trainer:
         self.mode = "min" if cfg.monitor == "val_loss" else "max"
         self.sched = make_scheduler(self.opt, cfg, self.mode)
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.amp)
-        if self.ema is not None:  # the average follows every optimiser step
-            ema = self.ema
-            self.opt.register_step_post_hook(lambda *_: ema.update())
+        if self.ema is not None:
+            self.ema.follow(self.opt)
         if resumed:
             self.opt.load_state_dict(resumed["optimizer"])
             self.sched.load_state_dict(resumed["scheduler"])
@@ -299,8 +286,7 @@ class Trainer:
         """Validation metrics (:func:`core.training.steps.validation_metrics`) of ``model``; None: the current
         weights (their average when ``config.ema_decay`` is set)."""
         amp = self.amp if amp is None else amp
-        if model is None:
-            model = self.ema.module if self.ema is not None else self.model
+        model = model if model is not None else self.ema.module if self.ema is not None else self.model
         val_loss, cm = evaluate(model, self.val_dl, self.loss_fn, self.device, len(self.classes), amp, self.ctx)
         return validation_metrics(cm, val_loss, self.classes)
 
@@ -341,22 +327,13 @@ class Trainer:
             )
 
     def checkpoint(self) -> dict[str, Any]:
-        """The checkpoint of the current state (:func:`core.training.checkpoint.make_checkpoint`); with a
-        weight average its ``state_dict`` is the averaged weights, ``train_state_dict`` the trained ones."""
+        """The checkpoint of the current state (:func:`core.training.checkpoint.make_checkpoint`), with the
+        averaged weights when averaging (:meth:`core.training.averaging.WeightAverage.add_to`)."""
+        sizes = {"in_channels": self.in_channels, "num_classes": len(self.classes), "arch_params": self.params}
         ck = make_checkpoint(
-            self.ema.module if self.ema is not None else self.model,
-            self.opt,
-            self.sched,
-            self.progress,
-            in_channels=self.in_channels,
-            num_classes=len(self.classes),
-            arch_params=self.params,
-            config=self.config,
-            card=self.card,
+            self.model, self.opt, self.sched, self.progress, **sizes, config=self.config, card=self.card
         )
-        if self.ema is not None:
-            ck["train_state_dict"] = self.model.state_dict()
-        return ck
+        return self.ema.add_to(ck) if self.ema is not None else ck
 
     def _canceled(self, when: str) -> str:
         return (
