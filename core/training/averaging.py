@@ -27,7 +27,6 @@ class WeightAverage:
     """
 
     def __init__(self, model: torch.nn.Module, decay: float, state: dict[str, Any] | None = None) -> None:
-        self.decay = decay
         self._avg = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=True)
         if state is not None:
             self._avg.module.load_state_dict(state)

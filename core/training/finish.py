@@ -60,8 +60,8 @@ def single_class_warning(metrics: dict[str, Any], config: Any) -> str | None:
     usually cure it (measured on the Slovenia time series: BENCHMARKS.md, "Train Model's default recipe").
     """
     cm = np.asarray(metrics["confusion_matrix"])
-    predicted = np.flatnonzero(cm.sum(axis=0))
-    if len(predicted) != 1 or np.count_nonzero(cm.sum(axis=1)) < 2:
+    predicted, present = np.flatnonzero(cm.sum(axis=0)), np.count_nonzero(cm.sum(axis=1))
+    if len(predicted) != 1 or present < 2:
         return None
     name = metrics["class_names"][int(predicted[0])]
     advice = (
@@ -71,7 +71,7 @@ def single_class_warning(metrics: dict[str, Any], config: Any) -> str | None:
     )
     return (
         f"The model predicts only '{name}' on the validation chips, which hold "
-        f"{np.count_nonzero(cm.sum(axis=1))} classes: it learned the dominant class only; {advice}."
+        f"{present} classes: it learned the dominant class only; {advice}."
     )
 
 
