@@ -178,7 +178,9 @@ class ChipExport:
     def _open(self, stack: contextlib.ExitStack) -> None:
         src = self.src
         self.image_ds = [stack.enter_context(rasterio.open(p)) for p in src.images]
-        self.image2_ds = stack.enter_context(rasterio.open(src.images2)) if src.images2 else None
+        self.image2_ds = (
+            stack.enter_context(aligned(src.images2, src.grid, Resampling.bilinear)) if src.images2 else None
+        )
         self.label_ds = None
         if self.labels.kind == "raster":
             self.label_ds = stack.enter_context(aligned(self.labels.path, src.grid, Resampling.nearest))
@@ -291,6 +293,7 @@ class ChipExport:
         sources = {
             "images": [str(p) for p in src.images],
             "images2": str(src.images2) if src.images2 else None,
+            **({"images2_resampling": src.resampling2} if src.resampling2 else {}),
             "label_kind": self.labels.kind,
             "band_index": src.band_index,
             **self.options.manifest_entries(),

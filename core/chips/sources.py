@@ -13,11 +13,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import rasterio
+from rasterio.enums import Resampling
 
 from ..errors import GridMismatchError, InputError, NoOverlapError
 from ..feedback import Feedback
 from ..preprocessing.timeseries import parse_date
-from ..raster.grid import RasterGrid, band_names, require_same_grid
+from ..raster.grid import RasterGrid, aligned, band_names, require_same_grid
 
 
 @dataclass
@@ -56,6 +57,8 @@ class ImageSources:
         dtype, dtype2: data types of ``images`` and ``images2``.
         nodata, nodata2: nodata values of ``images`` and ``images2`` (None = none).
         dates: ISO dates of a series (or file stems where no date was found), else empty.
+        resampling2: how ``images2`` is resampled onto ``grid`` when it lies on another pixel grid
+            (recorded in the manifest), else None.
     """
 
     images: list[Path]
@@ -69,6 +72,7 @@ class ImageSources:
     nodata: float | None
     nodata2: float | None
     dates: list[str] = field(default_factory=list)
+    resampling2: str | None = None
 
     @property
     def kind(self) -> str:
@@ -145,19 +149,29 @@ def _check_bands(paths: list[Path], bands: Sequence[int] | None) -> tuple[list[i
     return idx, [names[i - 1] for i in idx], dtype, nodata
 
 
-def _second_date(images2: Path, grid: RasterGrid, first: Path, idx: list[int]) -> tuple[list[str], str, float | None]:
-    """Band names, data type and nodata of the second-date raster, checked against the first."""
+def _second_date(
+    images2: Path, grid: RasterGrid, first: Path, idx: list[int], feedback: Feedback
+) -> tuple[list[str], str, float | None, str | None]:
+    """Band names, data type, nodata and resampling note of the second-date raster, checked against the first.
+
+    A second date on another pixel grid that overlaps the first is resampled onto the first date's grid
+    (bilinear) as chips are read (:func:`core.raster.grid.aligned`); the returned note says so and goes
+    into the manifest. Without any overlap, :func:`core.raster.grid.aligned` raises ``NoOverlapError``.
+    """
     g2 = RasterGrid.from_path(images2)
+    note = None
     if not grid.same_as(g2):
-        raise GridMismatchError(
-            f"The second-date raster {images2.name} is not on the grid of {first.name}: "
-            f"{grid.describe_difference(g2)}. Resample it onto the first raster's grid first "
-            "(Raster > Projections > Warp with the first raster's extent, resolution and CRS)."
+        with aligned(images2, grid, Resampling.bilinear):  # raises NoOverlapError / CRSMismatchError
+            pass
+        note = f"bilinear onto the grid of {first.name} ({grid.describe_difference(g2)})"
+        feedback.warning(
+            f"The second-date raster {images2.name} is not on the pixel grid of {first.name} "
+            f"({grid.describe_difference(g2)}): it is resampled onto that grid (bilinear) as chips are cut."
         )
     with rasterio.open(images2) as ds:
         if max(idx) > ds.count:
             raise InputError(f"Band {max(idx)} was requested but {images2.name} has {ds.count} bands.")
-        return [band_names(ds)[i - 1] for i in idx], ds.dtypes[0], ds.nodata
+        return [band_names(ds)[i - 1] for i in idx], ds.dtypes[0], ds.nodata, note
 
 
 def open_sources(
@@ -179,7 +193,9 @@ def open_sources(
     Raises:
         InputError: no raster, missing file, band out of range, dates/rasters count mismatch,
             a second date combined with a time series.
-        GridMismatchError: series rasters or the second date on another grid (names what differs).
+        GridMismatchError: series rasters on another grid (names what differs).
+        NoOverlapError: the second date does not overlap the first (a second date on another grid that
+            overlaps it is resampled onto the first's grid).
     """
     paths = [Path(p) for p in images]
     second = Path(images2) if images2 else None
@@ -190,8 +206,10 @@ def open_sources(
     else:
         found, grid = [], RasterGrid.from_path(paths[0])
     idx, names, dtype, nodata = _check_bands(paths, bands)
-    bands2, dtype2, nodata2 = _second_date(second, grid, paths[0], idx) if second else ([], None, None)
-    return ImageSources(paths, second, grid, idx, names, bands2, dtype, dtype2, nodata, nodata2, found)
+    bands2, dtype2, nodata2, note = (
+        _second_date(second, grid, paths[0], idx, feedback) if second else ([], None, None, None)
+    )
+    return ImageSources(paths, second, grid, idx, names, bands2, dtype, dtype2, nodata, nodata2, found, note)
 
 
 def open_sensors(paths: Sequence[str | os.PathLike], src: ImageSources) -> list[SensorSource]:

@@ -138,7 +138,7 @@ def classify_raster(
             f"The model has {len(sess.get_outputs())} outputs; only the first ({sess.get_outputs()[0].name}) is used."
         )
     with contextlib.ExitStack() as stack:
-        datasets, names, grid = open_inputs(stack, paths, card, opts.resample, fb)
+        datasets, names, grid = open_inputs(stack, paths, card, opts.resample, fb, warnings)
         sources = plan_sources(card, paths, names, opts.band_map)
         tile, overlap = tile_params(sess, card, opts.tile_size, opts.overlap, warnings)
         ext = window_from_bounds_clipped(grid, opts.extent) if opts.extent else Window(0, 0, grid.width, grid.height)

@@ -17,7 +17,7 @@ from rasterio.enums import Resampling
 from ..errors import InputError
 from ..feedback import Feedback
 from ..modelcard import ModelCard
-from ..raster.grid import RasterGrid, aligned, band_names, require_same_grid
+from ..raster.grid import RasterGrid, aligned, band_names
 from .bands import BandSource
 from .options import ClassifyOptions
 from .pixel_size import model_grid
@@ -57,28 +57,50 @@ def input_paths(inputs: Sequence[str | os.PathLike], opts: ClassifyOptions) -> l
 
 
 def open_inputs(
-    stack: contextlib.ExitStack, paths: list[Path], card: ModelCard, resample: bool, fb: Feedback
+    stack: contextlib.ExitStack,
+    paths: list[Path],
+    card: ModelCard,
+    resample: bool,
+    fb: Feedback,
+    warnings: list[str] | None = None,
 ) -> tuple[list, list[list[str]], RasterGrid]:
     """The open input datasets, their band names and the grid they are read on.
 
-    With ``resample`` the datasets are read through :func:`core.raster.grid.aligned` onto
-    :func:`model_grid` (band names come from the files themselves).
+    The first raster's grid is the output grid. A later date on another pixel grid that overlaps it (a
+    data set that delivers each date on its own grid, e.g. OSCD's abudhabi: same bounds, a few pixels
+    fewer) is read through :func:`core.raster.grid.aligned`, resampled bilinearly onto the first date's
+    grid; the resampling is reported in ``warnings`` (and so in the log and the run's result). With
+    ``resample`` the datasets are read onto :func:`model_grid` instead (band names come from the files
+    themselves).
 
     Raises:
-        GridMismatchError: several inputs not on one grid.
+        NoOverlapError: a later date does not overlap the first.
+        CRSMismatchError: one date has a CRS and another has none.
     """
-    grid = require_same_grid(paths, "input rasters (dates)") if len(paths) > 1 else RasterGrid.from_path(paths[0])
-    datasets = [stack.enter_context(rasterio.open(p)) for p in paths]
-    names = [band_names(ds) for ds in datasets]
-    if not resample:
-        return datasets, names, grid
-    target = model_grid(card, grid)
-    if target is None:
+    grid = RasterGrid.from_path(paths[0])
+    names = []
+    for p in paths:
+        with rasterio.open(p) as ds:
+            names.append(band_names(ds))
+    target = model_grid(card, grid) if resample else None
+    if resample and target is None:
         fb.info(
             "Resampling asked, but the raster is already on the model's pixel size (or the model "
             "card records none in metres): classified as it is."
         )
-        return datasets, names, grid
+    if target is None:
+        for p in paths[1:]:
+            g = RasterGrid.from_path(p)
+            if not grid.same_as(g):
+                msg = (
+                    f"{p.name} is not on the pixel grid of {paths[0].name} ({grid.describe_difference(g)}): "
+                    "it is resampled onto that grid (bilinear) as it is read."
+                )
+                if warnings is not None:
+                    warnings.append(msg)
+                else:
+                    fb.warning(msg)
+        return [stack.enter_context(aligned(p, grid, Resampling.bilinear)) for p in paths], names, grid
     rs = Resampling.average if target.pixel_size[0] > grid.pixel_size[0] else Resampling.bilinear
     fb.info(
         f"Resampling the input from {grid.pixel_size[0]:.6g} to {target.pixel_size[0]:.6g} "
