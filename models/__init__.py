@@ -3,7 +3,8 @@
 Every model maps a normalised input to **logits** ``(B, K, H, W)`` float32 (softmax is appended at
 ONNX export, see :mod:`core.training.onnx_export`). Inputs: ``(B, C, H, W)`` for
 ``unet``/``deeplabv3plus``, ``(B, 2C, H, W)`` (date 1 bands, then date 2 bands) for
-``unet_early_fusion`` and ``(B, T, C, H, W)`` for ``unet_convlstm``; ``two_branch_unet``
+``unet_early_fusion``, ``fc_siam_diff`` and ``fc_siam_conc`` (:mod:`models.siamese`) and
+``(B, T, C, H, W)`` for ``unet_convlstm``; ``two_branch_unet``
 (:mod:`models.fusion`) takes ``(B, C, H, W)`` multi-sensor stacks and returns ``(main, aux)`` in
 training mode. Any H and W work (no multiple-of-32 requirement).
 
@@ -31,6 +32,8 @@ MODELS: dict[str, str] = {
     "unet_convlstm": "convlstm:UNetConvLSTM",
     "unet_early_fusion": "unet:UNetEarlyFusion",
     "two_branch_unet": "fusion:TwoBranchUNet",
+    "fc_siam_diff": "siamese:SiamDiffUNet",
+    "fc_siam_conc": "siamese:SiamConcUNet",
 }
 
 #: The architecture names (the keys of :data:`MODELS`), the first one the default.
@@ -38,6 +41,10 @@ ARCHITECTURES: tuple[str, ...] = tuple(MODELS)
 
 #: Architectures whose input is a time sequence ``(B, T, C, H, W)``.
 SEQUENCE_MODELS = frozenset({"unet_convlstm"})
+
+#: Change architectures: input two dates stacked as channels ``(B, 2C, H, W)``, trained on two-date (pair) chips:
+#: early fusion (FC-EF) and the Siamese FC-Siam-diff / FC-Siam-conc (Caye Daudt et al., ICIP 2018).
+PAIR_MODELS = frozenset({"unet_early_fusion", "fc_siam_diff", "fc_siam_conc"})
 
 #: Architectures that return ``(main, aux)`` in training mode (train with :class:`~models.fusion.AuxLoss`).
 AUX_MODELS = frozenset({"two_branch_unet"})
@@ -116,6 +123,7 @@ __all__ = [
     "AUX_MODELS",
     "BACKBONES",
     "MODELS",
+    "PAIR_MODELS",
     "PRETRAINABLE",
     "RESNET_VARIANTS",
     "SEQUENCE_MODELS",

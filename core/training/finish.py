@@ -20,6 +20,7 @@ from .data import base_datasets, loader_chip_folders
 from .folders import model_dates
 from .onnx_export import card_from_manifest, export_onnx
 from .report import speed_summary, write_report
+from .threshold import calibrate
 
 
 def finish_run(trainer: Any) -> TrainResult:
@@ -28,6 +29,15 @@ def finish_run(trainer: Any) -> TrainResult:
     best = load_checkpoint(trainer.best_path) if ctx.is_main else None
     best = dist_utils.broadcast_object(ctx, best)  # out_dir need not be shared between nodes
     trainer.model.load_state_dict(best["state_dict"])  # the averaged weights when the run averaged them
+    threshold = None
+    if trainer.manifest.kind == "pair" and len(trainer.classes) == 2:  # a change model: tune P(change)
+        trainer.model, threshold = calibrate(trainer.model, trainer.val_dl, trainer.device, ctx)
+        if threshold is not None:
+            trainer.fb.info(
+                f"Change threshold chosen on the validation chips: P({trainer.classes[1].name}) >= "
+                f"{threshold.probability:.3f} (change F1 {threshold.f1_argmax:.3f} with the plain argmax, "
+                f"{threshold.f1:.3f} with it); built into the exported model."
+            )
     metrics = trainer.validate(amp=False, model=trainer.model)
     warning = single_class_warning(metrics, trainer.config)
     if warning:
@@ -47,6 +57,8 @@ def finish_run(trainer: Any) -> TrainResult:
     }
     if trainer.finetune:
         training["encoder_weights"] = trainer.finetune.info()
+    if threshold is not None:
+        training["decision_threshold"] = threshold.to_dict()
     parity = export_model(trainer, training, metrics) if ctx.is_main else None
     parity = dist_utils.broadcast_object(ctx, parity)  # also the barrier: rank 0's files are complete
     files = (trainer.out / "model.onnx", trainer.best_path, trainer.out / "report.html", trainer.log_path)

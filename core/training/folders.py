@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 from torch.utils.data import ConcatDataset
 
-from ...models import SEQUENCE_MODELS
+from ...models import PAIR_MODELS, SEQUENCE_MODELS
 from ..chips.folder import load_chip_folder
 from ..chips.manifest import BandStats, Manifest
 from ..classes import ClassInfo
@@ -109,15 +109,15 @@ def _check_architecture(m0: Manifest, architecture: str) -> None:
     """The architecture takes this kind of chips (time series, two dates, several sensors)."""
     seq = m0.kind == "sequence"
     if seq != (architecture in SEQUENCE_MODELS):
-        need = "unet_convlstm" if seq else "unet, deeplabv3plus or unet_early_fusion"
+        need = "unet_convlstm" if seq else "unet, deeplabv3plus, or for two dates " + ", ".join(sorted(PAIR_MODELS))
         raise InputError(
             f"Architecture {architecture} does not fit {m0.kind} chips "
             f"({m0.num_time_steps} time step(s)); use {need}, or export the chips as "
             f"{'single-date' if seq else 'a time series'}."
         )
-    if architecture == "unet_early_fusion" and m0.kind != "pair":
+    if architecture in PAIR_MODELS and m0.kind != "pair":
         raise InputError(
-            "unet_early_fusion needs two-date chips (images + images2); export them with a second date, or choose unet."
+            f"{architecture} needs two-date chips (images + images2); export them with a second date, or choose unet."
         )
     if architecture == "two_branch_unet" and (m0.kind != "single" or len(m0.sources.get("sensor_bands") or {}) < 2):
         raise InputError(

@@ -19,6 +19,8 @@ SMALL = {
     "unet_convlstm": {"base_filters": 4, "depth": 2, "hidden": 8},
     "deeplabv3plus": {"backbone": "resnet18", "aspp_channels": 16},
     "two_branch_unet": {"base_filters": 4, "depth": 2},
+    "fc_siam_diff": {"base_filters": 4, "depth": 2},
+    "fc_siam_conc": {"base_filters": 4, "depth": 2},
 }
 
 
@@ -53,7 +55,8 @@ def test_training_step_backprop():
 
 def test_registry_errors():
     with pytest.raises(
-        ValueError, match="valid names: deeplabv3plus, two_branch_unet, unet, unet_convlstm, unet_early_fusion"
+        ValueError,
+        match="valid names: deeplabv3plus, fc_siam_conc, fc_siam_diff, two_branch_unet, unet, unet_convlstm, unet_early_fusion",
     ):
         build_model("segformer", 3, 2)
     with pytest.raises(ValueError, match="resnet18"):
@@ -73,6 +76,8 @@ def test_registry_names_each_architecture_once():
         "unet_convlstm": "UNetConvLSTM",
         "unet_early_fusion": "UNetEarlyFusion",
         "two_branch_unet": "TwoBranchUNet",
+        "fc_siam_diff": "SiamDiffUNet",
+        "fc_siam_conc": "SiamConcUNet",
     }
     assert BACKBONES == ("default", *RESNETS)
 

@@ -22,7 +22,11 @@ def test_choices_come_from_the_registry_and_defaults_are_choices():
 @pytest.mark.parametrize(
     ("field", "value", "message"),
     [
-        ("architecture", "segformer", "use unet, deeplabv3plus, unet_convlstm, unet_early_fusion or two_branch_unet"),
+        (
+            "architecture",
+            "segformer",
+            "use unet, deeplabv3plus, unet_convlstm, unet_early_fusion, two_branch_unet, fc_siam_diff or fc_siam_conc",
+        ),
         ("monitor", "acc", "Unknown monitor 'acc'; use val_loss, miou or f1"),
         ("loss", "dice", "Unknown loss 'dice'; use ce, ce_jaccard or focal"),
         ("class_weights", "x", "Unknown class weights 'x'; use none, inverse or median"),

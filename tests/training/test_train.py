@@ -205,6 +205,18 @@ def test_two_folders_pooled_and_pair_sequence_models(chips, tmp_path):
     assert card.task == "change" and card.in_channels == 6 and r.parity["passed"]
 
 
+@pytest.mark.parametrize("arch", ["fc_siam_diff", "fc_siam_conc"])
+def test_siamese_change_models_train_and_export(chips, tmp_path, arch):
+    make_chip_folder(tmp_path / "pair", "pair", grid=(3, 3), tile=16, block=1, class_values=(0, 1))
+    r = train_model([tmp_path / "pair"], tmp_path / "m", cfg(architecture=arch, epochs=1, class_weights="inverse"))
+    card = read_card(r.model_path)
+    assert card.architecture == arch and card.task == "change" and card.in_channels == 6 and r.parity["passed"]
+    thr = card.training["decision_threshold"]  # two classes on pair chips: tuned on the validation chips
+    assert 0 < thr["probability"] < 1 and thr["val_f1"] >= thr["val_f1_argmax"]
+    with pytest.raises(InputError, match="needs two-date chips"):
+        train_model([chips], tmp_path / "single", cfg(architecture=arch))
+
+
 def test_losses_and_scores():
     logits = torch.randn(2, 3, 4, 4, requires_grad=True)
     t = torch.randint(0, 3, (2, 4, 4))
