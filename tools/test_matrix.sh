@@ -21,7 +21,7 @@ CHROOTS="${DLC_CHROOT_DIR:-/var/cache/deeplandcover/chroots}"
 MIRROR="${DEBIAN_MIRROR:-http://deb.debian.org/debian}"
 REPORT="${MATRIX_REPORT:-$REPO/matrix_output}"
 CROSSVERSION="$REPO/matrix_output/crossversion"  # inside the repository: the chroots see it
-DATA="${DLC_DATA:-}"  # empty: the tests use data/ of the repository
+DATA="${DLC_DATA:?set DLC_DATA to the sample data folder (make test-matrix does: $DLC_DATA or the make data cache)}"
 SUITES=("$@")
 [ ${#SUITES[@]} -gt 0 ] || SUITES=(trixie forky)
 
@@ -31,7 +31,7 @@ DEB_PACKAGES=(
   qgis python3-qgis qgis-providers
   python3-numpy python3-rasterio python3-affine python3-onnxruntime python3-onnx python3-torch
   python3-geopandas python3-pandas python3-pyogrio python3-shapely python3-pyproj proj-bin
-  python3-scipy python3-matplotlib python3-dask python3-distributed python3-sklearn python3-psutil
+  python3-scipy python3-matplotlib python3-dask python3-distributed python3-sklearn python3-psutil python3-pooch
   python3-pytest python3-pytest-timeout python3-pip python3-venv ca-certificates make git
 )
 PIP_PACKAGES=("pytest-qgis>=5")

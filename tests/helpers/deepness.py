@@ -2,7 +2,7 @@
 
 Follows ``deepness/processing/models/model_base.py``, ``segmentor.py``, ``preprocessing_utils.py`` and
 ``map_processor/map_processor_segmentation.py`` of PUTvision/qgis-plugin-deepness (Apache-2.0), as
-described in data/interop/SOURCE.md: every check its dialog makes when it loads a model, and its
+described in the interop sample set's SOURCE.md: every check its dialog makes when it loads a model, and its
 per-tile processing. Written from that description for the tests; no Deepness code is copied.
 """
 

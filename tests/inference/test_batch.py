@@ -1,6 +1,6 @@
 """Tests of core/inference/batch/ (Dask-distributed batch inference) and the classifybatch algorithm.
 
-One 2-worker LocalCluster (processes) serves the module; real Sentinel-2 rasters from data/.
+One 2-worker LocalCluster (processes) serves the module; real Sentinel-2 rasters from the sample data (DLC_DATA).
 """
 
 from __future__ import annotations

