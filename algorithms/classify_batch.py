@@ -25,7 +25,7 @@ from qgis.core import (
 from ..core import deps
 from ..core.errors import InputError
 from .base import DlcAlgorithm
-from .parameters import add_tiling_parameters, tiling_values
+from .parameters import add_tiling_parameters, advanced, tiling_values
 from .qtcompat import FILE_BEHAVIOR_FILE, FILE_BEHAVIOR_FOLDER, NUMBER_INTEGER
 
 if TYPE_CHECKING:
@@ -45,8 +45,9 @@ onnxruntime-gpu; <b>workers</b> overrides the number), or give the address of an
 (<code>tcp://host:8786</code>, started with <code>dask scheduler</code> and <code>dask worker</code>); the
 model and rasters must then be readable at the same paths on every worker.</p>
 <p><b>Resumable</b>: a re-run skips outputs that are complete for the same model and settings (a JSON sidecar
-records them); delete an output to recompute it, or tick <b>overwrite</b>. A task that fails is retried twice
-and reported; the others go on (FAILED_COUNT).</p>"""
+records them); delete an output to recompute it, or tick <b>overwrite finished outputs</b>. A task that fails is
+retried twice and reported; the others go on (the number of failed tasks is an output).</p>
+<p>Block size, scheduler, local workers, tiling and overwrite are under <b>Advanced parameters</b>.</p>"""
 
 
 @dataclass(frozen=True)
@@ -70,10 +71,12 @@ class ClassifyBatchAlgorithm(DlcAlgorithm):
 
     ALG_NAME = "classifybatch"
     ALG_DISPLAY = "Classify Pixels (Batch, Dask)"
-    ALG_GROUP = "Inference"
+    ALG_GROUP = "3. Classification"
     ALG_GROUP_ID = "inference"
     REQUIREMENTS = deps.BATCH
     HELP = HELP
+    SHORT = "Classify a folder of rasters (or the blocks of a huge mosaic) in parallel on a Dask cluster."
+    HELP_PAGE = "docs/classifybatch.md"
 
     INPUT_FOLDER = "INPUT_FOLDER"
     PATTERN = "PATTERN"
@@ -88,35 +91,26 @@ class ClassifyBatchAlgorithm(DlcAlgorithm):
 
     def initAlgorithm(self, config=None):
         integer = NUMBER_INTEGER
-        self.addParameter(
-            QgsProcessingParameterFile(self.INPUT_FOLDER, self.tr("Input folder of rasters"), FILE_BEHAVIOR_FOLDER)
-        )
+        self.addParameter(QgsProcessingParameterFile(self.INPUT_FOLDER, self.tr("Input folder"), FILE_BEHAVIOR_FOLDER))
         self.addParameter(QgsProcessingParameterString(self.PATTERN, self.tr("File pattern"), "*.tif"))
         self.addParameter(
             QgsProcessingParameterFile(self.MODEL, self.tr("Model (.onnx)"), FILE_BEHAVIOR_FILE, extension="onnx")
         )
-        self.addParameter(
-            QgsProcessingParameterString(
-                self.SCHEDULER, self.tr("Dask scheduler address (empty = local cluster)"), "", optional=True
-            )
-        )
-        self.addParameter(
+        self.addParameter(QgsProcessingParameterFolderDestination(self.OUTPUT_FOLDER, self.tr("Output folder")))
+        for p in (
+            QgsProcessingParameterString(self.SCHEDULER, self.tr("Dask scheduler address"), "", optional=True),
             QgsProcessingParameterNumber(
-                self.WORKERS, self.tr("Local workers (0 = one per core, or per GPU)"), integer, 0, minValue=0
-            )
-        )
-        self.addParameter(
+                self.WORKERS, self.tr("Local workers (0 = automatic)"), integer, 0, minValue=0
+            ),
             QgsProcessingParameterNumber(
-                self.BLOCK_SIZE, self.tr("Block size (pixels, 0 = whole rasters)"), integer, 0, minValue=0
-            )
-        )
+                self.BLOCK_SIZE, self.tr("Block size (px, 0 = whole rasters)"), integer, 0, minValue=0
+            ),
+        ):
+            self.addParameter(advanced(p))
         add_tiling_parameters(self)
         self.addParameter(
-            QgsProcessingParameterBoolean(
-                self.OVERWRITE, self.tr("Overwrite finished outputs (otherwise resume)"), False
-            )
+            advanced(QgsProcessingParameterBoolean(self.OVERWRITE, self.tr("Overwrite finished outputs"), False))
         )
-        self.addParameter(QgsProcessingParameterFolderDestination(self.OUTPUT_FOLDER, self.tr("Output folder")))
         self.addOutput(QgsProcessingOutputFile(self.OUTPUT_VRT, self.tr("Mosaic (VRT)")))
         self.addOutput(QgsProcessingOutputNumber(self.FAILED_COUNT, self.tr("Failed tasks")))
 

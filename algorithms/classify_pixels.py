@@ -44,9 +44,7 @@ from .parameters import (
     device_value,
     layer_path,
     polygon_values,
-    polygons_style_on_load,
     raster_layer_paths,
-    style_on_load,
     threads_value,
     tiling_values,
     valid_mask_values,
@@ -58,6 +56,8 @@ from .qtcompat import (
     SOURCE_RASTER,
     SOURCE_VECTOR_POLYGON,
 )
+from .styles import polygons_style_on_load, style_on_load
+from .wording import geographic_warning
 
 if TYPE_CHECKING:
     from ..core.inference.options import ClassifyOptions
@@ -69,30 +69,39 @@ written while it runs, so rasters of any size fit in memory. Needs only numpy, r
 (onnxruntime-gpu for the GPU).</p>
 <ul>
 <li><b>Input raster</b>: bands are picked by the model's band names (band descriptions), or by the band mapping.</li>
-<li><b>Additional rasters</b> (optional): the further dates of a time-series model (oldest first, the input
+<li><b>Further dates</b> (optional): the further dates of a time-series model (oldest first, the input
 raster being the first date), or the second date of a change model. All on the input raster's grid.</li>
 <li>Multi-sensor models (Export Training Tiles with additional sensors): the first sensor's raster as input and
-the other sensors' rasters, in the model's order, as additional rasters. Spectral indices (NDVI/NDWI/NDBI) that the
+the other sensors' rasters, in the model's order, as further dates. Spectral indices (NDVI/NDWI/NDBI) that the
 model was trained with are recomputed from the bands named in its card.</li>
 <li><b>Model</b>: the <code>.onnx</code> file, or the STAC Item with the Machine Learning Model extension
 (<code>model.stac-item.json</code>, written by <i>Train Model</i>) whose <code>mlm:model</code> asset it is; its card
 gives bands, normalisation, classes, tile size and overlap.
 A Deepness model without metadata runs with Deepness's conventions (input / 255, tile size from the input shape,
-the first bands, classes named by index), and the log says what was assumed; <b>Input scale</b>, tile size,
-overlap and band mapping override them.</li>
-<li><b>Extent</b> / <b>Mask polygons</b> (optional): classify only this area; pixels outside the polygons are nodata.</li>
-<li><b>Tile size</b> (pixels, 0 = the model's) and <b>Overlap</b> (pixels, -1 = the model's, ArcGIS
+the first bands, classes named by index), and the log says what was assumed; <b>Input scale</b>, <b>Tile size</b>,
+<b>Tile overlap</b> and <b>Band mapping</b> (advanced) override them.</li>
+<li><b>Processing extent</b> / <b>Mask polygons</b> (optional): classify only this area; pixels outside the polygons are nodata.</li>
+</ul>
+<p>Advanced parameters:</p>
+<ul>
+<li><b>Tile size</b> (pixels, 0 = the model's) and <b>Tile overlap</b> (pixels, -1 = the model's, ArcGIS
 <i>padding</i> is half of it): larger overlaps remove tile seams at some cost.</li>
 <li><b>Batch size</b>: tiles per model call (ArcGIS <i>batch_size</i>).</li>
 <li><b>Blending</b>: Gaussian cross-fade of overlapping tiles, or centre crop (each pixel from the tile whose
 centre holds it, as ArcGIS).</li>
 <li><b>Test-time augmentation</b>: averages the 8 flips/rotations (8 times slower, a little more accurate).</li>
 <li><b>Band mapping</b> (optional): the 1-based raster band for each model band, e.g. <code>4,3,2,8</code>.</li>
-<li><b>Resample to the model's pixel size</b>: a raster whose pixels differ from the training pixels by more than
+<li><b>Input scale</b>: raw values are multiplied by this before the model's normalisation (0 = the model's).</li>
+<li><b>Resample to model pixel size</b>: a raster whose pixels differ from the training pixels by more than
 25 % is only warned about; with this option it is read resampled to the model's pixel size (average when
 coarsening, bilinear when refining) and the outputs are written on that grid.</li>
-<li><b>Device</b>: <code>auto</code> (GPU when available), <code>cpu</code>, <code>cuda</code>, <code>cuda:1</code>.
-<b>Threads</b>: CPU threads (0 = all cores).</li>
+<li><b>Device</b>: automatic (GPU when onnxruntime-gpu offers one), CPU, GPU (CUDA) or GPU (TensorRT, then CUDA);
+<b>GPU number</b> picks the GPU of a multi-GPU machine. <b>CPU threads</b> (0 = automatic: all cores).</li>
+<li><b>Valid-data / cloud masks</b>: pixels masked for a date become nodata (see Export Training Tiles).</li>
+<li><b>Polygons: minimum area</b> (m&sup2;) and <b>Polygons: simplify</b> (tolerance in the units of the raster's CRS: degrees
+for a geographic CRS, the log warns) for the class polygons.</li>
+</ul>
+<ul>
 <li><b>Outputs</b>: class raster (class values, nodata 255, colour table and style), optional class
 probabilities (one float band per class), a CSV table of per-class areas (pixels, m&sup2;, ha, %) and
 <b>class polygons</b> (GeoPackage: value, name, pixels, m&sup2;, ha; optional minimum mapping unit in m&sup2; and
@@ -132,10 +141,12 @@ class ClassifyPixelsAlgorithm(DlcAlgorithm):
 
     ALG_NAME = "classifypixels"
     ALG_DISPLAY = "Classify Pixels"
-    ALG_GROUP = "Inference"
+    ALG_GROUP = "3. Classification"
     ALG_GROUP_ID = "inference"
     REQUIREMENTS = deps.INFERENCE
     HELP = HELP
+    SHORT = "Classify every pixel of a raster with a trained ONNX model, tile by tile, into a styled class raster."
+    HELP_PAGE = "docs/classifypixels.md"
 
     INPUT = "INPUT"
     ADDITIONAL_INPUTS = "ADDITIONAL_INPUTS"
@@ -159,7 +170,7 @@ class ClassifyPixelsAlgorithm(DlcAlgorithm):
         self.addParameter(
             QgsProcessingParameterMultipleLayers(
                 self.ADDITIONAL_INPUTS,
-                self.tr("Additional rasters (further dates of a series, or the second date)"),
+                self.tr("Further dates (rasters)"),
                 SOURCE_RASTER,
                 optional=True,
             )
@@ -167,7 +178,7 @@ class ClassifyPixelsAlgorithm(DlcAlgorithm):
         self.addParameter(
             QgsProcessingParameterFile(
                 self.MODEL,
-                self.tr("Model (.onnx, or its STAC MLM Item .json)"),
+                self.tr("Model (.onnx or STAC item)"),
                 FILE_BEHAVIOR_FILE,
                 fileFilter=self.tr("ONNX models (*.onnx);;STAC MLM Items (*.json);;All files (*)"),
             )
@@ -175,7 +186,7 @@ class ClassifyPixelsAlgorithm(DlcAlgorithm):
         self.addParameter(QgsProcessingParameterExtent(self.EXTENT, self.tr("Processing extent"), optional=True))
         self.addParameter(
             QgsProcessingParameterFeatureSource(
-                self.MASK, self.tr("Mask polygons (classify inside only)"), [SOURCE_VECTOR_POLYGON], optional=True
+                self.MASK, self.tr("Mask polygons"), [SOURCE_VECTOR_POLYGON], optional=True
             )
         )
         add_tiling_parameters(self)
@@ -186,27 +197,23 @@ class ClassifyPixelsAlgorithm(DlcAlgorithm):
                 [self.tr("Gaussian cross-fade"), self.tr("Centre crop (ArcGIS-like)")],
                 defaultValue=0,
             ),
-            QgsProcessingParameterBoolean(self.TTA, self.tr("Test-time augmentation (8 flips/rotations)"), False),
-            QgsProcessingParameterString(
-                self.BAND_MAPPING, self.tr("Band mapping (raster band per model band, e.g. 4,3,2,8)"), optional=True
-            ),
-            QgsProcessingParameterBoolean(self.RESAMPLE, self.tr("Resample to the model's pixel size"), False),
+            QgsProcessingParameterBoolean(self.TTA, self.tr("Test-time augmentation"), False),
+            QgsProcessingParameterString(self.BAND_MAPPING, self.tr("Band mapping (e.g. 4,3,2)"), optional=True),
+            QgsProcessingParameterBoolean(self.RESAMPLE, self.tr("Resample to model pixel size"), False),
             QgsProcessingParameterNumber(
                 self.INPUT_SCALE,
-                self.tr("Input scale: raw values x this before the model's normalisation (0 = the model's)"),
+                self.tr("Input scale (0 = model's)"),
                 NUMBER_DOUBLE,
                 0.0,
                 minValue=0.0,
             ),
-            QgsProcessingParameterBoolean(
-                self.OUTPUT_COG, self.tr("Write rasters as Cloud-Optimised GeoTIFFs (COG)"), False
-            ),
+            QgsProcessingParameterBoolean(self.OUTPUT_COG, self.tr("Cloud-Optimised GeoTIFF (COG)"), False),
         ]
         for p in advanced:
             p.setFlags(p.flags() | PARAMETER_FLAG_ADVANCED)
             self.addParameter(p)
-        add_device_parameters(self, advanced=True)
-        add_valid_mask_parameters(self, advanced=True)
+        add_device_parameters(self)
+        add_valid_mask_parameters(self)
         self._add_outputs()
 
     def _add_outputs(self) -> None:
@@ -241,6 +248,7 @@ class ClassifyPixelsAlgorithm(DlcAlgorithm):
         from ..core.inference.bands import parse_band_map
         from ..core.inference.options import ClassifyOptions
 
+        parameters = self.normalized_parameters(parameters, context)
         raster = self.parameterAsRasterLayer(parameters, self.INPUT, context)
         if raster is None or not raster.isValid():
             raise QgsProcessingException(self.invalidRasterError(parameters, self.INPUT))
@@ -311,6 +319,12 @@ class ClassifyPixelsAlgorithm(DlcAlgorithm):
         from ..core.inference.engine import classify_raster
 
         plan = self.plan(parameters, context)
+        crs = self.parameterAsRasterLayer(parameters, self.INPUT, context).crs()
+        warning = plan.polygons_path and geographic_warning(
+            crs, self.tr("Polygons: simplify"), plan.options.polygons.simplify
+        )
+        if warning:
+            feedback.warning(warning)
         res = classify_raster(
             plan.inputs,
             plan.model,
@@ -324,9 +338,9 @@ class ClassifyPixelsAlgorithm(DlcAlgorithm):
         out = str(res.output)
         style_on_load(context, out, res.qml)
         polygons_style_on_load(context, plan.polygons_path, res.classes)
+        # the engine has logged the execution provider; this line is the summary
         feedback.info(
-            f"Execution provider: {res.provider}; {res.megapixels_per_s:.2f} megapixels/s; "
-            f"classes {', '.join(f'{c.value}={c.name}' for c in res.classes)}."
+            f"{res.megapixels_per_s:.2f} megapixels/s; classes {', '.join(f'{c.value}={c.name}' for c in res.classes)}."
         )
         return {
             self.OUTPUT: out,

@@ -16,39 +16,42 @@ from qgis.core import (
     QgsProcessingParameterField,
     QgsProcessingParameterFile,
     QgsProcessingParameterFileDestination,
-    QgsProcessingParameterMapLayer,
     QgsProcessingParameterRasterLayer,
     QgsProcessingParameterString,
-    QgsRasterLayer,
-    QgsVectorLayer,
+    QgsProcessingParameterVectorLayer,
 )
 
 from ..core import deps
 from ..core.errors import InputError
 from .base import DlcAlgorithm
-from .parameters import layer_path, vector_file
+from .parameters import advanced, layer_path, route_raster, vector_file
+from .qtcompat import SOURCE_VECTOR_ANY_GEOMETRY
 
 if TYPE_CHECKING:
     from ..core.assessment.compare import AccuracyOptions
 
 HELP = """Compares a classified raster with reference data and reports its accuracy.
-<p><b>Reference</b>: a classified raster (any grid: it is aligned onto the classified raster with nearest
-neighbour), polygons or points with an integer <b>class field</b> holding the same class values as the
-classification. Polygons are rasterized onto the classified grid (pixel centre inside); points are compared
-with the pixel under them.</p>
+<p><b>Reference polygons/points</b> with a <b>reference class field</b> holding the same integer class values as
+the classification; polygons are rasterized onto the classified grid (pixel centre inside), points are compared with
+the pixel under them. <b>Or</b> a <b>reference raster</b> (a classification on any grid: it is aligned onto the
+classified raster with nearest neighbour); then leave the polygons empty.</p>
 <p><b>Outputs</b>: the confusion matrix as CSV (rows = reference, columns = predicted, headed by class names),
 an HTML report with a heat map, overall accuracy, Cohen's kappa, per-class precision (user's accuracy), recall
 (producer's accuracy), F1, IoU, support, mean IoU and macro F1; optionally all figures as JSON. Undefined scores
 (e.g. the precision of a class never predicted) are left empty.</p>
-<p><b>Ignore values</b>: class values excluded on both sides, comma-separated (default 255 = no label); each
+<p>Advanced: <b>Class values to ignore</b>: excluded on both sides, comma-separated (default 255 = no label); each
 raster's nodata is always excluded. Reference classes that the classification does not know are listed in
-the report and left out of the matrix.</p>
-<p><b>Stratified sample</b>: when the reference is a point layer made by <i>Create Accuracy Assessment Points</i>
+the report and left out of the matrix.
+<b>Stratified random sample</b>: when the reference points were made by <i>Create Accuracy Assessment Points</i>
 (stratified random or equalized stratified) or this box is ticked, the report adds the area-weighted estimates of
 Olofsson et al. (2014): error matrix of area proportions, overall/user's/producer's accuracy and class areas with
-95 % confidence intervals.</p>
-<p><b>Class table</b> (optional): a CSV <code>value,name[,color]</code> naming the classes; by default the
-names of the classified raster's QML style are used.</p>"""
+95 % confidence intervals.
+<b>Class table</b> (optional): a CSV <code>value,name[,color]</code> naming the classes; by default the
+names of the classified raster's QML style are used.</p>
+<p>A reference raster has a box of its own (QGIS crashed when the class field's layer was a raster);
+scripts that pass a raster as the reference polygons still work.</p>"""
+
+SHORT = "Confusion matrix, overall accuracy, kappa, per-class F1 and IoU against reference data."
 
 
 def parse_ignore_values(text: str) -> tuple[int, ...]:
@@ -74,14 +77,17 @@ class ComputeAccuracyAlgorithm(DlcAlgorithm):
 
     ALG_NAME = "computeaccuracy"
     ALG_DISPLAY = "Compute Accuracy"
-    ALG_GROUP = "Accuracy assessment"
+    ALG_GROUP = "5. Accuracy assessment"
     ALG_GROUP_ID = "accuracy"
     REQUIREMENTS = deps.METRICS
     HELP = HELP
+    SHORT = SHORT
+    HELP_PAGE = "docs/computeaccuracy.md"
 
     INPUT = "INPUT"
     REFERENCE = "REFERENCE"
     REFERENCE_FIELD = "REFERENCE_FIELD"
+    REFERENCE_RASTER = "REFERENCE_RASTER"
     CLASS_TABLE = "CLASS_TABLE"
     IGNORE_VALUES = "IGNORE_VALUES"
     STRATIFIED = "STRATIFIED"
@@ -94,35 +100,40 @@ class ComputeAccuracyAlgorithm(DlcAlgorithm):
 
     def initAlgorithm(self, config=None):  # noqa: D102
         self.addParameter(QgsProcessingParameterRasterLayer(self.INPUT, self.tr("Classified raster")))
+        # A vector parent only: QGIS's field widget crashes on a raster parent (issue #26).
         self.addParameter(
-            QgsProcessingParameterMapLayer(self.REFERENCE, self.tr("Reference (classified raster, polygons or points)"))
+            QgsProcessingParameterVectorLayer(
+                self.REFERENCE, self.tr("Reference polygons/points"), [SOURCE_VECTOR_ANY_GEOMETRY], optional=True
+            )
         )
         self.addParameter(
             QgsProcessingParameterField(
                 self.REFERENCE_FIELD,
-                self.tr("Reference class field (polygons/points)"),
+                self.tr("Reference class field"),
                 parentLayerParameterName=self.REFERENCE,
                 optional=True,
             )
         )
         self.addParameter(
-            QgsProcessingParameterFile(
-                self.CLASS_TABLE, self.tr("Class table CSV (value,name[,color])"), extension="csv", optional=True
+            QgsProcessingParameterRasterLayer(self.REFERENCE_RASTER, self.tr("Or: reference raster"), optional=True)
+        )
+        self.addParameter(
+            advanced(
+                QgsProcessingParameterFile(
+                    self.CLASS_TABLE, self.tr("Class table (CSV)"), extension="csv", optional=True
+                )
             )
         )
         self.addParameter(
-            QgsProcessingParameterString(
-                self.IGNORE_VALUES,
-                self.tr("Class values to ignore (comma-separated)"),
-                defaultValue="255",
-                optional=True,
+            advanced(
+                QgsProcessingParameterString(
+                    self.IGNORE_VALUES, self.tr("Class values to ignore"), defaultValue="255", optional=True
+                )
             )
         )
         self.addParameter(
-            QgsProcessingParameterBoolean(
-                self.STRATIFIED,
-                self.tr("Reference points are a stratified random sample (add area-weighted estimates)"),
-                defaultValue=False,
+            advanced(
+                QgsProcessingParameterBoolean(self.STRATIFIED, self.tr("Stratified random sample"), defaultValue=False)
             )
         )
         self.addParameter(
@@ -144,6 +155,12 @@ class ComputeAccuracyAlgorithm(DlcAlgorithm):
         self.addOutput(QgsProcessingOutputNumber(self.KAPPA, self.tr("Cohen's kappa")))
         self.addOutput(QgsProcessingOutputNumber(self.MIOU, self.tr("Mean IoU")))
 
+    def normalized_parameters(self, parameters: dict[str, Any], context: QgsProcessingContext) -> dict[str, Any]:
+        """A raster given as REFERENCE (scripts written for the earlier dialogs) moves to REFERENCE_RASTER."""
+        params = super().normalized_parameters(parameters, context)
+        route_raster(params, context, self.REFERENCE, self.REFERENCE_RASTER)
+        return params
+
     def plan(self, parameters: dict[str, Any], context: QgsProcessingContext) -> AccuracyOptions:
         """The :class:`core.assessment.compare.AccuracyOptions` of ``parameters``.
 
@@ -151,24 +168,26 @@ class ComputeAccuracyAlgorithm(DlcAlgorithm):
         copied to a temporary GeoPackage (:func:`algorithms.parameters.vector_file`).
 
         Raises:
-            InputError: no classified raster, no reference, a reference that is neither raster nor
-                vector, or ignore values that are not integers.
+            InputError: no classified raster, no reference or two (polygons and a raster), or ignore values
+                that are not integers.
         """
         from ..core.assessment.compare import AccuracyOptions
 
+        parameters = self.normalized_parameters(parameters, context)
         raster = self.parameterAsRasterLayer(parameters, self.INPUT, context)
         if raster is None:
-            raise InputError("Choose the classified raster (INPUT).")
-        ref_layer = self.parameterAsLayer(parameters, self.REFERENCE, context)
-        if ref_layer is None:
-            raise InputError("Choose the reference layer (REFERENCE): a raster, polygons or points.")
+            raise InputError("Choose the classified raster.")
         layer_name = None
-        if isinstance(ref_layer, QgsRasterLayer):
-            ref_path = layer_path(ref_layer)
-        elif isinstance(ref_layer, QgsVectorLayer):
-            ref_path, layer_name = vector_file(ref_layer, context, "reference")
+        ref_raster = self.parameterAsRasterLayer(parameters, self.REFERENCE_RASTER, context)
+        ref_vector = self.parameterAsVectorLayer(parameters, self.REFERENCE, context)
+        if ref_raster is not None and ref_vector is not None:
+            raise InputError("Give either reference polygons or points, or a reference raster, not both.")
+        if ref_raster is not None:
+            ref_path = layer_path(ref_raster)
+        elif ref_vector is not None:
+            ref_path, layer_name = vector_file(ref_vector, context, "reference")
         else:
-            raise InputError(f"The reference {ref_layer.name()} must be a raster or vector layer.")
+            raise InputError("Choose the reference: polygons or points with their class field, or a reference raster.")
         return AccuracyOptions(
             classified=layer_path(raster),
             reference=ref_path,

@@ -22,6 +22,7 @@ from ..core.errors import InputError
 from .base import DlcAlgorithm
 from .parameters import layer_path
 from .qtcompat import NUMBER_DOUBLE, NUMBER_INTEGER
+from .wording import geographic_warning
 
 if TYPE_CHECKING:
     from ..core.assessment.sampling import AccuracyPointsOptions
@@ -30,7 +31,8 @@ HELP = """Draws random points on a classified raster for an accuracy assessment,
 <p><b>Strategy</b>: <i>stratified random</i> places points in each class in proportion to its area;
 <i>equalized stratified</i> places the same number in every class (better for rare classes); <i>random</i>
 spreads them over all classified pixels. Points sit at pixel centres, at least <b>minimum distance</b>
-(in the raster's CRS units) apart; the same <b>seed</b> gives the same points. Nodata and the value 255 are
+(in the units of the raster's CRS: metres for UTM, degrees for a geographic CRS such as EPSG:4326, the log
+warns) apart; the same <b>seed</b> gives the same points. Nodata and the value 255 are
 never sampled.</p>
 <p>The point layer has the fields <code>predicted</code> (the map class), <code>reference</code> (empty: fill
 it with the true class) and <code>sampling</code>. Give the labelled layer to <i>Compute Accuracy</i> with
@@ -43,10 +45,12 @@ class CreateAccuracyPointsAlgorithm(DlcAlgorithm):
 
     ALG_NAME = "createaccuracypoints"
     ALG_DISPLAY = "Create Accuracy Assessment Points"
-    ALG_GROUP = "Accuracy assessment"
+    ALG_GROUP = "5. Accuracy assessment"
     ALG_GROUP_ID = "accuracy"
     REQUIREMENTS = deps.METRICS
     HELP = HELP
+    SHORT = "Random (stratified) points on a classified raster, to label by hand for Compute Accuracy."
+    HELP_PAGE = "docs/createaccuracypoints.md"
 
     INPUT = "INPUT"
     NUMBER_OF_POINTS = "NUMBER_OF_POINTS"
@@ -74,7 +78,7 @@ class CreateAccuracyPointsAlgorithm(DlcAlgorithm):
         self.addParameter(
             QgsProcessingParameterNumber(
                 self.MIN_DISTANCE,
-                self.tr("Minimum distance between points (CRS units)"),
+                self.tr("Minimum distance (CRS units, e.g. m)"),
                 NUMBER_DOUBLE,
                 defaultValue=0.0,
                 minValue=0.0,
@@ -95,7 +99,7 @@ class CreateAccuracyPointsAlgorithm(DlcAlgorithm):
 
         raster = self.parameterAsRasterLayer(parameters, self.INPUT, context)
         if raster is None:
-            raise InputError("Choose the classified raster (INPUT).")
+            raise InputError("Choose the classified raster.")
         out = self.parameterAsOutputLayer(parameters, self.OUTPUT, context)
         if Path(out).suffix.lower() not in (".gpkg", ""):
             raise InputError(f"Save the assessment points as a GeoPackage (.gpkg), not {Path(out).suffix}.")
@@ -114,6 +118,10 @@ class CreateAccuracyPointsAlgorithm(DlcAlgorithm):
         from ..core.assessment.sampling import create_accuracy_points
 
         options = self.plan(parameters, context)
+        crs = self.parameterAsRasterLayer(parameters, self.INPUT, context).crs()
+        warning = geographic_warning(crs, self.tr("Minimum distance"), options.min_distance)
+        if warning:
+            feedback.warning(warning)
         info = create_accuracy_points(options, feedback)
         feedback.info(f"{info['points']} points written; per class: {info['per_class']}")
         return {self.OUTPUT: options.output}

@@ -30,14 +30,15 @@ from .parameters import (
     add_device_parameters,
     add_polygon_parameters,
     add_tiling_parameters,
+    advanced,
     device_value,
     layer_path,
     polygon_values,
-    polygons_style_on_load,
-    style_on_load,
     tiling_values,
 )
 from .qtcompat import NUMBER_DOUBLE, NUMBER_INTEGER
+from .styles import polygons_style_on_load, style_on_load
+from .wording import geographic_warning
 
 if TYPE_CHECKING:
     from ..core.change.cva import CvaOptions
@@ -49,26 +50,32 @@ if TYPE_CHECKING:
 #: The methods, in the order of the MODE choices.
 MODES = ("from_to", "model", "cva")
 
-HELP = """Maps change between two dates, three ways:
-<p><b>0 Post-classification (from-to)</b>: INPUT and INPUT2 are two classifications (e.g. two Classify Pixels
-outputs). Every pixel gets one value per transition, named like <i>forest -&gt; cultivated land</i>
-(value = index_from x K_to + index_to + 1, 0 = nodata), with a colour table and style. <b>Changed only</b> gives all
-unchanged pixels one "no change" value. The second raster is aligned onto the first with nearest neighbour. The
-optional table lists every transition with pixels, m², ha and the % of the from-class. Both rasters must give each
-class value the same name (from their QML styles or the <b>class table</b> CSV <code>value,name[,color]</code>).</p>
-<p><b>1 Deep-learning change model</b>: INPUT and INPUT2 are the images of the two dates (same bands, same grid)
-and MODEL a change model trained on two-date chips (binary change or "to class"/"no change" labels). It runs through
-the same tiled engine as Classify Pixels: TILE_SIZE (0 = the model's), OVERLAP (-1 = the model's), BATCH_SIZE and
-DEVICE mean the same there; probabilities are optional.</p>
-<p><b>2 Change vector analysis</b> (no training): magnitude of the standardised band difference, thresholded at
-THRESHOLD or, when empty, with Otsu's method; output 1 = change, 0 = no change. The optional probability output
-receives the magnitude.</p>
-<p><b>Minimum mapping unit</b> (method 0): changed patches smaller than this many pixels are removed (GDAL sieve,
-8-connected).</p>
+HELP = """Maps change between two dates with one of three <b>methods</b>:
+<p><b>Post-classification (from-to)</b>: <b>Date 1</b> and <b>Date 2</b> are two classifications (e.g. two Classify
+Pixels outputs). Every pixel gets one value per transition, named like <i>forest -&gt; cultivated land</i>
+(value = index_from x K_to + index_to + 1, 0 = nodata), with a colour table and style. <b>Changed pixels only</b>
+gives all unchanged pixels one "no change" value. The Date 2 raster is aligned onto Date 1 with nearest neighbour.
+The optional <b>transition / area table</b> lists every transition with pixels, m², ha and the % of the from-class.
+Both rasters must give each class value the same name (from their QML styles or the <b>class table</b> CSV
+<code>value,name[,color]</code>). <b>Minimum change patch</b>: changed patches smaller than this many pixels are
+removed (GDAL sieve, 8-connected).</p>
+<p><b>Deep-learning change model</b>: Date 1 and Date 2 are the images of the two dates (same bands, same grid) and
+the <b>change model</b> a model trained on two-date chips (binary change or "to class"/"no change" labels). It runs
+through the same tiled engine as Classify Pixels: <b>Tile size</b> (0 = the model's), <b>Tile overlap</b> (-1 = the
+model's), <b>Batch size</b>, <b>Device</b> and <b>GPU number</b> (advanced) mean the same there; the
+<b>probabilities</b> output is optional.</p>
+<p><b>Change vector analysis</b> (no training): magnitude of the standardised band difference of the two images,
+thresholded at the <b>CVA threshold</b> or, when it is empty, with Otsu's method; output 1 = change,
+0 = no change. The optional <b>probabilities / magnitude</b> output receives the magnitude.</p>
 <p><b>Change polygons</b> (optional GeoPackage, every method): one polygon per connected patch of one output value,
 with value, name, pixels, m² and ha, built strip by strip and merged across strip seams; an optional minimum area (m²)
-and simplification tolerance; styled like the raster. Every output records the plugin version, the model file and
-its SHA-256 (method 1), the parameters and the date.</p>"""
+and simplify tolerance (in the units of the raster's CRS); styled like the raster. Every output records the plugin
+version, the model file and its SHA-256 (deep-learning method), the parameters and the date.</p>"""
+
+SHORT = "Map change between two dates: from-to change of two classifications, a change model, or CVA."
+
+#: The dialog's words for the methods, in the order of :data:`MODES`.
+MODE_LABELS = ("Post-classification (from-to)", "Deep-learning change model", "Change vector analysis")
 
 
 def build_plan(  # noqa: PLR0913 - one keyword-only argument per Processing parameter
@@ -94,16 +101,16 @@ def build_plan(  # noqa: PLR0913 - one keyword-only argument per Processing para
     """The core options of one Detect Change run, from parameter values (no I/O).
 
     Args:
-        mode: index into :data:`MODES`. before, after, output: raster paths. model: ONNX path
-            (mode 1). class_table: CSV for both dates (mode 0). changed_only, mmu: mode 0.
-        threshold: mode 2 (None = Otsu). tile_size (0 = the model's), overlap (negative = the
-            model's), batch_size, device: mode 1. probabilities: probability (mode 1) or magnitude
-            (mode 2) raster, "" for none. table: transition (mode 0) or area (mode 1) CSV, "" for none.
+        mode: index into :data:`MODES` (from-to, model, cva). before, after, output: raster paths. model: ONNX
+            path (model). class_table: CSV for both dates (from-to). changed_only, mmu: from-to.
+        threshold: cva (None = Otsu). tile_size (0 = the model's), overlap (negative = the
+            model's), batch_size, device: model. probabilities: probability (model) or magnitude
+            (cva) raster, "" for none. table: transition (from-to) or area (model) CSV, "" for none.
         polygons: GeoPackage of change polygons, "" for none; polygon_options: their
             :class:`core.raster.polygons.PolygonOptions` (None: defaults).
 
     Raises:
-        InputError: an unknown mode, or a mode-1 run without a model.
+        InputError: an unknown mode, or a deep-learning run without a model.
     """
     from ..core.change.cva import CvaOptions
     from ..core.change.from_to import FromToOptions
@@ -113,7 +120,7 @@ def build_plan(  # noqa: PLR0913 - one keyword-only argument per Processing para
 
     poly = polygon_options if polygon_options is not None else PolygonOptions()
     if mode not in range(len(MODES)):
-        raise InputError(f"MODE must be 0 (from-to), 1 (change model) or 2 (change vector analysis), got {mode}.")
+        raise InputError(f"Method {mode} is unknown: choose {', '.join(map(repr, enumerate(MODE_LABELS)))}.")
     name = MODES[mode]
     if name == "from_to":
         return FromToOptions(
@@ -130,7 +137,7 @@ def build_plan(  # noqa: PLR0913 - one keyword-only argument per Processing para
         )
     if name == "model":
         if not model:
-            raise InputError("Mode 1 (deep-learning change) needs a change model (.onnx) in MODEL.")
+            raise InputError("The deep-learning change model method needs a change model (.onnx).")
         classify = ClassifyOptions(
             tile_size=int(tile_size) or None,
             overlap=None if overlap is None or overlap < 0 else int(overlap),
@@ -184,10 +191,12 @@ class DetectChangeAlgorithm(DlcAlgorithm):
 
     ALG_NAME = "detectchange"
     ALG_DISPLAY = "Detect Change"
-    ALG_GROUP = "Change detection"
+    ALG_GROUP = "4. Change detection"
     ALG_GROUP_ID = "change"
     REQUIREMENTS = deps.INFERENCE
     HELP = HELP
+    SHORT = SHORT
+    HELP_PAGE = "docs/detectchange.md"
 
     MODE = "MODE"
     INPUT = "INPUT"
@@ -216,46 +225,29 @@ class DetectChangeAlgorithm(DlcAlgorithm):
             QgsProcessingParameterEnum(
                 self.MODE,
                 self.tr("Method"),
-                options=[
-                    self.tr("Post-classification from-to change (two classifications)"),
-                    self.tr("Deep-learning change model (two images)"),
-                    self.tr("Change vector analysis, no training (two images)"),
-                ],
+                options=[self.tr(m) for m in MODE_LABELS],
                 defaultValue=0,
             )
         )
-        self.addParameter(QgsProcessingParameterRasterLayer(self.INPUT, self.tr("Date 1 (classification or image)")))
-        self.addParameter(QgsProcessingParameterRasterLayer(self.INPUT2, self.tr("Date 2 (classification or image)")))
+        self.addParameter(QgsProcessingParameterRasterLayer(self.INPUT, self.tr("Date 1 raster")))
+        self.addParameter(QgsProcessingParameterRasterLayer(self.INPUT2, self.tr("Date 2 raster")))
         self.addParameter(
-            QgsProcessingParameterFile(
-                self.MODEL, self.tr("Change model (.onnx, method 1)"), extension="onnx", optional=True
+            QgsProcessingParameterFile(self.MODEL, self.tr("Change model (.onnx)"), extension="onnx", optional=True)
+        )
+        self.addParameter(
+            advanced(
+                QgsProcessingParameterFile(
+                    self.CLASS_TABLE, self.tr("Class table (CSV, from-to)"), extension="csv", optional=True
+                )
             )
         )
         self.addParameter(
-            QgsProcessingParameterFile(
-                self.CLASS_TABLE, self.tr("Class table CSV (value,name[,color])"), extension="csv", optional=True
-            )
+            advanced(QgsProcessingParameterBoolean(self.CHANGED_ONLY, self.tr("Changed pixels only (from-to)"), False))
         )
-        self.addParameter(QgsProcessingParameterBoolean(self.CHANGED_ONLY, self.tr("Changed pixels only"), False))
-        self.addParameter(
-            P(
-                self.MIN_MAPPING_UNIT,
-                self.tr("Minimum mapping unit of changes (pixels, 0 = none)"),
-                NUMBER_INTEGER,
-                0,
-                minValue=0,
-            )
-        )
-        self.addParameter(
-            P(
-                self.THRESHOLD,
-                self.tr("Change magnitude threshold (method 2; empty = Otsu)"),
-                NUMBER_DOUBLE,
-                None,
-                optional=True,
-                minValue=0.0,
-            )
-        )
+        mmu = self.tr("Minimum change patch (px, from-to)")
+        self.addParameter(advanced(P(self.MIN_MAPPING_UNIT, mmu, NUMBER_INTEGER, 0, minValue=0)))
+        threshold = self.tr("CVA threshold (or Otsu)")
+        self.addParameter(advanced(P(self.THRESHOLD, threshold, NUMBER_DOUBLE, None, optional=True, minValue=0.0)))
 
     def _add_output_parameters(self) -> None:
         """OUTPUT, OUTPUT_PROBABILITIES, OUTPUT_TABLE and the CHANGED_PIXELS / THRESHOLD_USED outputs."""
@@ -263,7 +255,7 @@ class DetectChangeAlgorithm(DlcAlgorithm):
         self.addParameter(
             QgsProcessingParameterRasterDestination(
                 self.OUTPUT_PROBABILITIES,
-                self.tr("Change probabilities (method 1) / magnitude (method 2)"),
+                self.tr("Probabilities / magnitude"),
                 optional=True,
                 createByDefault=False,
             )
@@ -279,18 +271,19 @@ class DetectChangeAlgorithm(DlcAlgorithm):
         )
         add_polygon_parameters(self, "Change polygons")
         self.addOutput(QgsProcessingOutputNumber(self.CHANGED_PIXELS, self.tr("Changed pixels")))
-        self.addOutput(QgsProcessingOutputNumber(self.THRESHOLD_USED, self.tr("Threshold used (method 2)")))
+        self.addOutput(QgsProcessingOutputNumber(self.THRESHOLD_USED, self.tr("Threshold used (CVA)")))
 
     def plan(self, parameters: dict[str, Any], context: QgsProcessingContext) -> ChangeOptions:
         """The core options object for ``parameters`` (see :func:`build_plan`).
 
         Raises:
-            InputError: a date is missing, an unknown mode, or a mode-1 run without a model.
+            InputError: a date is missing, an unknown method, or a deep-learning run without a model.
         """
+        parameters = self.normalized_parameters(parameters, context)
         r1 = self.parameterAsRasterLayer(parameters, self.INPUT, context)
         r2 = self.parameterAsRasterLayer(parameters, self.INPUT2, context)
         if r1 is None or r2 is None:
-            raise InputError("Choose the rasters of both dates (INPUT and INPUT2).")
+            raise InputError("Choose the rasters of both dates (Date 1 and Date 2).")
         has_thr = parameters.get(self.THRESHOLD) not in (None, "")
         tiling = tiling_values(self, parameters, context)
         polygons = polygon_values(self, parameters, context)
@@ -316,6 +309,11 @@ class DetectChangeAlgorithm(DlcAlgorithm):
 
     def run_core(self, parameters: dict[str, Any], context: QgsProcessingContext, feedback) -> dict[str, Any]:  # noqa: D102
         options = self.plan(parameters, context)
+        crs = self.parameterAsRasterLayer(parameters, self.INPUT, context).crs()
+        polygons = polygon_values(self, parameters, context)
+        warning = polygons.path and geographic_warning(crs, self.tr("Polygons: simplify"), polygons.options.simplify)
+        if warning:
+            feedback.warning(warning)
         qml, results, classes = run_plan(options, feedback)
         out = str(options.output)
         style_on_load(context, out, qml)

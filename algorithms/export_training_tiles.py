@@ -19,18 +19,24 @@ from qgis.core import (
     QgsProcessingParameterField,
     QgsProcessingParameterFile,
     QgsProcessingParameterFolderDestination,
-    QgsProcessingParameterMapLayer,
     QgsProcessingParameterMultipleLayers,
     QgsProcessingParameterNumber,
     QgsProcessingParameterRasterLayer,
     QgsProcessingParameterString,
     QgsProcessingParameterVectorLayer,
-    QgsVectorLayer,
 )
 
 from ..core import deps
 from .base import DlcAlgorithm
-from .parameters import add_valid_mask_parameters, layer_path, raster_layer_paths, valid_mask_values, vector_file
+from .parameters import (
+    add_valid_mask_parameters,
+    advanced,
+    layer_path,
+    raster_layer_paths,
+    route_raster,
+    valid_mask_values,
+    vector_file,
+)
 from .qtcompat import (
     FILE_BEHAVIOR_FILE,
     NUMBER_DOUBLE,
@@ -39,6 +45,7 @@ from .qtcompat import (
     SOURCE_VECTOR_ANY_GEOMETRY,
     SOURCE_VECTOR_POLYGON,
 )
+from .wording import temporary_output_warning
 
 if TYPE_CHECKING:
     from ..core.chips.options import CleaningOptions, ExportOptions
@@ -49,36 +56,44 @@ HELP = """<p>Cuts georeferenced training chips from imagery and labels, the coun
 <code>map.txt</code> and <code>esri_accumulated_stats.json</code> (readable by ArcGIS/arcgis.learn) and
 <code>manifest.json</code> (band statistics, classes, chip windows and spatial blocks for Train Model).</p>
 <ul>
-<li><b>Input rasters</b>: one raster, or several rasters of one grid as a time series (dates read from the
-file names, e.g. 2015-07-11; a sequence chip has T&times;C bands, date-major).</li>
-<li><b>Second-date raster</b> (optional): same grid as the input; chips go to <code>images2/</code> for change detection.</li>
-<li><b>Labels</b>: a vector layer with a class field, or a classified raster. Vectors in another CRS are
-reprojected; smaller polygons win over larger ones they lie in; unlabelled pixels get 255.</li>
-<li><b>Class field</b>: integer class values, or text names matched against the class table.</li>
+<li><b>Input raster(s)</b>: one raster, or several rasters of one grid as a time series, oldest first (dates read
+from the file names, e.g. 2015-07-11; a sequence chip has T&times;C bands, date-major).</li>
+<li><b>Label polygons or lines</b> with their <b>class field</b> (integer class values, or text names matched against
+the class table). Vectors in another CRS are reprojected; smaller polygons win over larger ones they lie in;
+unlabelled pixels get 255. <b>Or</b> a <b>label raster</b> (a classified raster); then leave the polygons empty.</li>
 <li><b>Class table</b> (optional): CSV with columns value,name and color (#RRGGBB) or red,green,blue.
 Rows named "unlabelled"/"no data" are written as 255.</li>
 <li><b>Tile size / Stride</b> (pixels): chips start every stride pixels; only whole chips are written.</li>
-<li><b>AOI</b> (optional): only chips fully inside these polygons are written.</li>
+<li><b>Output chip folder</b>: must be empty or new. Left empty, QGIS writes a temporary folder that it deletes
+when it closes: choose a folder to keep the chips.</li>
+</ul>
+<p>Advanced parameters:</p>
+<ul>
+<li><b>Second-date raster</b> (optional): same grid as the input; chips go to <code>images2/</code> for change detection.</li>
+<li><b>Area of interest</b> (optional): only chips fully inside these polygons are written.</li>
 <li><b>Hold-out area</b> (optional): chips touching these polygons are kept for validation only.</li>
 <li><b>Minimum labelled fraction</b>: chips with a smaller share of labelled pixels are skipped,
 unless <b>Export chips without labels</b> is checked.</li>
 <li><b>Line label buffer</b> (pixels): widens line labels such as roads by morphological dilation.</li>
 <li><b>Class edge erosion</b> (pixels): pixels this close to a class edge are set to 255.</li>
 <li><b>Bands</b> (optional): 1-based band numbers to keep, e.g. 2,3,4,8.</li>
-<li><b>Additional sensors</b> (optional): rasters of other sensors on the same grid (e.g. Sentinel-1 VV/VH)
+<li><b>Other sensors</b> (optional): rasters of other sensors on the same grid (e.g. Sentinel-1 VV/VH)
 stacked after the input bands (early fusion); their bands are named <i>file name</i>_<i>band</i>. Train them
 with any single-date architecture, or with the two-branch U-Net (one encoder per sensor).</li>
 <li><b>Water class</b> (optional): labels of this class whose NDWI (green/NIR, found by band name) is below the
-<b>NDWI threshold</b>, other labels whose NDWI is above threshold + margin, and (time series) pixels whose
-water state flips between dates are set to 255 (inconsistent shorelines).</li>
-<li><b>Valid-data masks</b> (optional): a raster with one band per date (or with the dates as band
-descriptions): valid-data mask (1 = valid), cloud mask (1 = cloud) or cloud probability (cloudy at or above
-the <b>cloud probability threshold</b>).</li>
-<li><b>Cloud policy</b>: none (masked pixels become nodata), drop (dates with less than the <b>minimum valid
-coverage</b> in a chip become nodata in that chip; single images: such chips are skipped) or interpolate
-(time series: gaps filled by linear interpolation in time between the valid observations).</li>
-<li><b>Output folder</b>: must be empty or new.</li>
-</ul>"""
+<b>NDWI water threshold</b>, other labels whose NDWI is above threshold + <b>NDWI margin</b>, and (time series)
+pixels whose water state flips between dates are set to 255 (inconsistent shorelines).</li>
+<li><b>Valid-data / cloud masks</b> (optional): a raster with one band per date (or with the dates as band
+descriptions); <b>mask type</b>: valid-data mask (1 = valid), cloud mask (1 = cloud) or cloud probability (cloudy
+at or above the <b>cloud probability threshold</b>).</li>
+<li><b>Cloud policy</b>: mask only (masked pixels become nodata), drop cloudy dates (dates with less than the
+<b>minimum valid coverage</b> in a chip become nodata in that chip; single images: such chips are skipped) or
+interpolate in time (time series: gaps filled by linear interpolation between the valid observations).</li>
+</ul>
+<p>A label raster has a box of its own (QGIS crashed when the class field's layer was a raster);
+scripts that pass a raster as the label polygons still work.</p>"""
+
+SHORT = "Cut image chips and label chips for Train Model (ArcGIS Classified Tiles) from imagery and labels."
 
 
 class ExportTrainingTilesAlgorithm(DlcAlgorithm):
@@ -86,14 +101,17 @@ class ExportTrainingTilesAlgorithm(DlcAlgorithm):
 
     ALG_NAME = "exporttrainingtiles"
     ALG_DISPLAY = "Export Training Tiles"
-    ALG_GROUP = "Training data"
+    ALG_GROUP = "1. Training data"
     ALG_GROUP_ID = "trainingdata"
     REQUIREMENTS = deps.VECTOR
     HELP = HELP
+    SHORT = SHORT
+    HELP_PAGE = "docs/exporttrainingtiles.md"
 
     INPUT = "INPUT"
     ADDITIONAL_INPUT = "ADDITIONAL_INPUT"
     LABELS = "LABELS"
+    LABELS_RASTER = "LABELS_RASTER"
     CLASS_FIELD = "CLASS_FIELD"
     CLASS_TABLE = "CLASS_TABLE"
     TILE_SIZE = "TILE_SIZE"
@@ -117,48 +135,40 @@ class ExportTrainingTilesAlgorithm(DlcAlgorithm):
 
     #: Core's ``cloud_policy`` values, in the order of the CLOUD_POLICY enum.
     CLOUD_POLICIES = ("none", "drop", "interpolate")
+    CLOUD_POLICY_LABELS = ("Mask only", "Drop cloudy dates", "Interpolate in time")
 
     def initAlgorithm(self, config: dict | None = None) -> None:
-        """Declare the parameters (keys and order are Processing API)."""
+        """Declare the parameters (keys are Processing API); what a first run needs comes first, the rest is
+        advanced."""
         self._add_input_parameters()
         self._add_chip_parameters()
         self._add_cleaning_parameters()
-        self.addParameter(QgsProcessingParameterFolderDestination(self.OUTPUT_FOLDER, self.tr("Output chip folder")))
         self.addOutput(QgsProcessingOutputNumber(self.CHIP_COUNT, self.tr("Number of chips")))
 
     def _add_input_parameters(self) -> None:
         self.addParameter(
-            QgsProcessingParameterMultipleLayers(
-                self.INPUT, self.tr("Input raster(s) (several = time series, oldest first)"), SOURCE_RASTER
-            )
+            QgsProcessingParameterMultipleLayers(self.INPUT, self.tr("Input raster(s), oldest first"), SOURCE_RASTER)
         )
+        # The field's parent takes vectors only: QGIS's field widget crashes on a raster parent (issue #26).
         self.addParameter(
-            QgsProcessingParameterRasterLayer(
-                self.ADDITIONAL_INPUT, self.tr("Second-date raster (change detection)"), optional=True
-            )
-        )
-        self.addParameter(
-            QgsProcessingParameterMapLayer(
+            QgsProcessingParameterVectorLayer(
                 self.LABELS,
-                self.tr("Labels (vector layer or classified raster)"),
-                types=[SOURCE_VECTOR_ANY_GEOMETRY, SOURCE_RASTER],
+                self.tr("Label polygons or lines"),
+                [SOURCE_VECTOR_ANY_GEOMETRY],
+                optional=True,
             )
         )
         self.addParameter(
             QgsProcessingParameterField(
-                self.CLASS_FIELD,
-                self.tr("Class field (vector labels)"),
-                parentLayerParameterName=self.LABELS,
-                optional=True,
+                self.CLASS_FIELD, self.tr("Class field"), parentLayerParameterName=self.LABELS, optional=True
             )
         )
         self.addParameter(
+            QgsProcessingParameterRasterLayer(self.LABELS_RASTER, self.tr("Or: label raster"), optional=True)
+        )
+        self.addParameter(
             QgsProcessingParameterFile(
-                self.CLASS_TABLE,
-                self.tr("Class table (CSV: value,name,color)"),
-                FILE_BEHAVIOR_FILE,
-                extension="csv",
-                optional=True,
+                self.CLASS_TABLE, self.tr("Class table (CSV)"), FILE_BEHAVIOR_FILE, extension="csv", optional=True
             )
         )
 
@@ -170,92 +180,75 @@ class ExportTrainingTilesAlgorithm(DlcAlgorithm):
         self.addParameter(
             QgsProcessingParameterNumber(self.STRIDE, self.tr("Stride (pixels)"), integer, 128, minValue=1)
         )
-        self.addParameter(
+        self.addParameter(QgsProcessingParameterFolderDestination(self.OUTPUT_FOLDER, self.tr("Output chip folder")))
+        polygons = [SOURCE_VECTOR_POLYGON]
+        for p in (
+            QgsProcessingParameterRasterLayer(self.ADDITIONAL_INPUT, self.tr("Second-date raster"), optional=True),
+            QgsProcessingParameterVectorLayer(self.AOI, self.tr("Area of interest"), polygons, optional=True),
             QgsProcessingParameterVectorLayer(
-                self.AOI, self.tr("Area of interest (chips fully inside)"), [SOURCE_VECTOR_POLYGON], optional=True
-            )
-        )
-        self.addParameter(
-            QgsProcessingParameterVectorLayer(
-                self.HOLDOUT, self.tr("Hold-out area (validation-only chips)"), [SOURCE_VECTOR_POLYGON], optional=True
-            )
-        )
-        self.addParameter(
+                self.HOLDOUT, self.tr("Hold-out area (validation)"), polygons, optional=True
+            ),
             QgsProcessingParameterNumber(
                 self.MIN_LABELLED_FRACTION,
-                self.tr("Minimum labelled fraction of a chip"),
+                self.tr("Minimum labelled fraction"),
                 double,
                 0.05,
                 minValue=0.0,
                 maxValue=1.0,
-            )
-        )
-        self.addParameter(
-            QgsProcessingParameterBoolean(self.EXPORT_EMPTY, self.tr("Export chips without (enough) labels"), False)
-        )
-        self.addParameter(
+            ),
+            QgsProcessingParameterBoolean(self.EXPORT_EMPTY, self.tr("Export chips without labels"), False),
             QgsProcessingParameterNumber(
                 self.LINE_BUFFER_PX, self.tr("Line label buffer (pixels)"), integer, 0, minValue=0
-            )
-        )
-        self.addParameter(
+            ),
             QgsProcessingParameterNumber(
                 self.EDGE_EROSION_PX, self.tr("Class edge erosion (pixels)"), integer, 0, minValue=0
-            )
-        )
-        self.addParameter(
-            QgsProcessingParameterString(
-                self.BANDS, self.tr("Bands to export (1-based, e.g. 2,3,4,8; empty = all)"), optional=True
-            )
-        )
+            ),
+            QgsProcessingParameterString(self.BANDS, self.tr("Bands (e.g. 2,3,4,8)"), optional=True),
+        ):
+            self.addParameter(advanced(p))
 
     def _add_cleaning_parameters(self) -> None:
-        integer, double = NUMBER_INTEGER, NUMBER_DOUBLE
-        self.addParameter(
+        double = NUMBER_DOUBLE
+        for p in (
             QgsProcessingParameterMultipleLayers(
-                self.ADDITIONAL_SENSORS,
-                self.tr("Additional sensors (rasters on the same grid, stacked as extra bands)"),
-                SOURCE_RASTER,
-                optional=True,
-            )
-        )
-        self.addParameter(
+                self.ADDITIONAL_SENSORS, self.tr("Other sensors (same grid)"), SOURCE_RASTER, optional=True
+            ),
             QgsProcessingParameterNumber(
                 self.WATER_MASK_CLASS,
-                self.tr("Water class value (mask inconsistent shorelines by NDWI)"),
-                integer,
+                self.tr("Water class (NDWI masking)"),
+                NUMBER_INTEGER,
                 None,
                 optional=True,
                 minValue=0,
                 maxValue=254,
-            )
-        )
-        self.addParameter(
+            ),
             QgsProcessingParameterNumber(
                 self.NDWI_THRESHOLD, self.tr("NDWI water threshold"), double, 0.0, minValue=-1.0, maxValue=1.0
-            )
-        )
-        self.addParameter(
+            ),
             QgsProcessingParameterNumber(
-                self.NDWI_MARGIN, self.tr("NDWI margin for non-water labels"), double, 0.2, minValue=0.0, maxValue=2.0
-            )
-        )
+                self.NDWI_MARGIN, self.tr("NDWI margin"), double, 0.2, minValue=0.0, maxValue=2.0
+            ),
+        ):
+            self.addParameter(advanced(p))
         add_valid_mask_parameters(self)
-        self.addParameter(
+        for p in (
             QgsProcessingParameterEnum(
-                self.CLOUD_POLICY, self.tr("Cloud policy"), [self.tr(p) for p in self.CLOUD_POLICIES], defaultValue=0
-            )
-        )
-        self.addParameter(
+                self.CLOUD_POLICY,
+                self.tr("Cloud policy"),
+                [self.tr(p) for p in self.CLOUD_POLICY_LABELS],
+                defaultValue=0,
+            ),
             QgsProcessingParameterNumber(
-                self.MIN_VALID_COVERAGE,
-                self.tr("Minimum valid coverage of a date in a chip"),
-                double,
-                0.0,
-                minValue=0.0,
-                maxValue=1.0,
-            )
-        )
+                self.MIN_VALID_COVERAGE, self.tr("Minimum valid coverage"), double, 0.0, minValue=0.0, maxValue=1.0
+            ),
+        ):
+            self.addParameter(advanced(p))
+
+    def normalized_parameters(self, parameters: dict[str, Any], context: QgsProcessingContext) -> dict[str, Any]:
+        """A raster given as LABELS (scripts written for the earlier dialogs) moves to LABELS_RASTER."""
+        params = super().normalized_parameters(parameters, context)
+        route_raster(params, context, self.LABELS, self.LABELS_RASTER)
+        return params
 
     # -- parameters -> plan -------------------------------------------------------------------
     def plan(self, parameters: dict[str, Any], context: QgsProcessingContext) -> ExportOptions:
@@ -268,16 +261,12 @@ class ExportTrainingTilesAlgorithm(DlcAlgorithm):
         from ..core.chips.options import ExportOptions
         from ..core.chips.sources import parse_bands
 
+        parameters = self.normalized_parameters(parameters, context)
         images = raster_layer_paths(self, parameters, self.INPUT, context)
         if not images:
-            raise QgsProcessingException(self.tr("Choose at least one input raster (INPUT)."))
+            raise QgsProcessingException(self.tr("Choose at least one input raster."))
         second = self.parameterAsRasterLayer(parameters, self.ADDITIONAL_INPUT, context)
-        labels = self.parameterAsLayer(parameters, self.LABELS, context)
-        if labels is None or not labels.isValid():
-            raise QgsProcessingException(self.invalidSourceError(parameters, self.LABELS))
-        label_path, layer = (
-            vector_file(labels, context) if isinstance(labels, QgsVectorLayer) else (layer_path(labels), None)
-        )
+        label_path, layer = self._labels(parameters, context)
         aoi = self.parameterAsVectorLayer(parameters, self.AOI, context)
         hold = self.parameterAsVectorLayer(parameters, self.HOLDOUT, context)
         try:
@@ -303,6 +292,27 @@ class ExportTrainingTilesAlgorithm(DlcAlgorithm):
             bands=bands,
             cleaning=self.cleaning_plan(parameters, context),
         )
+
+    def _labels(self, parameters: dict[str, Any], context: QgsProcessingContext) -> tuple[str, str | None]:
+        """(file, layer name inside it) of the labels: the label polygons or lines, or the label raster.
+
+        Raises:
+            QgsProcessingException: neither or both given, or a layer that cannot be read.
+        """
+        given = [k for k in (self.LABELS, self.LABELS_RASTER) if parameters.get(k) not in (None, "")]
+        if len(given) != 1:
+            raise QgsProcessingException(
+                self.tr("Give the labels either as polygons or lines (with their class field) or as a label raster.")
+            )
+        if given[0] == self.LABELS_RASTER:
+            raster = self.parameterAsRasterLayer(parameters, self.LABELS_RASTER, context)
+            if raster is None or not raster.isValid():
+                raise QgsProcessingException(self.invalidRasterError(parameters, self.LABELS_RASTER))
+            return layer_path(raster), None
+        vector = self.parameterAsVectorLayer(parameters, self.LABELS, context)
+        if vector is None or not vector.isValid():
+            raise QgsProcessingException(self.invalidSourceError(parameters, self.LABELS))
+        return vector_file(vector, context)
 
     def cleaning_plan(self, parameters: dict[str, Any], context: QgsProcessingContext) -> CleaningOptions:
         """The :class:`core.chips.options.CleaningOptions`: sensor fusion, water masking, valid masks, cloud policy.
@@ -335,4 +345,7 @@ class ExportTrainingTilesAlgorithm(DlcAlgorithm):
         options = self.plan(parameters, context)
         manifest = export_training_tiles(options, feedback)
         feedback.info(f"{len(manifest.chips)} chips ({manifest.kind}) written to {options.out_dir}.")
+        warning = temporary_output_warning(str(options.out_dir), "The chip folder")
+        if warning:
+            feedback.warning(warning)
         return {self.OUTPUT_FOLDER: str(options.out_dir), self.CHIP_COUNT: len(manifest.chips)}

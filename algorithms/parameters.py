@@ -6,25 +6,24 @@ the parameters in ``initAlgorithm``, and ``<group>_values(alg, parameters, conte
 ``qgis_process`` use them), so they are the same in every algorithm that has the group.
 
 Also here: the layer -> file helpers that core needs (core reads files, never QGIS layers), the check
-of a raster-layer list, and the post-processor that applies an output's QML style when Processing loads
-the output into the project.
+of a raster-layer list, and the routing of values given in retired shapes (a raster in a vector id, a device as
+text). The post-processors that style
+outputs on load are in :mod:`algorithms.styles`.
 """
 
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from typing import Any, NamedTuple
 
 from qgis.core import (
+    QgsMapLayer,
     QgsProcessingContext,
     QgsProcessingException,
-    QgsProcessingLayerPostProcessorInterface,
     QgsProcessingParameterDefinition,
     QgsProcessingParameterEnum,
     QgsProcessingParameterNumber,
     QgsProcessingParameterRasterLayer,
-    QgsProcessingParameterString,
     QgsProcessingParameterVectorDestination,
     QgsProcessingUtils,
     QgsProviderRegistry,
@@ -34,6 +33,7 @@ from qgis.core import (
 )
 from qgis.PyQt.QtCore import QCoreApplication
 
+from ..core.errors import InputError
 from .qtcompat import NUMBER_DOUBLE, NUMBER_INTEGER, PARAMETER_FLAG_ADVANCED, SOURCE_VECTOR_POLYGON
 
 # -- keys ------------------------------------------------------------------------------------------
@@ -41,6 +41,7 @@ TILE_SIZE = "TILE_SIZE"
 OVERLAP = "OVERLAP"
 BATCH_SIZE = "BATCH_SIZE"
 DEVICE = "DEVICE"
+GPU_INDEX = "GPU_INDEX"
 THREADS = "THREADS"
 VALID_MASKS = "VALID_MASKS"
 MASK_TYPE = "MASK_TYPE"
@@ -51,13 +52,22 @@ POLYGON_SIMPLIFY = "POLYGON_SIMPLIFY"
 
 #: Core's ``mask_kind`` values, in the order of the MASK_TYPE enum.
 MASK_TYPES = ("valid", "cloud", "probability")
-MASK_TYPE_LABELS = ("valid-data mask (1 = valid)", "cloud mask (1 = cloud)", "cloud probability")
+MASK_TYPE_LABELS = ("Valid-data mask (1 = valid)", "Cloud mask (1 = cloud)", "Cloud probability")
+
+#: Core's device values, in the order of the DEVICE enum (the indices are API: scripts pass them). The same
+#: dropdown in every algorithm; Train Model trains on CUDA when TensorRT is chosen (TensorRT only runs models).
+DEVICES = ("auto", "cpu", "cuda", "tensorrt")
+DEVICE_LABELS = ("Automatic (GPU if available)", "CPU", "GPU (CUDA)", "GPU (TensorRT)")
 
 
-def _add(alg, parameter: QgsProcessingParameterDefinition, advanced: bool) -> None:
-    if advanced:
-        parameter.setFlags(parameter.flags() | PARAMETER_FLAG_ADVANCED)
-    alg.addParameter(parameter)
+def advanced(parameter: QgsProcessingParameterDefinition) -> QgsProcessingParameterDefinition:
+    """``parameter`` with the Advanced flag (folded under "Advanced parameters" in the dialog)."""
+    parameter.setFlags(parameter.flags() | PARAMETER_FLAG_ADVANCED)
+    return parameter
+
+
+def _add(alg, parameter: QgsProcessingParameterDefinition, is_advanced: bool) -> None:
+    alg.addParameter(advanced(parameter) if is_advanced else parameter)
 
 
 # -- tiling ----------------------------------------------------------------------------------------
@@ -75,23 +85,22 @@ class Tiling(NamedTuple):
     batch_size: int
 
 
-def add_tiling_parameters(alg) -> None:
+def add_tiling_parameters(alg, *, is_advanced: bool = True) -> None:
     """TILE_SIZE (0 = the model's), OVERLAP (-1 = the model's) and BATCH_SIZE, for every algorithm that runs a
-    model through the tiled inference engine."""
-    alg.addParameter(
-        QgsProcessingParameterNumber(
-            TILE_SIZE, alg.tr("Tile size (pixels, 0 = from the model)"), NUMBER_INTEGER, 0, minValue=0
-        )
+    model through the tiled inference engine; advanced by default (the model's values suit a first run)."""
+    integer = NUMBER_INTEGER
+    _add(
+        alg,
+        QgsProcessingParameterNumber(TILE_SIZE, alg.tr("Tile size (px, 0 = model's)"), integer, 0, minValue=0),
+        is_advanced,
     )
-    alg.addParameter(
-        QgsProcessingParameterNumber(
-            OVERLAP, alg.tr("Tile overlap (pixels, -1 = from the model)"), NUMBER_INTEGER, -1, minValue=-1
-        )
+    _add(
+        alg,
+        QgsProcessingParameterNumber(OVERLAP, alg.tr("Tile overlap (px, -1 = model's)"), integer, -1, minValue=-1),
+        is_advanced,
     )
-    alg.addParameter(
-        QgsProcessingParameterNumber(
-            BATCH_SIZE, alg.tr("Batch size (tiles per model call)"), NUMBER_INTEGER, 4, minValue=1
-        )
+    _add(
+        alg, QgsProcessingParameterNumber(BATCH_SIZE, alg.tr("Batch size (tiles)"), integer, 4, minValue=1), is_advanced
     )
 
 
@@ -105,29 +114,70 @@ def tiling_values(alg, parameters: dict[str, Any], context: QgsProcessingContext
 
 
 # -- device and threads ----------------------------------------------------------------------------
-def add_device_parameters(alg, *, threads: bool = True, advanced: bool = False) -> None:
-    """DEVICE (``auto``, ``cpu``, ``cuda``, ``cuda:N``, ``tensorrt``) and, with ``threads``, THREADS (CPU
-    threads of ONNX Runtime, 0 = all cores)."""
+def add_device_parameters(alg, *, threads: bool = True, is_advanced: bool = True, training: bool = False) -> None:
+    """The one Device dropdown of every algorithm that runs a network (DEVICE, :data:`DEVICE_LABELS`), GPU_INDEX
+    (which GPU, not for training) and, with ``threads``, THREADS (CPU threads, 0 = automatic).
+
+    The DEVICE indices are API; the free-text values the inference algorithms took before (``"cuda:1"``) are
+    converted by :func:`legacy_device`.
+    """
     _add(
         alg,
-        QgsProcessingParameterString(DEVICE, alg.tr("Device (auto, cpu, cuda, cuda:1, tensorrt)"), "auto"),
-        advanced,
+        QgsProcessingParameterEnum(DEVICE, alg.tr("Device"), [alg.tr(c) for c in DEVICE_LABELS], defaultValue=0),
+        is_advanced,
     )
+    if not training:
+        _add(
+            alg,
+            QgsProcessingParameterNumber(GPU_INDEX, alg.tr("GPU number (0 = first)"), NUMBER_INTEGER, 0, minValue=0),
+            is_advanced,
+        )
     if threads:
         _add(
             alg,
-            QgsProcessingParameterNumber(THREADS, alg.tr("CPU threads (0 = all cores)"), NUMBER_INTEGER, 0, minValue=0),
-            advanced,
+            QgsProcessingParameterNumber(THREADS, alg.tr("CPU threads (0 = automatic)"), NUMBER_INTEGER, 0, minValue=0),
+            is_advanced,
         )
 
 
+def legacy_device(parameters: dict[str, Any], gpu_index: bool = True) -> None:
+    """Turn a DEVICE given as text (``"cpu"``, ``"cuda:1"``, ``" tensorrt "``; scripts written when Classify
+    Pixels and Detect Change took free text) into the enum index and GPU_INDEX, in place.
+
+    Args:
+        gpu_index: whether the algorithm has GPU_INDEX (``"cuda:N"`` is refused where it has not: Train Model).
+
+    Raises:
+        InputError: unknown text, naming the choices.
+    """
+    value = parameters.get(DEVICE)
+    if not isinstance(value, str):
+        return
+    text = value.strip().lower()
+    if not text:
+        parameters.pop(DEVICE)
+        return
+    if text.isdigit():
+        return
+    kind, _, index = text.partition(":")
+    kind = "cuda" if kind == "gpu" else kind
+    if kind not in DEVICES or (index and not index.isdigit()) or (index and not gpu_index):
+        known = ", ".join(DEVICES) + (" (cuda:N / tensorrt:N for GPU number N)" if gpu_index else "")
+        raise InputError(f"Device {value!r} is unknown: choose one of {known}, or its number 0-{len(DEVICES) - 1}.")
+    parameters[DEVICE] = DEVICES.index(kind)
+    if index:
+        parameters[GPU_INDEX] = int(index)
+
+
 def device_value(alg, parameters: dict[str, Any], context: QgsProcessingContext) -> str:
-    """DEVICE, stripped; empty -> ``"auto"``."""
-    return (alg.parameterAsString(parameters, DEVICE, context) or "auto").strip()
+    """Core's device string: ``auto``, ``cpu``, ``cuda``, ``tensorrt``, with ``:N`` for GPU number N > 0."""
+    kind = DEVICES[alg.parameterAsEnum(parameters, DEVICE, context)]
+    gpu = alg.parameterAsInt(parameters, GPU_INDEX, context) if alg.parameterDefinition(GPU_INDEX) else 0
+    return f"{kind}:{gpu}" if gpu and kind in ("cuda", "tensorrt") else kind
 
 
 def threads_value(alg, parameters: dict[str, Any], context: QgsProcessingContext) -> int:
-    """THREADS (0 = all cores)."""
+    """THREADS (0 = automatic)."""
     return alg.parameterAsInt(parameters, THREADS, context)
 
 
@@ -147,28 +197,26 @@ class ValidMasks(NamedTuple):
     threshold: float
 
 
-def add_valid_mask_parameters(alg, *, advanced: bool = False) -> None:
+def add_valid_mask_parameters(alg, *, is_advanced: bool = True) -> None:
     """VALID_MASKS (optional raster, one band per date), MASK_TYPE (:data:`MASK_TYPES`) and CLOUD_THRESHOLD."""
     _add(
         alg,
-        QgsProcessingParameterRasterLayer(
-            VALID_MASKS, alg.tr("Valid-data / cloud masks (one band per date)"), optional=True
-        ),
-        advanced,
+        QgsProcessingParameterRasterLayer(VALID_MASKS, alg.tr("Valid-data / cloud masks"), optional=True),
+        is_advanced,
     )
     _add(
         alg,
         QgsProcessingParameterEnum(
             MASK_TYPE, alg.tr("Mask type"), [alg.tr(label) for label in MASK_TYPE_LABELS], defaultValue=0
         ),
-        advanced,
+        is_advanced,
     )
     _add(
         alg,
         QgsProcessingParameterNumber(
-            CLOUD_THRESHOLD, alg.tr("Cloud probability threshold (raster units)"), NUMBER_DOUBLE, 0.5, minValue=0.0
+            CLOUD_THRESHOLD, alg.tr("Cloud probability threshold"), NUMBER_DOUBLE, 0.5, minValue=0.0
         ),
-        advanced,
+        is_advanced,
     )
 
 
@@ -201,7 +249,7 @@ def add_polygon_parameters(alg, label: str = "Class polygons") -> None:
         alg,
         QgsProcessingParameterNumber(
             POLYGON_MIN_AREA,
-            alg.tr("Polygons: minimum mapping unit (m², smaller polygons left out; 0 = keep all)"),
+            alg.tr("Polygons: minimum area (m², 0 = all)"),
             NUMBER_DOUBLE,
             0.0,
             minValue=0.0,
@@ -212,7 +260,7 @@ def add_polygon_parameters(alg, label: str = "Class polygons") -> None:
         alg,
         QgsProcessingParameterNumber(
             POLYGON_SIMPLIFY,
-            alg.tr("Polygons: simplification tolerance (CRS units, 0 = none)"),
+            alg.tr("Polygons: simplify (CRS units)"),
             NUMBER_DOUBLE,
             0.0,
             minValue=0.0,
@@ -243,9 +291,9 @@ def polygon_values(alg, parameters: dict[str, Any], context: QgsProcessingContex
     path = alg.parameterAsOutputLayer(parameters, OUTPUT_POLYGONS, context)
     if not path.lower().endswith(".gpkg"):
         raise QgsProcessingException(
-            _tr(
-                "The class polygons are written as a GeoPackage: give OUTPUT_POLYGONS a .gpkg file name, not {path}."
-            ).format(path=path)
+            _tr("Polygons are written as a GeoPackage: give the polygon output a .gpkg file name, not {path}.").format(
+                path=path
+            )
         )
     return Polygons(path, options)
 
@@ -308,67 +356,32 @@ def vector_file(layer: QgsVectorLayer, context: QgsProcessingContext, name: str 
     return tmp, name
 
 
+def _raster_value(value: Any, context: QgsProcessingContext) -> QgsRasterLayer | None:
+    """The raster layer a parameter value names (layer, id, name or file), or None when it is a vector or nothing."""
+    if isinstance(value, QgsRasterLayer):
+        return value
+    if isinstance(value, QgsMapLayer) or not isinstance(value, str) or not value.strip():
+        return None
+    hint = QgsProcessingUtils.LayerHint
+    if isinstance(QgsProcessingUtils.mapLayerFromString(value, context, True, hint.Vector), QgsVectorLayer):
+        return None
+    layer = QgsProcessingUtils.mapLayerFromString(value, context, True, hint.Raster)
+    return layer if isinstance(layer, QgsRasterLayer) and layer.isValid() else None
+
+
+def route_raster(parameters: dict[str, Any], context: QgsProcessingContext, vector_key: str, raster_key: str) -> None:
+    """Move a raster given in ``vector_key`` to ``raster_key``, in place.
+
+    Before issue #26 one parameter took a vector layer or a raster (LABELS of Export Training Tiles, REFERENCE of
+    Compute Accuracy). QGIS's field widget crashes when the parent layer of a field parameter is a raster, so
+    these ids now take vectors only and the raster has a parameter of its own; scripts and models that pass a
+    raster in the old id keep working through this routing (issue #26).
+    """
+    if parameters.get(raster_key) not in (None, ""):
+        return
+    if _raster_value(parameters.get(vector_key), context) is not None:
+        parameters[raster_key] = parameters.pop(vector_key)
+
+
 def _tr(text: str) -> str:
     return QCoreApplication.translate("DeepLandCover", text)
-
-
-# -- QML style on load -----------------------------------------------------------------------------
-class StyleOnLoad(QgsProcessingLayerPostProcessorInterface):
-    """Applies a QML style to an output layer when Processing loads it into the project."""
-
-    def __init__(self, qml: str) -> None:
-        super().__init__()
-        self.qml = qml
-
-    def postProcessLayer(self, layer, context, feedback) -> None:  # noqa: N802 - QGIS API name
-        """Load the style into ``layer`` and repaint it (nothing when the layer or the QML file is missing)."""
-        if layer is not None and layer.isValid() and Path(self.qml).is_file():
-            layer.loadNamedStyle(self.qml)
-            layer.triggerRepaint()
-
-
-#: Output -> its post-processor. QGIS does not own Python post-processors; they must stay alive until used.
-_STYLE_ON_LOAD: dict[str, QgsProcessingLayerPostProcessorInterface] = {}
-
-
-class ClassPolygonStyle(QgsProcessingLayerPostProcessorInterface):
-    """Gives a class-polygon layer a categorised style on load: one fill per class value, the raster's colours."""
-
-    def __init__(self, classes: list[tuple[int, str, str]]) -> None:
-        super().__init__()
-        self.classes = classes
-
-    def postProcessLayer(self, layer, context, feedback) -> None:  # noqa: N802 - QGIS API name
-        """Categorise ``layer`` on its ``value`` field (nothing when the layer is missing)."""
-        from qgis.core import QgsCategorizedSymbolRenderer, QgsFillSymbol, QgsRendererCategory
-
-        if layer is None or not layer.isValid():
-            return
-        categories = [
-            QgsRendererCategory(value, QgsFillSymbol.createSimple({"color": color, "outline_style": "no"}), name)
-            for value, name, color in self.classes
-        ]
-        layer.setRenderer(QgsCategorizedSymbolRenderer("value", categories))
-        layer.triggerRepaint()
-
-
-def polygons_style_on_load(context: QgsProcessingContext, output: str | None, classes) -> None:
-    """Style the class polygons ``output`` like the class raster when Processing loads them (:class:`ClassPolygonStyle`).
-
-    Args:
-        classes: :class:`core.classes.ClassInfo` of the values (value, name, colour).
-    """
-    if not output or not context.willLoadLayerOnCompletion(output):
-        return
-    processor = ClassPolygonStyle([(int(c.value), c.name, c.color) for c in classes])
-    _STYLE_ON_LOAD[output] = processor
-    context.layerToLoadOnCompletionDetails(output).setPostProcessor(processor)
-
-
-def style_on_load(context: QgsProcessingContext, output: str, qml: str | os.PathLike | None) -> None:
-    """Have ``qml`` applied to ``output`` when Processing loads it (nothing when it is not loaded or no QML)."""
-    if not qml or not context.willLoadLayerOnCompletion(output):
-        return
-    processor = StyleOnLoad(str(qml))
-    _STYLE_ON_LOAD[output] = processor
-    context.layerToLoadOnCompletionDetails(output).setPostProcessor(processor)

@@ -102,19 +102,28 @@ def raster_factory(tmp_path: Path):
     return _make
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture
 def dlc_provider(qgis_app, qgis_processing):
-    """The Deep Land Cover provider registered in the headless QGIS of pytest-qgis (once per session)."""
+    """The Deep Land Cover provider registered in the headless QGIS of pytest-qgis.
+
+    Looked up for every test (registered when missing): a test that unloads the plugin (test_provider's
+    class-factory test) deletes the registered provider, and a provider object kept from an earlier test
+    would then be a deleted C++ object.
+    """
     from qgis.core import QgsApplication
 
     from deeplandcover.provider.provider import DeepLandCoverProvider
 
     reg = QgsApplication.processingRegistry()
-    provider = reg.providerById("deeplandcover")
-    if provider is None:
+    if reg.providerById("deeplandcover") is None:
         provider = DeepLandCoverProvider()
         assert reg.addProvider(provider)
-    return provider
+        _PROVIDERS.append(provider)  # the Python object must outlive the test, or sip deletes its algorithms
+    return _PROVIDERS[-1] if _PROVIDERS else reg.providerById("deeplandcover")
+
+
+#: The providers :func:`dlc_provider` registered (kept alive for the session).
+_PROVIDERS: list = []
 
 
 def run_algorithm(alg_id: str, params: dict, context=None):

@@ -26,6 +26,21 @@ from ..errors import CRSMismatchError, GridMismatchError, NoOverlapError
 IGNORE_INDEX = 255
 
 
+def window_transform(window: Window, transform: Affine) -> Affine:
+    """Geotransform of ``window`` (its own upper-left corner) on a grid of geotransform ``transform``.
+
+    The same as ``rasterio.windows.transform``, written out: that multiplies affine matrices with ``*``, which
+    affine >= 2.4 deprecates with a ``PendingDeprecationWarning`` (QGIS shows it in its log).
+
+    Args:
+        window: pixel window (column/row offsets in pixels, fractional allowed).
+        transform: the grid's geotransform (CRS units per pixel).
+    """
+    col, row = float(window.col_off or 0.0), float(window.row_off or 0.0)
+    a, b, c, d, e, f = transform[:6]
+    return Affine(a, b, c + a * col + b * row, d, e, f + d * col + e * row)
+
+
 @dataclass(frozen=True)
 class RasterGrid:
     """A pixel grid: CRS, geotransform and size.
@@ -64,8 +79,8 @@ class RasterGrid:
         return abs(self.transform.a), abs(self.transform.e)
 
     def window_transform(self, window: Window) -> Affine:
-        """Geotransform of ``window`` (its own upper-left corner)."""
-        return rasterio.windows.transform(window, self.transform)
+        """Geotransform of ``window`` (its own upper-left corner); see :func:`window_transform`."""
+        return window_transform(window, self.transform)
 
     def same_as(self, other: RasterGrid, rel_tol: float = 1e-6) -> bool:
         """True when both grids have the same CRS, size and (to ``rel_tol`` of a pixel) geotransform."""

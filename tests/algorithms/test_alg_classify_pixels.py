@@ -51,6 +51,7 @@ def test_identity_and_parameters(qgis_app):
         "INPUT_SCALE",
         "OUTPUT_COG",
         "DEVICE",
+        "GPU_INDEX",
         "THREADS",
         "VALID_MASKS",
         "MASK_TYPE",
@@ -62,7 +63,7 @@ def test_identity_and_parameters(qgis_app):
         "POLYGON_SIMPLIFY",
         "OUTPUT_POLYGONS",
     ]
-    assert alg.parameterDefinition("DEVICE").defaultValue() == "auto"
+    assert alg.parameterDefinition("DEVICE").defaultValue() == 0  # "Automatic (GPU if available)"
     assert alg.canExecute()[0]
 
 

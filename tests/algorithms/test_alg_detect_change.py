@@ -70,7 +70,7 @@ def test_build_plan_maps_parameters(qgis_app):
     assert p == CvaOptions("a.tif", "b.tif", "o.tif", threshold=None, magnitude_path="m.tif")
     with pytest.raises(InputError, match="needs a change model"):
         build_plan(1, "a.tif", "b.tif", "o.tif")
-    with pytest.raises(InputError, match="MODE"):
+    with pytest.raises(InputError, match="Method 5 is unknown"):
         build_plan(5, "a.tif", "b.tif", "o.tif")
 
 

@@ -27,16 +27,20 @@ def alg(qgis_app):
 
 
 def test_identity_and_parameters(alg):
+    from deeplandcover.algorithms.qtcompat import PARAMETER_FLAG_ADVANCED
+
     assert alg.name() == "exporttrainingtiles" and alg.groupId() == "trainingdata"
     keys = [p.name() for p in alg.parameterDefinitions()]
     assert keys == [
         "INPUT",
-        "ADDITIONAL_INPUT",
         "LABELS",
         "CLASS_FIELD",
+        "LABELS_RASTER",
         "CLASS_TABLE",
         "TILE_SIZE",
         "STRIDE",
+        "OUTPUT_FOLDER",
+        "ADDITIONAL_INPUT",
         "AOI",
         "HOLDOUT",
         "MIN_LABELLED_FRACTION",
@@ -53,8 +57,9 @@ def test_identity_and_parameters(alg):
         "CLOUD_THRESHOLD",
         "CLOUD_POLICY",
         "MIN_VALID_COVERAGE",
-        "OUTPUT_FOLDER",
     ]
+    visible = [k for k in keys if not alg.parameterDefinition(k).flags() & PARAMETER_FLAG_ADVANCED]
+    assert visible == keys[:8]
     assert {o.name() for o in alg.outputDefinitions()} == {"OUTPUT_FOLDER", "CHIP_COUNT"}
     assert "Tile size" in alg.shortHelpString()
 

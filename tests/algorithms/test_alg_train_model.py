@@ -107,14 +107,66 @@ def test_parameters_left_out_take_the_train_config_defaults(qgis_app):
     assert cleared.config.lr is None  # an emptied field runs the LR range test
 
 
-def test_enum_options_are_the_config_choices():
+def test_enum_options_are_the_config_choices(qgis_app):
+    from deeplandcover.algorithms.train_choices import CHOICE_LABELS
     from deeplandcover.core.training.config import CHOICES
 
     alg = TrainModelAlgorithm()
     alg.initAlgorithm()
     for key, field in alg.ENUMS.items():
-        assert alg.parameterDefinition(key).options() == list(CHOICES[field]), key
+        options = alg.parameterDefinition(key).options()
+        assert options == [CHOICE_LABELS[v] for v in CHOICES[field]], key  # one label per choice, same order
+        assert all("_" not in o for o in options), options  # human words, not identifiers
         assert CHOICES[field][alg.parameterDefinition(key).defaultValue()] == getattr(TrainConfig(), field), key
+    # the indices scripts pass are those of CHOICES (e.g. the demo's ARCHITECTURE=3, LOSS=1, SCHEDULE=1)
+    assert (
+        _plan(ARCHITECTURE=3, LOSS=1, SCHEDULE=1, CLASS_WEIGHTS=2, MONITOR=0).config.architecture == "unet_early_fusion"
+    )
+    c = _plan(ARCHITECTURE=2, LOSS=1, SCHEDULE=0, CLASS_WEIGHTS=2, MONITOR=0).config
+    assert (c.architecture, c.loss, c.schedule, c.class_weights, c.monitor) == (
+        "unet_convlstm",
+        "ce_jaccard",
+        "plateau",
+        "median",
+        "val_loss",
+    )
+    assert [_plan(DEVICE=i).config.device for i in range(3)] == list(CHOICES["device"]) == ["auto", "cpu", "cuda"]
+
+
+def test_encoder_weights_dropdown_file_and_old_text(qgis_app, tmp_path):
+    from deeplandcover.algorithms.train_choices import WEIGHTS_CHOICES
+    from deeplandcover.core.training.weights_catalog import CATALOG
+
+    alg = TrainModelAlgorithm()
+    alg.initAlgorithm()
+    options = alg.parameterDefinition("ENCODER_WEIGHTS").options()
+    assert len(options) == len(CATALOG) + 1 and options[0].startswith("None")
+    assert "SSL4EO ResNet-50 (Sentinel-2)" in options and "ImageNet ResNet-18 (RGB)" in options
+    assert alg.parameterDefinition("ENCODER_WEIGHTS").defaultValue() == 0
+    assert _plan().config.encoder_weights == ""
+    index = WEIGHTS_CHOICES.index("imagenet_resnet34")
+    assert _plan(ENCODER_WEIGHTS=index).config.encoder_weights == "imagenet_resnet34"
+    pth = str(tmp_path / "enc.pth")
+    assert _plan(ENCODER_WEIGHTS=index, ENCODER_WEIGHTS_FILE=pth).config.encoder_weights == pth  # the file wins
+    # the free text of scripts written before the dropdown
+    assert _plan(ENCODER_WEIGHTS=pth).config.encoder_weights == pth
+    assert _plan(ENCODER_WEIGHTS=" none ").config.encoder_weights == ""
+    assert _plan(ENCODER_WEIGHTS="").config.encoder_weights == ""
+    ok, msg = alg.checkParameterValues(_params(ENCODER_WEIGHTS="imagenet_resnet50"), QgsProcessingContext())
+    assert ok, msg
+
+
+def test_device_dropdown_and_patience_default(qgis_app):
+    from deeplandcover.algorithms.parameters import DEVICE_LABELS
+
+    alg = TrainModelAlgorithm()
+    alg.initAlgorithm()
+    assert alg.parameterDefinition("DEVICE").options() == list(DEVICE_LABELS)  # the dropdown of every algorithm
+    assert _plan(DEVICE=3).config.device == "cuda"  # TensorRT runs models; training uses CUDA
+    assert _plan(DEVICE="cuda").config.device == "cuda" and _plan(DEVICE=" CPU ").config.device == "cpu"
+    ok, msg = alg.checkParameterValues(_params(DEVICE="cuda:1"), QgsProcessingContext())
+    assert not ok and "Device 'cuda:1' is unknown" in msg
+    assert alg.parameterDefinition("PATIENCE").defaultValue() < alg.parameterDefinition("EPOCHS").defaultValue()
 
 
 def test_split_folders():

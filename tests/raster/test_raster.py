@@ -168,3 +168,20 @@ def test_block_windows_cover_each_pixel_exactly_once():
     for w in T.disjoint_windows(37, 23, 8):
         cover[w.row_off : w.row_off + w.height, w.col_off : w.col_off + w.width] += 1
     assert (cover == 1).all()
+
+
+def test_window_transform_matches_rasterio_without_the_affine_warning():
+    import warnings
+
+    from affine import Affine
+
+    t = Affine(10.0, 0.0, 500000.0, 0.0, -10.0, 4600000.0)
+    win = Window(3, 7.5, 16, 16)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        expected = rasterio.windows.transform(win, t)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # affine's PendingDeprecationWarning must not be raised
+        got = R.window_transform(win, t)
+        assert R.RasterGrid(None, t, 100, 100).window_transform(win) == got
+    assert got.almost_equals(expected)
