@@ -4,7 +4,7 @@ Every model maps a normalised input to **logits** ``(B, K, H, W)`` float32 (soft
 ONNX export, see :mod:`core.training.onnx_export`). Inputs: ``(B, C, H, W)`` for
 ``unet``/``deeplabv3plus``, ``(B, 2C, H, W)`` (date 1 bands, then date 2 bands) for
 ``unet_early_fusion``, ``fc_siam_diff`` and ``fc_siam_conc`` (:mod:`models.siamese`) and
-``(B, T, C, H, W)`` for ``unet_convlstm``; ``two_branch_unet``
+``(B, T, C, H, W)`` for ``unet_convlstm`` and ``presto`` (:mod:`models.presto`, per pixel); ``two_branch_unet``
 (:mod:`models.fusion`) takes ``(B, C, H, W)`` multi-sensor stacks and returns ``(main, aux)`` in
 training mode. Any H and W work (no multiple-of-32 requirement).
 
@@ -34,13 +34,19 @@ MODELS: dict[str, str] = {
     "two_branch_unet": "fusion:TwoBranchUNet",
     "fc_siam_diff": "siamese:SiamDiffUNet",
     "fc_siam_conc": "siamese:SiamConcUNet",
+    "presto": "presto:PrestoClassifier",
 }
+
+#: Networks of published pre-trained models, built by name like :data:`MODELS` (``build_model("dynamicworld", 9, 9)``)
+#: but not Train Model choices: :class:`models.dynamicworld.DynamicWorld` (Brown et al. 2022), which loads the
+#: authors' checkpoint (:func:`models.dynamicworld.load_checkpoint`).
+PRETRAINED_MODELS: dict[str, str] = {"dynamicworld": "dynamicworld:DynamicWorld"}
 
 #: The architecture names (the keys of :data:`MODELS`), the first one the default.
 ARCHITECTURES: tuple[str, ...] = tuple(MODELS)
 
 #: Architectures whose input is a time sequence ``(B, T, C, H, W)``.
-SEQUENCE_MODELS = frozenset({"unet_convlstm"})
+SEQUENCE_MODELS = frozenset({"unet_convlstm", "presto"})
 
 #: Change architectures: input two dates stacked as channels ``(B, 2C, H, W)``, trained on two-date (pair) chips:
 #: early fusion (FC-EF) and the Siamese FC-Siam-diff / FC-Siam-conc (Caye Daudt et al., ICIP 2018).
@@ -71,14 +77,14 @@ def resnet_backbone(name: str, backbone: str | None) -> str | None:
 
 
 def model_class(name: str) -> type[nn.Module]:
-    """The builder class of architecture ``name`` (imports its module, and so torch).
+    """The builder class of architecture ``name`` (a key of :data:`MODELS` or :data:`PRETRAINED_MODELS`; imports torch).
 
     Raises:
         ValueError: unknown name; the message lists the valid ones.
     """
-    if name not in MODELS:
+    if name not in MODELS and name not in PRETRAINED_MODELS:
         raise ValueError(f"Unknown architecture {name!r}; valid names: {', '.join(sorted(MODELS))}.")
-    module, cls = MODELS[name].split(":")
+    module, cls = (MODELS.get(name) or PRETRAINED_MODELS[name]).split(":")
     return getattr(import_module(f".{module}", __name__), cls)
 
 
@@ -125,6 +131,7 @@ __all__ = [
     "MODELS",
     "PAIR_MODELS",
     "PRETRAINABLE",
+    "PRETRAINED_MODELS",
     "RESNET_VARIANTS",
     "SEQUENCE_MODELS",
     "build_model",
