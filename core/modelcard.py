@@ -13,8 +13,10 @@ Model I/O contract (what :mod:`core.inference` feeds and expects):
 - input ``float32`` ``(B, C, H, W)`` (``layout == "BCHW"``), or ``(B, T, C, H, W)`` for time-series
   models (``layout == "BTCHW"``); a two-date model takes its dates stacked as channels
   ``(B, 2*C, H, W)`` (date 1 bands, then date 2 bands).
-- values normalised with :func:`core.raster.normalize` using ``mean``/``std`` (per input channel
-  of one date; for pairs ``mean``/``std`` then ``mean2``/``std2``); nodata pixels set to 0.
+- values normalised with :func:`core.preprocessing.normalize.normalize` using ``mean``/``std`` (per input
+  channel of one date; for pairs ``mean``/``std`` then ``mean2``/``std2``) and the card's ``normalization``
+  kind (``"standard"`` z-scores, or ``"dynamicworld"``, Dynamic World's log/sigmoid squashing whose two
+  per-band parameters sit in ``mean``/``std``); nodata pixels set to 0.
 - output ``float32`` ``(B, K, H, W)``: class probabilities when ``output == "probabilities"``
   (softmax applied inside the graph), logits when ``"logits"``; channel ``k`` is ``classes[k]``.
 """
@@ -47,7 +49,10 @@ DEEPNESS_KEYS = (
     "seg_small_segment",
 )
 FORMAT = "deeplandcover-model-card"
-VERSION = 1
+#: The newest card version this plugin reads. A card is written with the lowest version that reads it
+#: right: 1, or 2 when it needs a normalisation other than z-scores (which a version-1 reader would not
+#: apply, and so must refuse: "update the plugin").
+VERSION = 2
 
 
 @dataclass
@@ -70,6 +75,11 @@ class ModelCard:
         ignore_value: label value ignored in training (also the class raster's nodata).
         input_scale: multiply raw pixel values by this before normalising (1.0 for our models;
             Deepness models expect 0..1 images, i.e. 1/255 of 8-bit data).
+        normalization: ``"standard"`` (``(x - mean) / std``) or ``"dynamicworld"`` (Dynamic World's
+            log/sigmoid squashing, ``mean``/``std`` holding its two per-band parameters), see
+            :func:`core.preprocessing.normalize.normalize`.
+        licence, attribution: of a model made from published weights (licence name; the notice and
+            citation the licence asks to keep with it); empty for models trained here.
         indices: spectral indices appended as extra channels (``["NDVI"]``), computed at inference.
         arch_params: constructor arguments of the architecture.
         training: training data, parameters and validation metrics (free-form).
@@ -97,6 +107,9 @@ class ModelCard:
     ignore_value: int = 255
     input_scale: float = 1.0
     indices: list[str] = field(default_factory=list)
+    normalization: str = "standard"
+    licence: str = ""
+    attribution: str = ""
     arch_params: dict[str, Any] = field(default_factory=dict)
     training: dict[str, Any] = field(default_factory=dict)
     versions: dict[str, str] = field(default_factory=dict)
@@ -114,8 +127,8 @@ class ModelCard:
         return c * 2 if self.task == "change" else c
 
     def to_json(self) -> str:
-        """The card as a JSON string (``format``/``version`` included)."""
-        return json.dumps({"format": FORMAT, "version": VERSION, **asdict(self)})
+        """The card as a JSON string (``format``/``version`` included; see :data:`VERSION`)."""
+        return json.dumps({"format": FORMAT, "version": 1 if self.normalization == "standard" else 2, **asdict(self)})
 
     @classmethod
     def from_json(cls, text: str) -> ModelCard:
@@ -142,7 +155,7 @@ class ModelCard:
 
         Deepness feeds one raster's first C bands as ``(B, C, H, W)``: no time series (``BTCHW``), no
         two-date change input, no spectral-index channels computed at inference, no stack of several
-        sensors' rasters, and only raw-value models (``input_scale == 1``).
+        sensors' rasters, only raw-value models (``input_scale == 1``) and only z-score normalisation.
         """
         if self.layout != "BCHW":
             return "it takes a time series (B, T, C, H, W); Deepness has no time-series input"
@@ -154,6 +167,8 @@ class ModelCard:
             return "it stacks the rasters of several sensors, and Deepness reads one raster"
         if self.architecture == "deepness" or self.input_scale != 1.0:
             return "it is already a Deepness model"
+        if self.normalization != "standard":
+            return f"it takes {self.normalization} normalisation, and Deepness standardises with mean and std only"
         return None
 
     def deepness_metadata(self) -> dict[str, str]:

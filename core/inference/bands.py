@@ -66,7 +66,8 @@ def select_bands(
 ) -> tuple[int, ...]:
     """1-based raster bands feeding the model bands, in model order.
 
-    Matching: ``band_map`` if given; else band names (case-insensitive); else, when the raster has
+    Matching: ``band_map`` if given; else band names (case-insensitive; Sentinel-2 names with or without
+    the zero, ``B2`` = ``B02``, see :func:`_name_key`); else, when the raster has
     no band descriptions (``B1``...) or ``positional`` (Deepness models take the first C bands), the
     first ``len(model_bands)`` bands.
 
@@ -86,6 +87,10 @@ def select_bands(
     missing = [b for b in model_bands if b.strip().lower() not in low]
     if not missing:
         return tuple(low.index(b.strip().lower()) + 1 for b in model_bands)
+    keys = [_name_key(b) for b in have]
+    named = low != [f"b{i + 1}" for i in range(len(low))]  # B1, B2... are what a band without description gets
+    if named and len(set(keys)) == len(keys) and all(_name_key(b) in keys for b in model_bands):
+        return tuple(keys.index(_name_key(b)) + 1 for b in model_bands)
     generic = all(re.fullmatch(r"b\d+", b) for b in low)
     if (positional and len(have) >= n) or (generic and len(have) == n):
         return tuple(range(1, n + 1))
@@ -95,6 +100,18 @@ def select_bands(
         f"{have}; not found: {missing}. Name the raster bands like the model's, or set the band mapping to the "
         f"1-based raster band of each model band (e.g. '{example}')."
     )
+
+
+def _name_key(name: str) -> str:
+    """A band name compared without case and the zero of Sentinel-2 names: ``"B02"``, ``"b2"`` -> ``"b2"``.
+
+    Sentinel-2 products name bands ``B02``... (the SAFE file names), Earth Engine and GDAL's SENTINEL2
+    driver ``B2``...; ``B8A`` stays ``b8a``. Not used on rasters without band descriptions, whose
+    ``B1``...``Bn`` say nothing about the bands (band 11 of 13 is B10 in product order).
+    """
+    s = name.strip().lower()
+    m = re.fullmatch(r"b0*(\d{1,2})(a?)", s)
+    return f"b{int(m.group(1))}{m.group(2)}" if m else s
 
 
 def plan_sources(

@@ -62,6 +62,7 @@ from ..raster.tiling import tile_offsets
 from ..stac import is_item, model_from_item
 from .bands import plan_sources
 from .blending import TileBlender, TileSlot, axis_weights, visiting_order
+from .catalog import resolve_model
 from .options import ClassifyOptions, InferenceResult
 from .pixel_size import check_pixel_size
 from .reader import TileReader, check_mask_overlap, load_mask, open_cloud_policy
@@ -105,8 +106,9 @@ def classify_raster(
     Args:
         inputs: one raster (BCHW model), T rasters on one grid (BTCHW model, T = ``card.time_steps``),
             or two rasters (task ``"change"``: dates stacked as 2C channels).
-        model: ``.onnx`` file with our model card or Deepness metadata (or without metadata), or a STAC
-            Item with the MLM extension whose ``mlm:model`` asset is one (:func:`core.stac.model_from_item`).
+        model: ``.onnx`` file with our model card or Deepness metadata (or without metadata), a STAC
+            Item with the MLM extension whose ``mlm:model`` asset is one (:func:`core.stac.model_from_item`),
+            or a catalogue name (``"dynamicworld"``, :mod:`core.inference.catalog`; made on first use).
         out_path: class raster (GeoTIFF, uint8 class values, nodata 255, colour table; QML beside it).
         options: how to classify (:class:`ClassifyOptions`; None: its defaults).
         prob_path: optional float32 probability raster, one band per class (nodata NaN).
@@ -129,6 +131,7 @@ def classify_raster(
     opts = options if options is not None else ClassifyOptions()
     fb = ensure_feedback(feedback)
     paths = input_paths(inputs, opts)
+    model = resolve_model(model, fb)
     model = model_from_item(model) if is_item(model) else model
     sess, warn = open_session(model, opts.device, opts.threads)
     warnings = [warn] if warn else []
@@ -166,6 +169,7 @@ def classify_raster(
             geoms,
             grid.transform,
             card.indices,
+            card.normalization,
         )
         reader.cloud = open_cloud_policy(
             card, paths, sources, grid, opts.valid_masks, opts.mask_kind, opts.cloud_threshold, stack, fb

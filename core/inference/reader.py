@@ -26,7 +26,7 @@ from ..errors import InputError, NoOverlapError
 from ..feedback import Feedback
 from ..modelcard import ModelCard
 from ..preprocessing.normalize import normalize, valid_mask
-from ..raster.grid import RasterGrid
+from ..raster.grid import RasterGrid, window_transform
 from ..raster.io import GDAL_IO_LOCK
 from .bands import BandSource
 from .options import GeoJSON
@@ -72,6 +72,7 @@ class TileReader:
         origin: ``(col, row)`` of the extent window in the raster, pixels.
         mask: polygons in the raster CRS, or None. transform: the raster's geotransform.
         indices: spectral indices appended per date (:mod:`core.preprocessing.indices`).
+        normalization: the card's normalisation kind (:func:`core.preprocessing.normalize.normalize`).
 
     Attributes:
         cloud: the cloud policy applied per tile, or None.
@@ -88,9 +89,10 @@ class TileReader:
         mask: list[GeoJSON] | None,
         transform,
         indices: Sequence[str] = (),
+        normalization: str = "standard",
     ) -> None:
         self.datasets, self.sources, self.layout, self.scale, self.tile = datasets, sources, layout, scale, tile
-        self.indices = list(indices)
+        self.indices, self.normalization = list(indices), normalization
         self.origin, self.mask, self.transform = origin, mask, transform
         self.mask_bounds = _union_bounds(mask) if mask else None
         self.use_mask_band = [
@@ -126,7 +128,7 @@ class TileReader:
             return None, valid
         vmask = None if valid.all() else valid
         parts = [
-            normalize(d * np.float32(self.scale) if self.scale != 1 else d, s.mean, s.std, vmask)
+            normalize(d * np.float32(self.scale) if self.scale != 1 else d, s.mean, s.std, vmask, self.normalization)
             for d, s in zip(raw, self.sources)
         ]
         if self.indices:
@@ -155,7 +157,7 @@ class TileReader:
     def _mask_valid(self, awin: Window, h: int, w: int) -> np.ndarray:
         if not self.mask:
             return np.ones((h, w), bool)
-        tr = rasterio.windows.transform(awin, self.transform)
+        tr = window_transform(awin, self.transform)
         left, top = rasterio.transform.xy(tr, 0, 0, offset="ul")
         right, bottom = rasterio.transform.xy(tr, h, w, offset="ul")
         mb = self.mask_bounds
