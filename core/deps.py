@@ -1,8 +1,9 @@
 """Checks that the optional Python packages an operation needs are installed and recent enough.
 
-Nothing here imports the packages it checks: versions come from :mod:`importlib.metadata`, so the
-Processing provider can report a missing runtime (``canExecute()``) without loading torch or
-onnxruntime on every ``qgis_process`` call.
+Nothing here imports the packages it checks: versions come from :mod:`importlib.metadata`, and
+:func:`importlib.util.find_spec` says whether the package can be imported (found on ``sys.path``
+without running it), so the Processing provider can report a missing runtime (``canExecute()``)
+without loading torch or onnxruntime on every ``qgis_process`` call.
 
 There are lower bounds only. An upper bound is set only for a measured incompatibility, with the
 reason beside it (:attr:`Requirement.max_reason`); today there is none: the plugin runs with NumPy 1
@@ -14,12 +15,14 @@ not a reason to refuse: the check then warns and goes on (:func:`check` returns 
 The install hint fits the system QGIS runs on: Debian's / Ubuntu's ``apt`` line where QGIS uses the
 distribution's Python (whose packages share QGIS's GDAL, GEOS and PROJ), else the plugin's *Install
 Python dependencies* algorithm, or a pip line that pins what QGIS already provides (NumPy, GDAL), so
-pip never replaces them.
+pip never replaces them. It says what the installer says: its packages can be used at once, without
+restarting QGIS; after a command run by hand, QGIS is restarted.
 """
 
 from __future__ import annotations
 
 import importlib.metadata as md
+import importlib.util
 import os
 import re
 import sys
@@ -114,8 +117,12 @@ def installed_version(req: Requirement) -> str | None:
     return None
 
 
-def _status(req: Requirement) -> tuple[str | None, str | None]:
-    """``(problem, warning)`` for one requirement; both None when it is met."""
+def _status(req: Requirement, importable: bool = False) -> tuple[str | None, str | None]:
+    """``(problem, warning)`` for one requirement; both None when it is met.
+
+    With ``importable``, a package whose metadata is there must also be found by ``import`` (a broken
+    install, or a folder that is not on ``sys.path``, is then a problem, not a traceback at run time).
+    """
     if req.only_with is not None:
         other = installed_version(Requirement(req.only_with[0], (req.only_with[0],), "0"))
         other_v = parse_version(other) if other else None
@@ -134,7 +141,20 @@ def _status(req: Requirement) -> tuple[str | None, str | None]:
     if req.max_version and parsed >= parse_version(req.max_version):
         why = f": {req.max_reason}" if req.max_reason else ""
         return f"{req.import_name} {v} is too new (need {req.spec}{why})", None
+    not_importable = _not_importable(req.import_name) if importable else None
+    if not_importable:
+        return f"{req.import_name} {v} is installed but cannot be imported ({not_importable})", None
     return None, None
+
+
+def _not_importable(name: str) -> str | None:
+    """Why the module ``name`` cannot be imported (found without being run), or None when it can."""
+    if name in sys.modules:
+        return None
+    try:
+        return None if importlib.util.find_spec(name) is not None else "not found on Python's search path"
+    except (ImportError, ValueError) as e:
+        return str(e) or type(e).__name__
 
 
 def missing(requirements: tuple[Requirement, ...]) -> list[str]:
@@ -225,15 +245,18 @@ def apt_command(requirements: list[Requirement]) -> str | None:
 
 def install_hint(requirements: list[Requirement]) -> str:
     """The commands that install ``requirements`` on this system, as one sentence for a message."""
-    installer = f"run Deep Land Cover > Install Python dependencies ({INSTALLER_ALGORITHM}) from the Processing Toolbox"
+    installer = (
+        f"run Deep Land Cover > Install Python dependencies ({INSTALLER_ALGORITHM}) from the Processing Toolbox "
+        "(no restart needed)"
+    )
     apt = apt_command(requirements) if uses_debian_python() else None
     if apt:
         return (
-            f"Install them with Debian's packages, which match QGIS's own GDAL and NumPy: {apt} "
-            f"(or {installer}), and restart QGIS."
+            f"Install them with Debian's packages, which match QGIS's own GDAL and NumPy: {apt}, then restart "
+            f"QGIS; or {installer}."
         )
     where = "in the OSGeo4W Shell " if sys.platform.startswith("win") else ""
-    return f"Install them: {installer}, or {where}run {pip_command([r.spec for r in requirements])}; then restart QGIS."
+    return f"Install them: {installer}, or {where}run {pip_command([r.spec for r in requirements])}, then restart QGIS."
 
 
 def check(requirements: tuple[Requirement, ...], what: str = "This algorithm") -> list[str]:
@@ -246,7 +269,7 @@ def check(requirements: tuple[Requirement, ...], what: str = "This algorithm") -
         DependencyError: naming every unmet package, the version needed and the command that installs
             it on this system.
     """
-    status = [(r, *_status(r)) for r in requirements]
+    status = [(r, *_status(r, importable=True)) for r in requirements]
     problems = [p for _, p, _ in status if p]
     if problems:
         bad = [r for r, p, _ in status if p]

@@ -129,3 +129,14 @@ def test_qgis_pins_leave_out_versions_pip_cannot_pin(monkeypatch):
 
     monkeypatch.setattr(deps.md, "version", version)
     assert deps.qgis_pins() == ["PyQt5==5.15.9"]
+
+
+def test_installed_but_not_importable_is_reported_with_the_installer(monkeypatch):
+    """Metadata without an importable package (a broken install, a folder off ``sys.path``): the check says
+    so and names the installer, instead of a ModuleNotFoundError when the algorithm runs."""
+    monkeypatch.setattr(deps, "uses_debian_python", lambda: False)
+    broken = deps.Requirement("dlc_not_importable", ("numpy",), "1.0")
+    assert deps.missing((broken,)) == []  # versions only: what the installer plans with
+    with pytest.raises(DependencyError, match=r"dlc_not_importable .* is installed but cannot be imported") as e:
+        deps.check((broken,), "Train Model")
+    assert deps.INSTALLER_ALGORITHM in str(e.value) and "(no restart needed)" in str(e.value)

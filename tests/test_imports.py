@@ -4,7 +4,8 @@
 * ``inference`` (but ``inference/batch``), ``change``, ``assessment``, ``chips``, ``raster``, ``preprocessing``
   and the leaves import no torch: an analyst who only runs models needs numpy, rasterio and onnxruntime;
 * only ``training`` (and ``models/``) import torch; only ``inference/batch`` imports Dask;
-* loading the Processing provider imports neither torch nor onnxruntime (qgis_process loads it on every call).
+* loading the Processing provider imports neither torch nor onnxruntime, nor rasterio, geopandas and the other
+  optional packages (qgis_process loads it on every call; a bare QGIS lists every algorithm).
 
 Each rule is checked twice: statically (every ``import``, also inside functions) and by importing every module
 of the package with the forbidden packages made unimportable.
@@ -113,9 +114,17 @@ def test_package_modules_import_with_the_forbidden_packages_blocked(pkg):
     assert res.returncode == 0 and "ok" in res.stdout, res.stderr[-3000:]
 
 
+#: Imported only when an algorithm runs, never when the provider loads (tests/installer/test_bare_qgis.py
+#: lists the algorithms with them blocked).
+PROVIDER_HEAVY = (
+    "torch", "onnxruntime", "onnx", "matplotlib", "sklearn", "dask", "distributed",
+    "rasterio", "geopandas", "pandas", "shapely", "pyproj", "scipy", "pyogrio", "fiona",
+)  # fmt: skip
+
+
 def test_provider_loads_without_torch_or_onnxruntime():
     res = _run(
-        """
+        f"""
         import os
         os.environ['QT_QPA_PLATFORM'] = 'offscreen'
         from qgis.core import QgsApplication
@@ -124,7 +133,7 @@ def test_provider_loads_without_torch_or_onnxruntime():
         p = DeepLandCoverProvider()
         QgsApplication.processingRegistry().addProvider(p)
         names = sorted(a.name() for a in p.algorithms())
-        heavy = [m for m in ('torch', 'onnxruntime', 'onnx', 'matplotlib', 'sklearn', 'dask') if m in sys.modules]
+        heavy = [m for m in {PROVIDER_HEAVY!r} if m in sys.modules]
         print('ALGS', names, 'HEAVY', heavy)
         assert not heavy, heavy
         print('ok')

@@ -17,6 +17,11 @@ them, through this package. The rules it follows, and the module that keeps each
   and GDAL (:data:`.constraints.QGIS_OWNED`, from ``deps.QGIS_PROVIDED``) are never installed.
 * **Only what is missing** (:mod:`.plan`): a requirement already met is not passed to pip at all;
   :mod:`.gpu` picks the onnxruntime build and torch's package index.
+* **Never a CUDA build by accident** (:mod:`.gpu`, :mod:`.probe`): unless the GPU is chosen, torch
+  comes from PyTorch's CPU index on Linux; an index that does not answer stops the install before pip
+  runs, and a resolution with CUDA/triton packages stops it before anything is downloaded.
+* **Nothing runs at start-up**: the folder is appended to ``sys.path`` without reading ``.pth`` files,
+  and the installer deletes any that a package brings (:func:`.folder.remove_pth_files`).
 * **All or nothing** (:mod:`.install`, :mod:`.merge`). pip (:mod:`.pip`) writes into a staging folder
   next to the target; only a successful run is moved into place, so a failed or cancelled install
   leaves the folder as it was.

@@ -62,9 +62,12 @@ def packages_dir(settings_dir: str | os.PathLike | None = None) -> Path:
 def activate(target: str | os.PathLike | None = None) -> bool:
     """Put ``target`` (default :func:`packages_dir`) on ``sys.path`` after everything already there.
 
-    Appending (with :func:`site.addsitedir`, which also reads its ``.pth`` files) keeps QGIS's own
-    site-packages first, so its NumPy and GDAL always win. Import caches are refreshed so packages
-    installed a moment ago are found. Cheap: called when QGIS loads the plugin.
+    Appending keeps QGIS's own site-packages first, so its NumPy and GDAL always win. The folder is
+    appended as it is, not with :func:`site.addsitedir`: its ``.pth`` files are not read, so no package
+    in it runs code whenever QGIS loads the plugin (setuptools' ``distutils-precedence.pth`` would put
+    its import hook first in QGIS's import machinery; the installer also deletes them, see
+    :func:`remove_pth_files`). Import caches (modules and ``importlib.metadata``) are refreshed so that
+    packages installed a moment ago are found. Cheap: called when QGIS loads the plugin.
 
     Returns:
         True when the folder exists (and is now on ``sys.path``), False otherwise.
@@ -73,10 +76,33 @@ def activate(target: str | os.PathLike | None = None) -> bool:
     if not os.path.isdir(target):
         return False
     if not any(same_path(target, p) for p in sys.path if p):
-        site.addsitedir(target)
+        sys.path.append(target)
     sys.path_importer_cache.pop(target, None)  # a "not a folder" entry cached before it existed
     importlib.invalidate_caches()
     return True
+
+
+def remove_pth_files(folder: str | os.PathLike) -> list[str]:
+    """Delete the ``*.pth`` files at the top of ``folder``; return their names.
+
+    Python runs the ``import`` lines of a ``.pth`` file in a site folder at start-up; the plugin's folder
+    is no site folder (:func:`activate`), and none of the plugin's packages needs one, so they are
+    deleted rather than left for a later ``site.addsitedir`` of the folder to run.
+    """
+    removed = []
+    try:
+        entries = sorted(os.listdir(folder))
+    except OSError:
+        return removed
+    for name in entries:
+        path = os.path.join(folder, name)
+        if name.lower().endswith(".pth") and os.path.isfile(path):
+            try:
+                os.remove(path)
+                removed.append(name)
+            except OSError:
+                pass
+    return removed
 
 
 def guard_target(target: Path) -> None:

@@ -5,17 +5,24 @@ supplement the installed packages), so pip alone would download and copy NumPy &
 :func:`install` therefore runs these steps, each a function below:
 
 1. **prepare** (:func:`_prepare`): find QGIS's Python and its pip, create the root folder, write the
-   constraints file of everything the running Python provides (:mod:`.constraints`).
+   constraints file of everything the running Python provides (:mod:`.constraints`), and ask each extra
+   package index once whether it answers (:mod:`.probe`): pip would retry an unreachable one for
+   minutes and then take PyPI's packages instead.
 2. **resolve** (:func:`_resolve`, pip >= 22.2): ``pip install --dry-run --report`` resolves the
    requirements against what QGIS's Python (and the plugin folder) already has; what it adds, less
-   any distribution the running Python provides or QGIS owns, is what gets installed.
+   any distribution the running Python provides or QGIS owns, is what gets installed. A resolution
+   with CUDA builds when the CPU was chosen stops here, before anything is downloaded (:mod:`.gpu`).
 3. **stage** (:func:`_stage`): ``pip install --no-deps --target`` installs exactly that into a staging
    folder beside the target. An older pip runs one ``pip install --target --constraint`` instead
    (:func:`_stage_legacy`).
 4. **prune** (:func:`_prune`): whatever the running Python provides or QGIS owns is deleted from the
    staging folder (the older pip installs it there).
-5. **move into place** (:func:`_move_into_place`): :func:`.merge.merge` moves the staging folder's
-   content into the target, all or nothing, then :func:`.folder.activate` puts it on ``sys.path``.
+5. **move into place** (:func:`_move_into_place`): ``.pth`` files are deleted
+   (:func:`.folder.remove_pth_files`), :func:`.merge.merge` moves the staging folder's content into
+   the target, all or nothing, then :func:`.folder.activate` puts it on ``sys.path``.
+
+The pip commands in :attr:`InstallResult.commands` can be run again by hand: they name the target, the
+constraints file and pip's report beside it (never the staging folder, which is gone afterwards).
 """
 
 from __future__ import annotations
@@ -32,7 +39,16 @@ from ..feedback import Feedback, ensure_feedback
 from .constraints import QGIS_OWNED, Provided, provided_distributions, write_constraints
 from .dists import Dist, delete_dist, scan
 from .errors import InstallError
-from .folder import ENV_ROOT, activate, clean_stale_staging, guard_target, packages_dir, staging_folder
+from .folder import (
+    ENV_ROOT,
+    activate,
+    clean_stale_staging,
+    guard_target,
+    packages_dir,
+    remove_pth_files,
+    staging_folder,
+)
+from .gpu import BuildChoice, cuda_builds
 from .merge import merge
 from .names import canonical_name
 from .pip import (
@@ -46,7 +62,12 @@ from .pip import (
     requirement_from_report,
     run_pip,
 )
+from .probe import check_indexes
 from .python import find_python
+
+#: pip's network options for the resolution: one retry and a short timeout, so that an index that stops
+#: answering fails in seconds (pip's defaults: 5 retries of 15 s, for every package page).
+RESOLVE_NETWORK = ("--retries", "1", "--timeout", "20")
 
 _NOTHING_NEW = "Nothing to install: everything needed is already there."
 
@@ -90,6 +111,7 @@ class _Install:
     provided: dict[str, Provided]
     blocked: set[str]
     index_args: list[str]
+    build: BuildChoice | None = None
     staging: Path = Path()  # set by install() once the staging folder exists
     common: tuple[str, ...] = ("--progress-bar", "off", "--no-input", "--disable-pip-version-check")
 
@@ -110,15 +132,22 @@ class _Install:
         """True when the distribution ``key`` (canonical name) must not be installed: provided or QGIS's."""
         return key in self.blocked or key in self.provided
 
-    def shown(self, args: Sequence[str]) -> str:
-        """The pip command line of ``args`` as the user would run it: into the target, not the staging folder."""
-        return command_line([self.python, "-m", "pip", *args]).replace(str(self.site_dir), str(self.target))
+    def shown(self, args: Sequence[str], pythonpath: str | None = None) -> str:
+        """The pip command line of ``args`` as the user would run it again: into the target, not the staging
+        folder, with ``PYTHONPATH`` set as pip's environment had it."""
+        line = command_line([self.python, "-m", "pip", *args]).replace(str(self.site_dir), str(self.target))
+        if not pythonpath:
+            return line
+        if sys.platform.startswith("win"):
+            return f'set "PYTHONPATH={pythonpath}" && {line}'
+        return f"PYTHONPATH={command_line([pythonpath])} {line}"
 
-    def pip(self, args: Sequence[str], what: str, progress: Progress, env: dict[str, str] | None = None) -> None:
+    def pip(self, args: Sequence[str], what: str, progress: Progress, pythonpath: str | None = None, hide=()) -> None:
         """Log and run ``pip args``; raise :func:`.pip.failure` (about ``what``) when it fails."""
-        self.result.commands.append(command_line([self.python, "-m", "pip", *args]))
+        self.result.commands.append(self.shown(args, pythonpath))
         self.fb.info(self.result.commands[-1])
-        rc = run_pip(self.python, args, self.fb, progress, self.result.log, child_env() if env is None else env)
+        env = child_env(pythonpath)
+        rc = run_pip(self.python, args, self.fb, progress, self.result.log, env, hide)
         if rc != 0:
             raise failure(what, rc, self.result.log, self.result.constraints)
 
@@ -133,6 +162,7 @@ def install(
     constraints: Sequence[str] = (),
     dry_run: bool = False,
     legacy: bool | None = None,
+    build: BuildChoice | None = None,
 ) -> InstallResult:
     """Install ``requirement_specs`` and their missing dependencies into the plugin's folder.
 
@@ -159,13 +189,18 @@ def install(
         dry_run: resolve only (pip >= 22.2) and report what would be installed; never writes to the
             target (the constraints file is written, so the reported commands can be run by hand).
         legacy: force (True) or forbid (False) the one-step ``--target`` install; None: by pip version.
+        build: the GPU choice and torch index (:attr:`.plan.Plan.build`). Unless the GPU was chosen, a
+            resolution with CUDA builds of torch (:func:`.gpu.cuda_builds`) stops the install before
+            anything is downloaded; an index of ``index_args`` that does not answer stops it with the
+            choice named. None: no CUDA check.
 
     Returns:
         What was installed, skipped, and whether a restart is needed (see :class:`InstallResult`).
 
     Raises:
-        InstallError: no interpreter or no pip, pip failed (with the tail of its log and a hint),
-            or the target folder is unusable.
+        InstallError: no interpreter or no pip, an extra package index that cannot be reached, CUDA
+            builds resolved although the CPU was chosen, pip failed (pip's errors and a hint), or the
+            target folder is unusable.
         CanceledError: ``feedback.is_canceled()`` became True; pip was killed, nothing was installed.
     """
     fb = ensure_feedback(feedback)
@@ -177,6 +212,8 @@ def install(
         fb.info("Nothing to install.")
         return result
     run = _prepare(result, fb, python, list(index_args), constraints, legacy)
+    run.build = build
+    check_indexes(run.python, run.index_args, build, fb)
     with staging_folder(target) as staging:
         run.staging = staging
         staged = _stage_legacy(run, specs) if run.legacy else _stage(run, _resolve(run, specs))
@@ -231,22 +268,26 @@ def _resolve(run: _Install, specs: list[str]) -> list[str]:
         The pip requirements to install (``name==version`` or a direct URL); :attr:`InstallResult.packages`
         and :attr:`InstallResult.skipped` are filled in.
     """
-    report = run.staging / "report.json"
-    args = ["install", "--dry-run", "--report", str(report), *run.constraint_args, *run.common, *run.index_args, *specs]
-    env = child_env(str(run.target) if run.target.is_dir() else None)
-    run.pip(args, f"resolving {', '.join(specs)}", Progress(run.fb, 0, 30), env)
+    report = run.target.parent / f"{run.target.name}-pip-report.json"  # kept: the logged command can be rerun
+    report.unlink(missing_ok=True)
+    args = ["install", "--dry-run", "--report", str(report), *run.constraint_args, *run.common, *RESOLVE_NETWORK]
+    args += [*run.index_args, *specs]
+    pythonpath = str(run.target) if run.target.is_dir() else None
+    run.pip(args, f"resolving {', '.join(specs)}", Progress(run.fb, 0, 30), pythonpath, hide=("Would install",))
     try:
         items = json.loads(report.read_text(encoding="utf-8")).get("install", [])
     except (OSError, ValueError) as e:
         raise InstallError(f"pip did not write a readable installation report ({report}): {e}") from e
-    reqs = []
+    reqs, resolved = [], []
     for item in items:
         name, ver, req = requirement_from_report(item)
         if run.shipped(canonical_name(name)):
             run.result.skipped.append(f"{name}=={ver}")
         else:
             reqs.append(req)
+            resolved.append((name, ver))
             run.result.packages.append(f"{name}=={ver}")
+    _refuse_cuda(run, resolved)
     if run.result.skipped:
         run.fb.warning(
             "Not installed, QGIS's Python provides them (or they belong to QGIS): " + ", ".join(run.result.skipped)
@@ -260,7 +301,7 @@ def _stage(run: _Install, reqs: list[str]) -> bool:
     Returns:
         True when pip installed something there; False when there is nothing to do or on a dry run.
     """
-    args = ["install", "--no-deps", "--target", str(run.site_dir), *run.common, *run.index_args, *reqs]
+    args = ["install", "--no-deps", "--upgrade", "--target", str(run.site_dir), *run.common, *run.index_args, *reqs]
     if not reqs:
         run.fb.info(_NOTHING_NEW)
         return False
@@ -298,6 +339,8 @@ def _prune(run: _Install) -> list[Dist]:
         The distributions left there: the ones to move into the target.
     """
     new = scan(run.site_dir)
+    if run.legacy:  # no report to check before: refuse before anything is moved into the target
+        _refuse_cuda(run, [(d.name, d.version) for d in new if not run.shipped(d.key)])
     for dist in new:
         if run.shipped(dist.key):
             delete_dist(run.site_dir, dist)
@@ -317,9 +360,25 @@ def _prune(run: _Install) -> list[Dist]:
 def _move_into_place(run: _Install, new: list[Dist]) -> None:
     """Move ``new`` from the staging folder into the target, note what needs a restart, activate the target."""
     run.fb.set_progress(92)
+    removed = remove_pth_files(run.site_dir)
     replaced = merge(run.site_dir, run.target, new)
+    removed += remove_pth_files(run.target)  # left by an older version of the plugin
+    if removed:
+        run.fb.info(
+            "Deleted " + ", ".join(sorted(set(removed))) + " from the package folder: a .pth file runs code "
+            "whenever Python starts from that folder, and none of these packages needs one."
+        )
     imported = {m.split(".")[0] for m in list(sys.modules)}
     run.result.restart_required = sorted({t for d in [*new, *replaced] for t in d.top_levels if t in imported})
     activate(run.target)
     run.fb.set_progress(100)
     run.fb.info(f"Installed into {run.target}: " + ", ".join(run.result.packages))
+
+
+def _refuse_cuda(run: _Install, resolved: list[tuple[str, str]]) -> None:
+    """Stop when the CPU was chosen and ``resolved`` (name, version) holds CUDA builds (:func:`.gpu.cuda_builds`)."""
+    if run.build is None or run.build.gpu:
+        return
+    cuda = cuda_builds(resolved)
+    if cuda:
+        raise InstallError(run.build.cuda_refusal(cuda, downloaded=run.legacy))

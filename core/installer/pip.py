@@ -50,6 +50,7 @@ def child_env(pythonpath: str | None = None) -> dict[str, str]:
         PIP_NO_INPUT="1",
         PIP_USER="0",
         PIP_DISABLE_PIP_VERSION_CHECK="1",
+        PIP_ROOT_USER_ACTION="ignore",  # QGIS run as root (a container, CI): the folder is the plugin's own
     )
     if pythonpath:
         env["PYTHONPATH"] = os.pathsep.join(p for p in (env.get("PYTHONPATH"), pythonpath) if p)
@@ -126,9 +127,18 @@ class Progress:
 
 
 def run_pip(
-    python: str, args: Sequence[str], feedback: Feedback, progress: Progress, log: list[str], env: dict[str, str]
+    python: str,
+    args: Sequence[str],
+    feedback: Feedback,
+    progress: Progress,
+    log: list[str],
+    env: dict[str, str],
+    hide: tuple[str, ...] = (),
 ) -> int:
     """Run ``python -m pip args``, streaming its lines to ``feedback`` and ``log``.
+
+    Lines that start with one of ``hide`` go to ``log`` only (the resolution's "Would install", which
+    the installer reports itself, less what QGIS provides).
 
     Returns:
         pip's exit code.
@@ -169,7 +179,8 @@ def run_pip(
             text = raw.rstrip()
             if text:
                 log.append(text)
-                feedback.info(text)
+                if not (hide and text.lstrip().startswith(hide)):
+                    feedback.info(text)
                 progress.line(text)
         return proc.wait()
     finally:
@@ -179,11 +190,50 @@ def run_pip(
             proc.stdout.close()
 
 
+def no_pip_message(python: str, detail: str = "") -> str:
+    """What to do when QGIS's Python ``python`` has no pip, for this platform: one command, the path once.
+
+    Args:
+        python: the interpreter's path.
+        detail: what running pip said (``No module named pip``; a leading ``<python>:`` is dropped).
+    """
+    detail = detail[len(python) + 1 :].strip() if detail.startswith(python + ":") else detail.strip()
+    linux = {
+        "debian": "sudo apt install python3-pip",
+        "ubuntu": "sudo apt install python3-pip",
+        "fedora": "sudo dnf install python3-pip",
+        "rhel": "sudo dnf install python3-pip",
+        "arch": "sudo pacman -S python-pip",
+    }
+    ids = _os_release_ids() if sys.platform.startswith("linux") else set()
+    command = next((linux[i] for i in ("debian", "ubuntu", "fedora", "rhel", "arch") if i in ids), None)
+    if command:
+        return (
+            f"pip is not available in the Python that QGIS runs ({python}{': ' + detail if detail else ''}). "
+            f"This Linux's QGIS comes without it: Linux needs this one package, installed once with: {command} "
+            "(then run this algorithm again)."
+        )
+    head = "pip is not available in the Python that QGIS runs" + (f" ({detail})" if detail else "") + ". "
+    if sys.platform.startswith("win"):
+        return head + f"Install it with the OSGeo4W Setup (package python3-pip), or run: {python} -m ensurepip"
+    return head + f"Install it with: {python} -m ensurepip --user"
+
+
+def _os_release_ids() -> set[str]:
+    try:
+        with open("/etc/os-release", encoding="utf-8") as f:
+            pairs = dict(line.rstrip("\n").split("=", 1) for line in f if "=" in line)
+    except OSError:
+        return set()
+    return {pairs.get("ID", "").strip('"'), *pairs.get("ID_LIKE", "").strip('"').split()} - {""}
+
+
 def pip_version(python: str) -> tuple[int, int]:
     """``(major, minor)`` of the pip in ``python``.
 
     Raises:
-        InstallError: pip is not installed in that Python; says how to get it on each platform.
+        InstallError: pip is not installed in that Python; says how to get it on this platform
+            (:func:`no_pip_message`).
     """
     try:
         res = subprocess.run(
@@ -195,22 +245,73 @@ def pip_version(python: str) -> tuple[int, int]:
             creationflags=_NO_WINDOW,
         )
         m = re.match(r"pip (\d+)\.(\d+)", res.stdout.strip()) if res.returncode == 0 else None
-    except (OSError, subprocess.SubprocessError):
-        m, res = None, None
+    except (OSError, subprocess.SubprocessError) as e:
+        raise InstallError(no_pip_message(python, str(e))) from e
     if m is None:
-        detail = (res.stderr or res.stdout).strip().splitlines()[-1:] if res is not None else []
-        raise InstallError(
-            f"pip is not available in the Python that QGIS runs ({python}"
-            + (f": {detail[0]}" if detail else "")
-            + "). Install it: Debian/Ubuntu `sudo apt install python3-pip`; "
-            "Windows: OSGeo4W Setup, package python3-pip; macOS/other: `" + python + " -m ensurepip --user`."
-        )
+        detail = (res.stderr or res.stdout).strip().splitlines()[-1:]
+        raise InstallError(no_pip_message(python, detail[0] if detail else ""))
     return int(m.group(1)), int(m.group(2))
 
 
+def pip_settings(python: str) -> dict[str, str]:
+    """pip's ``proxy`` and ``cert`` settings for ``python`` (environment first, then ``pip config list``).
+
+    Returns:
+        ``{"proxy": ..., "cert": ...}`` with the keys that are set; ``{}`` when pip cannot say.
+    """
+    out = {k: os.environ[f"PIP_{k.upper()}"] for k in ("proxy", "cert") if os.environ.get(f"PIP_{k.upper()}")}
+    if len(out) == 2:
+        return out
+    try:
+        res = subprocess.run(
+            [python, "-m", "pip", "config", "list"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env=child_env(),
+            creationflags=_NO_WINDOW,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return out
+    for line in res.stdout.splitlines():  # global.proxy='http://proxy:3128'
+        m = re.match(r"^[\w:.-]*\.(proxy|cert)='(.*)'$", line.strip())
+        if m and m.group(2):
+            out.setdefault(m.group(1), m.group(2))
+    return out
+
+
+#: pip's words for a package index it could not talk to (urllib3's errors as pip logs them when retrying).
+_NETWORK = re.compile(
+    r"(\[Errno -?\d+\] [^'\")]+|Read timed out|timed out|CERTIFICATE_VERIFY_FAILED|ProxyError|"
+    r"Tunnel connection failed[^'\")]*|Network is unreachable|Connection (?:refused|reset[^'\")]*))"
+)
+
+
+def network_error(log: Sequence[str]) -> str | None:
+    """The first network error pip reported in ``log`` (``[Errno 111] Connection refused (host pypi.org)``)."""
+    for line in log:
+        m = _NETWORK.search(line)
+        if m and ("Retrying" in line or "Could not fetch" in line or "connection" in line.lower()):
+            host = re.search(r"host='([^']+)'", line) or re.search(r"https?://([^/\s'\"]+)", line)
+            cause = re.sub(r"^\[Errno -?\d+\]\s*", "", m.group(1).strip())
+            return cause + (f" (host {host.group(1)})" if host else "")
+    return None
+
+
 def failure(what: str, rc: int, log: list[str], constraints: Path) -> InstallError:
-    """The error for a pip run that exited with ``rc``: a hint from its ``log``, and the log's last lines."""
+    """The error for a pip run that exited with ``rc``: what pip said first, then a hint.
+
+    pip's lines were streamed to the feedback already, so only its ``ERROR:`` lines are repeated.
+    """
     text = "\n".join(log)
+    errors = list(dict.fromkeys(line.strip()[6:].strip() for line in log if line.lstrip().startswith("ERROR:")))
+    said = (" pip said: " + "; ".join(e.rstrip(".") for e in errors[:4]) + ".") if errors else ""
+    net = network_error(log)
+    if net:
+        return InstallError(
+            f"pip could not reach the package index ({net}) while {what}; nothing was installed. Check the "
+            "network connection and the proxy (pip reads HTTPS_PROXY and its pip.conf/pip.ini)." + said
+        )
     hint = ""
     if "ResolutionImpossible" in text or "conflict" in text.lower():
         hint = (
@@ -220,14 +321,14 @@ def failure(what: str, rc: int, log: list[str], constraints: Path) -> InstallErr
         )
     elif "No matching distribution" in text or "Could not find a version" in text:
         hint = (
-            f" No release was found for Python {sys.version_info[0]}.{sys.version_info[1]} on this platform, "
-            "or the package index could not be reached (check the network; pip reads HTTPS_PROXY and "
-            "its pip.ini/pip.conf)."
+            f" The package index has no release of it for Python {sys.version_info[0]}.{sys.version_info[1]} "
+            "on this platform (or pip is configured with another index: its pip.conf/pip.ini)."
         )
     elif "Permission denied" in text or "Access is denied" in text:
         hint = " The plugin's package folder is not writable; set DLC_PYTHON_PACKAGES to a writable folder."
-    tail = "\n".join(log[-30:])
-    return InstallError(f"pip failed (exit code {rc}) {what}.{hint} Last lines of pip's output:\n{tail}")
+    if not errors:
+        said = " Last lines of pip's output: " + " | ".join(log[-5:])
+    return InstallError(f"pip failed (exit code {rc}) {what}.{said}{hint}")
 
 
 def requirement_from_report(item: dict) -> tuple[str, str, str]:

@@ -18,7 +18,7 @@ from typing import Sequence
 from .. import deps
 from ..errors import InputError
 from .folder import packages_dir
-from .gpu import index_args_for, use_gpu
+from .gpu import BuildChoice, index_args_for, torch_index, use_gpu
 from .names import canonical_name, same_path
 
 #: The sets offered by the Processing algorithm, see :func:`requirements_for`.
@@ -63,6 +63,7 @@ class Plan:
             ``sys.path`` so an install into the plugin folder would not help; one message each.
         gpu: whether the GPU builds were chosen.
         index_args: extra pip index options (see :func:`.gpu.index_args_for`).
+        build: the GPU choice and torch's index, for :func:`.install.install` (its CUDA check and messages).
         constraints: extra constraint lines for pip (``affine<3`` when QGIS's Python has an attrs
             too old for affine 3, see ``Requirement.only_with``), for :func:`.install.install`.
     """
@@ -74,6 +75,7 @@ class Plan:
     gpu: bool = False
     index_args: list[str] = field(default_factory=list)
     constraints: list[str] = field(default_factory=list)
+    build: BuildChoice = field(default_factory=BuildChoice)
 
 
 def _find_dist(dists: Sequence[str]) -> md.Distribution | None:
@@ -100,6 +102,7 @@ def plan(
     gpu: str = "auto",
     extra_specs: Sequence[str] = (),
     target: str | os.PathLike | None = None,
+    torch_index_setting: str | None = None,
 ) -> Plan:
     """Which of ``requirements`` need installing (nothing is run but ``nvidia-smi``).
 
@@ -113,6 +116,8 @@ def plan(
         gpu: ``"auto"``, ``"gpu"`` or ``"cpu"`` (see :func:`.gpu.use_gpu`).
         extra_specs: pip requirement specifiers added as they are (pip skips them when met).
         target: the plugin's package folder (default :func:`.folder.packages_dir`).
+        torch_index_setting: the *Torch package index* option (a URL, ``"pypi"``, or empty for the
+            default: see :func:`.gpu.torch_index`).
 
     Raises:
         InputError: ``gpu`` is not a valid choice.
@@ -145,7 +150,8 @@ def plan(
         if spec not in p.specs:
             p.specs.append(spec)
     p.specs += [s for s in extra_specs if s and s not in p.specs]
-    p.index_args = index_args_for(p.specs, p.gpu)
+    p.index_args = index_args_for(p.specs, p.gpu, torch_index_setting)
+    p.build = BuildChoice(gpu, p.gpu, torch_index(p.gpu, torch_index_setting) if p.index_args else "")
     p.constraints = _conditional_constraints(requirements, target)
     return p
 

@@ -3,6 +3,10 @@
 :func:`atomic_output` writes a file under a temporary name beside its final path and renames it when
 complete, so a cancelled or failed run never leaves a file that looks finished. It serves every output of
 the plugin (rasters, CSV/JSON tables, manifests, checkpoints, reports, VRTs), not only rasters.
+
+rasterio (and :mod:`.grid`, which needs it) is imported inside the functions that use it: modules that
+only need :func:`atomic_output` (the weights catalogue, which Train Model's dialog imports) load on a
+QGIS without rasterio, so every algorithm is listed there and a missing package is reported when one runs.
 """
 
 from __future__ import annotations
@@ -13,12 +17,14 @@ import threading
 import uuid
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import rasterio
 
 from ..errors import InputError
-from .grid import RasterGrid
+
+if TYPE_CHECKING:
+    from .grid import RasterGrid
 
 #: Serialises GDAL calls of threads that read and write rasters at the same time (the inference engine's
 #: reader and writer threads). GDAL's block cache is global: a thread that needs room evicts (and so
@@ -107,6 +113,7 @@ def atomic_raster(final_path: str | os.PathLike, cog: bool = False) -> Iterator[
         with atomic_output(final_path) as tmp:
             yield tmp
         return
+    import rasterio
     from rasterio.shutil import copy as gdal_copy
 
     if not _has_cog_driver():
@@ -134,6 +141,8 @@ def atomic_raster(final_path: str | os.PathLike, cog: bool = False) -> Iterator[
 
 
 def _has_cog_driver() -> bool:
+    import rasterio
+
     with rasterio.Env() as env:
         return "COG" in env.drivers()
 
@@ -191,6 +200,10 @@ def write_vrt(paths: Sequence[Path], vrt_path: Path, bounds: tuple[float, float,
         InputError: the rasters differ in CRS or pixel size.
     """
     from xml.sax.saxutils import escape
+
+    import rasterio
+
+    from .grid import RasterGrid
 
     grids, cmap, nodata = [], None, None
     for p in paths:

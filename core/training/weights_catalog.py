@@ -12,7 +12,8 @@ Normalisation is given in Sentinel-2 digital numbers (reflectance x 10000, as in
 ``(DN - mean) / std``; :func:`core.training.band_matching.weights_normalisation` converts it for data in
 reflectance (0-1) units.
 
-No torch here: loading is :func:`core.training.band_matching.load_encoder_weights`.
+No torch here: loading is :func:`core.training.band_matching.load_encoder_weights`. Train Model's dialog
+imports this module, so it stays light: nothing beyond the standard library at import time.
 """
 
 from __future__ import annotations
@@ -28,7 +29,6 @@ from pathlib import Path
 from ..errors import CanceledError, ModelFileError
 from ..feedback import Feedback, ensure_feedback
 from ..provenance import file_sha256
-from ..raster.io import atomic_output
 
 #: Sentinel-2 MSI bands in product order (L1C: 13 bands).
 S2_BANDS = ("B01", "B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B09", "B10", "B11", "B12")
@@ -185,6 +185,8 @@ def fetch_weights(
             incomplete (fewer bytes than announced) or SHA-256 mismatch.
         CanceledError: canceled during the download.
     """
+    from ..raster.io import atomic_output
+
     fb = ensure_feedback(feedback)
     folder = Path(folder or cache_dir())
     target = folder / entry.url.rsplit("/", 1)[-1]
