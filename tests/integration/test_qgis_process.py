@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 
+import numpy as np
 import pytest
 from helpers.qgis_env import QGIS_PROCESS, run_qgis_process
 
@@ -133,3 +134,53 @@ def test_resnet_unet_with_encoder_weights_trains_and_classifies(profile, tmp_pat
     assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-3000:]
     with rasterio.open(tmp_path / "classes.tif") as src:
         assert set(src.read(1).ravel().tolist()) <= {1, 2, 3, src.nodata}
+
+
+def test_change_model_on_a_pair_on_two_grids(profile, oscd, tmp_path):
+    """Detect Change (trained-model method) through qgis_process on a pair whose second date lies on its
+    own grid (same bounds, a few pixels fewer, as OSCD delivers abudhabi): output on the first date's grid."""
+    pytest.importorskip("onnx")
+    import rasterio
+    from helpers.change import diff_model
+    from rasterio.transform import from_bounds
+    from rasterio.warp import Resampling, reproject
+
+    d = oscd / "rennes"
+    first, second = d / "rennes_2015-08-21_s2l1c_13b_10m.tif", d / "rennes_2017-06-21_s2l1c_13b_10m.tif"
+    moved = tmp_path / "rennes_2017-06-21_own_grid.tif"
+    with rasterio.open(second) as ds:
+        w, h = ds.width - 3, ds.height - 4
+        transform = from_bounds(*ds.bounds, w, h)
+        data = np.zeros((ds.count, h, w), ds.dtypes[0])
+        reproject(
+            ds.read(),
+            data,
+            src_transform=ds.transform,
+            src_crs=ds.crs,
+            dst_transform=transform,
+            dst_crs=ds.crs,
+            resampling=Resampling.bilinear,
+        )
+        with rasterio.open(moved, "w", **(ds.profile | {"width": w, "height": h, "transform": transform})) as out:
+            out.write(data)
+            out.descriptions = ds.descriptions
+        bands = list(ds.descriptions)
+    model = diff_model(tmp_path / "change.onnx", bands, "change", threshold=400.0)
+    res = run_qgis_process(
+        [
+            "run",
+            "deeplandcover:detectchange",
+            "--",
+            "MODE=1",
+            f"INPUT={first}",
+            f"INPUT2={moved}",
+            f"MODEL={model}",
+            f"OUTPUT={tmp_path / 'change.tif'}",
+        ],
+        profile,
+    )
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert "resampled onto that grid" in res.stdout + res.stderr
+    with rasterio.open(tmp_path / "change.tif") as out, rasterio.open(first) as ref:
+        assert (out.width, out.height, out.transform) == (ref.width, ref.height, ref.transform)
+        assert set(np.unique(out.read(1)).tolist()) <= {0, 1, 255}
