@@ -74,12 +74,9 @@ raster being the first date), or the second date of a change model. All on the i
 <li>Multi-sensor models (Export Training Tiles with additional sensors): the first sensor's raster as input and
 the other sensors' rasters, in the model's order, as further dates. Spectral indices (NDVI/NDWI/NDBI) that the
 model was trained with are recomputed from the bands named in its card.</li>
-<li><b>Or a ready model</b>: <i>Dynamic World</i> (Brown et al. 2022, Scientific Data 9, 251; Apache-2.0), Google's
-global 10 m land-cover network, classifies a Sentinel-2 L1C raster (its 9 bands B02, B03, B04, B05, B06, B07, B08,
-B11, B12 are found by name in a 13- or 9-band raster) into 9 classes (water, trees, grass, flooded vegetation,
-crops, shrub and scrub, built, bare, snow and ice) with no training. Its model file is made once from the
-authors' published weights (downloaded and checked, or read from the folder named by <code>DLC_WEIGHTS_DIR</code>);
-making it needs the training packages once. From scripts, the model file value <code>dynamicworld</code> does the same.</li>
+<li><b>Or a ready model</b>: <i>Dynamic World</i> (Brown et al. 2022, Scientific Data 9, 251; Apache-2.0) maps a
+Sentinel-2 L1C raster (its 9 bands found by name) into 9 land-cover classes with no training; made once from the
+authors' weights (a local copy: <code>DLC_WEIGHTS_DIR</code>). From scripts: the model file <code>dynamicworld</code>.</li>
 <li><b>Model file</b>: the <code>.onnx</code> file, or the STAC Item with the Machine Learning Model extension
 (<code>model.stac-item.json</code>, written by <i>Train Model</i>) whose <code>mlm:model</code> asset it is; its card
 gives bands, normalisation, classes, tile size and overlap.
@@ -321,14 +318,10 @@ class ClassifyPixelsAlgorithm(DlcAlgorithm):
         ready = READY_MODELS[self.parameterAsEnum(parameters, self.READY_MODEL, context)]
         if ready and path:
             raise QgsProcessingException(
-                self.tr("Give either a model file or a ready model, not both (the ready model is {}).").format(ready)
+                self.tr("Give either a model file or a ready model ({}), not both.").format(ready)
             )
         if not (ready or path):
-            raise QgsProcessingException(
-                self.tr(
-                    "Choose a model: a model file (.onnx, or its STAC item) or a ready model such as Dynamic World."
-                )
-            )
+            raise QgsProcessingException(self.tr("Choose a model: a model file (.onnx, STAC item) or a ready model."))
         return ready or path
 
     def _extent(
