@@ -8,7 +8,7 @@ import torch
 from deeplandcover.core.classes import ClassInfo
 from deeplandcover.core.modelcard import ModelCard, read_card
 from deeplandcover.core.training.onnx_export import check_parity, export_onnx
-from deeplandcover.models import ARCHITECTURES, BACKBONES, MODELS, build_model, model_class
+from deeplandcover.models import ARCHITECTURES, BACKBONES, MODELS, SEQUENCE_MODELS, build_model, model_class
 from deeplandcover.models.convlstm import ConvLSTMCell
 from deeplandcover.models.deeplab import RESNETS
 
@@ -21,17 +21,22 @@ SMALL = {
     "two_branch_unet": {"base_filters": 4, "depth": 2},
     "fc_siam_diff": {"base_filters": 4, "depth": 2},
     "fc_siam_conc": {"base_filters": 4, "depth": 2},
+    "presto": {"months": [6, 7, 8]},  # + bands (by channel count, _params): the NIR groups, then unused names
 }
 
 
+def _params(name: str, c: int) -> dict:
+    return {**SMALL[name], "bands": ["B08", "B8A", "B02", "B03"][:c]} if name == "presto" else SMALL[name]
+
+
 def _input(name: str, b: int, c: int, h: int, w: int, t: int = 3) -> torch.Tensor:
-    return torch.randn(b, t, c, h, w) if name == "unet_convlstm" else torch.randn(b, c, h, w)
+    return torch.randn(b, t, c, h, w) if name in SEQUENCE_MODELS else torch.randn(b, c, h, w)
 
 
 @pytest.mark.parametrize("name", sorted(MODELS))
 @pytest.mark.parametrize(("b", "c", "k"), [(1, 2, 2), (2, 4, 5)])
 def test_output_shape(name, b, c, k):
-    m = build_model(name, c, k, **SMALL[name]).eval()
+    m = build_model(name, c, k, **_params(name, c)).eval()
     with torch.no_grad():
         y = m(_input(name, b, c, 32, 32))
     assert y.shape == (b, k, 32, 32)
@@ -41,7 +46,7 @@ def test_output_shape(name, b, c, k):
 @pytest.mark.parametrize("name", sorted(MODELS))
 @pytest.mark.parametrize(("h", "w"), [(17, 23), (33, 9), (1, 1)])
 def test_odd_sizes(name, h, w):
-    m = build_model(name, 4, 3, **SMALL[name]).eval()
+    m = build_model(name, 4, 3, **_params(name, 4)).eval()
     with torch.no_grad():
         assert m(_input(name, 1, 4, h, w)).shape == (1, 3, h, w)
 
@@ -56,7 +61,7 @@ def test_training_step_backprop():
 def test_registry_errors():
     with pytest.raises(
         ValueError,
-        match="valid names: deeplabv3plus, fc_siam_conc, fc_siam_diff, two_branch_unet, unet, unet_convlstm, unet_early_fusion",
+        match="valid names: deeplabv3plus, fc_siam_conc, fc_siam_diff, presto, two_branch_unet, unet, unet_convlstm, unet_early_fusion",
     ):
         build_model("segformer", 3, 2)
     with pytest.raises(ValueError, match="resnet18"):
@@ -78,6 +83,7 @@ def test_registry_names_each_architecture_once():
         "two_branch_unet": "TwoBranchUNet",
         "fc_siam_diff": "SiamDiffUNet",
         "fc_siam_conc": "SiamConcUNet",
+        "presto": "PrestoClassifier",
     }
     assert BACKBONES == ("default", *RESNETS)
 
@@ -120,14 +126,14 @@ def test_convlstm_cell_matches_equations():
 @pytest.mark.parametrize("name", sorted(MODELS))
 def test_onnx_parity_dynamic_size(name, tmp_path):
     c = 4
-    m = build_model(name, c, 3, **SMALL[name]).eval()
+    m = build_model(name, c, 3, **_params(name, c)).eval()
     card = ModelCard(
         name,
         [f"B{i}" for i in range(c)],
         [0.0] * c,
         [1.0] * c,
         [ClassInfo(v, f"c{v}") for v in (1, 2, 3)],
-        layout="BTCHW" if name == "unet_convlstm" else "BCHW",
+        layout="BTCHW" if name in SEQUENCE_MODELS else "BCHW",
     )
     path = tmp_path / "m.onnx"
     parity = export_onnx(m, card, path, _input(name, 2, c, 32, 32))
