@@ -55,7 +55,7 @@ class TrainConfig:
 
     Attributes:
         architecture: a name of the model registry (:data:`models.ARCHITECTURES`): ``unet``,
-            ``deeplabv3plus``, ``unet_convlstm`` (sequence chips), ``unet_early_fusion`` (two-date chips)
+            ``deeplabv3plus``, ``unet_convlstm`` or ``presto`` (sequence chips), ``unet_early_fusion`` (two-date chips)
             or ``two_branch_unet`` (multi-sensor chips).
         epochs: maximum epochs. batch_size: chips per step (halved automatically on CUDA OOM).
         lr: learning rate; None runs an LR range test first (Smith 2017).
@@ -91,7 +91,8 @@ class TrainConfig:
             (Sefrin et al. 2021); validation and the card use the fixed evenly spaced dates.
         encoder_weights: pre-trained ResNet encoder weights: ``""``/``none``, a catalogue name
             (:data:`core.training.weights_catalog.CATALOG`) or a ``.pth`` file
-            (:mod:`core.training.pretrained`); needs a ResNet backbone.
+            (:mod:`core.training.pretrained`); needs a ResNet backbone. For ``presto``: ``""``/``presto``
+            the authors' weights, ``none`` random weights, or a Presto ``.pt`` (:mod:`core.training.presto`).
         extra_band_init: first-layer filters of input channels the weights have no band for:
             ``mean``, ``red`` or ``random`` (ArcGIS's ``weight_init_scheme``).
         freeze_epochs: with encoder weights, epochs trained with the encoder frozen (its BatchNorm

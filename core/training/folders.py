@@ -109,7 +109,11 @@ def _check_architecture(m0: Manifest, architecture: str) -> None:
     """The architecture takes this kind of chips (time series, two dates, several sensors)."""
     seq = m0.kind == "sequence"
     if seq != (architecture in SEQUENCE_MODELS):
-        need = "unet_convlstm" if seq else "unet, deeplabv3plus, or for two dates " + ", ".join(sorted(PAIR_MODELS))
+        need = (
+            " or ".join(sorted(SEQUENCE_MODELS))
+            if seq
+            else "unet, deeplabv3plus, or for two dates " + ", ".join(sorted(PAIR_MODELS))
+        )
         raise InputError(
             f"Architecture {architecture} does not fit {m0.kind} chips "
             f"({m0.num_time_steps} time step(s)); use {need}, or export the chips as "

@@ -37,6 +37,7 @@ from .finish import finish_run
 from .folders import build_datasets, load_folders, model_dates
 from .losses import class_weights, make_loss
 from .onnx_export import card_from_manifest
+from .presto import PrestoFinetune, presto_params
 from .report import create_output_folder, epoch_message, epoch_row, remove_empty_folders, write_log
 from .steps import (
     evaluate,
@@ -119,7 +120,8 @@ class Trainer:
         if absent:
             fb.warning(f"Classes without any labelled pixel are left out of the model: {', '.join(absent)}.")
         self.indices = parse_indices(cfg.indices)
-        self.finetune, self.manifest = EncoderFinetune.prepare(cfg, self.manifest, self.indices, fb)
+        plan = PrestoFinetune if cfg.architecture == "presto" else EncoderFinetune
+        self.finetune, self.manifest = plan.prepare(cfg, self.manifest, self.indices, fb)
         self.train_ds, self.val_ds = build_datasets(loaded, self.manifest, cfg)
         m = self.manifest
         self.in_channels = (len(m.bands) + len(self.indices)) * (2 if m.kind == "pair" else 1)
@@ -137,7 +139,7 @@ class Trainer:
     def build_model(self) -> None:
         """The network on the device, its constructor arguments and its model card."""
         cfg, m = self.config, self.manifest
-        params = cfg.model_params()
+        params = presto_params(m, cfg, self.indices) if cfg.architecture == "presto" else cfg.model_params()
         if cfg.architecture == "two_branch_unet" and "branches" not in params:
             params["branches"] = branches_from_sensors(m.sources["sensor_bands"], m.bands, len(self.indices))
         self.params = params

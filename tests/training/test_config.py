@@ -25,7 +25,7 @@ def test_choices_come_from_the_registry_and_defaults_are_choices():
         (
             "architecture",
             "segformer",
-            "use unet, deeplabv3plus, unet_convlstm, unet_early_fusion, two_branch_unet, fc_siam_diff or fc_siam_conc",
+            "use unet, deeplabv3plus, unet_convlstm, unet_early_fusion, two_branch_unet, fc_siam_diff, fc_siam_conc or presto",
         ),
         ("monitor", "acc", "Unknown monitor 'acc'; use val_loss, miou or f1"),
         ("loss", "dice", "Unknown loss 'dice'; use ce, ce_jaccard or focal"),
@@ -37,7 +37,7 @@ def test_choices_come_from_the_registry_and_defaults_are_choices():
         ("freeze_epochs", -1, "Freeze epochs must be 0 or more"),
         ("encoder_lr_factor", 0.0, "encoder learning-rate factor"),
         ("extra_band_init", "zeros", "use mean, red or random"),
-        ("sequence_length", 3, "choose unet_convlstm"),
+        ("sequence_length", 3, "choose presto or unet_convlstm"),
     ],
 )
 def test_validate_names_the_field_and_the_choices(field, value, message):
