@@ -40,7 +40,10 @@ HELP = """Trains a pixel-classification model on chip folders made by <i>Export 
 "Export Training Data For Deep Learning", Classified Tiles) and exports it as an ONNX model with its model card.
 <p><b>Architectures</b>: U-Net (16 base filters and 3 poolings by default, batch norm), DeepLabv3+ (ResNet-18/34/50 encoder, ASPP),
 U-Net+ConvLSTM for time-series chips (a shared U-Net per date, two ConvLSTM layers), U-Net early fusion for two-date
-change chips, two-branch U-Net for multi-sensor chips (one encoder per sensor, loss 0.7 main + 0.3 auxiliary heads).
+change chips, FC-Siam-diff and FC-Siam-conc for two-date change chips (Caye Daudt et al. 2018: one encoder shared by
+both dates; the change threshold is then tuned on the validation chips and built into the model), two-branch U-Net
+for multi-sensor chips (one encoder per sensor, loss 0.7 main + 0.3 auxiliary heads), Presto for time-series chips
+(Tseng et al. 2023: a pixel time-series transformer that always starts from its authors' pre-trained weights).
 <b>Encoder</b>: a ResNet-18/34/50 gives U-Net (and U-Net early fusion) a ResNet encoder.</p>
 <p><b>Pre-trained weights</b> (needs a ResNet encoder of the same depth): ImageNet ResNets (RGB), SSL4EO-S12 and
 SatlasPretrain Sentinel-2 ResNets, downloaded once into the user cache with a SHA-256 check; or, under Advanced, a
