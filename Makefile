@@ -53,9 +53,11 @@ $(STAMP): requirements.txt requirements-train.txt requirements-batch.txt require
 # cache that `make data` fills from the upstream repositories (pinned commits, SHA-256), once.
 data: setup
 	PATH="$(CLEAN_PATH)" $(PY) -m deeplandcover.tools.sampledata
+	PATH="$(CLEAN_PATH)" $(PY) -m deeplandcover.tools.sampledata.weights
 
 sample-data: setup
 	@if [ -z "$$DLC_DATA" ]; then PATH="$(CLEAN_PATH)" $(PY) -m deeplandcover.tools.sampledata; fi
+	@if [ -z "$$DLC_WEIGHTS_DIR" ]; then PATH="$(CLEAN_PATH)" $(PY) -m deeplandcover.tools.sampledata.weights; fi
 
 DATA_DIR = $$(PATH="$(CLEAN_PATH)" $(PY) -c 'from deeplandcover.tools.machine import data_dir; print(data_dir())')
 
@@ -67,7 +69,7 @@ test-fast: setup sample-data
 
 # Needs root; builds (or reuses) the chroots under /var/cache/deeplandcover/chroots. SUITES="trixie" for one.
 test-matrix: setup sample-data
-	$(SUDO) env PYTEST_ARGS="$(PYTEST_ARGS)" DLC_DATA="$(DATA_DIR)" bash tools/test_matrix.sh $(SUITES)
+	$(SUDO) env PYTEST_ARGS="$(PYTEST_ARGS)" DLC_DATA="$(DATA_DIR)" DLC_WEIGHTS_DIR="$$DLC_WEIGHTS_DIR" bash tools/test_matrix.sh $(SUITES)
 
 demo: setup
 	PATH="$(CLEAN_PATH)" $(PY) -m deeplandcover.tools.demo

@@ -22,6 +22,7 @@ MIRROR="${DEBIAN_MIRROR:-http://deb.debian.org/debian}"
 REPORT="${MATRIX_REPORT:-$REPO/matrix_output}"
 CROSSVERSION="$REPO/matrix_output/crossversion"  # inside the repository: the chroots see it
 DATA="${DLC_DATA:?set DLC_DATA to the sample data folder (make test-matrix does: $DLC_DATA or the make data cache)}"
+WEIGHTS="${DLC_WEIGHTS_DIR:-}"  # pre-trained weights (CI: ../shared/weights), mounted at /weights; empty: none
 SUITES=("$@")
 [ ${#SUITES[@]} -gt 0 ] || SUITES=(trixie forky)
 
@@ -58,7 +59,7 @@ ensure_host_tools() {
 in_chroot() {
   local root="$1"; shift
   unshare --mount --propagation private -- bash -euo pipefail -c '
-    root="$1"; repo="$2"; data="$3"; shift 3
+    root="$1"; repo="$2"; data="$3"; weights="$4"; shift 4
     mount -t proc proc "$root/proc"
     mount -t sysfs sys "$root/sys"
     mount --bind /dev "$root/dev"
@@ -67,10 +68,11 @@ in_chroot() {
     mkdir -p "$root/src/deeplandcover"
     mount --bind "$repo" "$root/src/deeplandcover"
     if [ -n "$data" ]; then mkdir -p "$root/data" && mount --bind "$data" "$root/data"; fi
+    if [ -n "$weights" ]; then mkdir -p "$root/weights" && mount --bind "$weights" "$root/weights"; fi
     cp /etc/resolv.conf "$root/etc/resolv.conf" 2>/dev/null || true
     exec chroot "$root" /usr/bin/env -i HOME=/root LANG=C.UTF-8 PATH=/usr/sbin:/usr/bin:/sbin:/bin \
       DEBIAN_FRONTEND=noninteractive "$@"
-  ' in_chroot "$root" "$REPO" "$DATA" "$@"
+  ' in_chroot "$root" "$REPO" "$DATA" "$WEIGHTS" "$@"
 }
 
 build_chroot() {
@@ -126,8 +128,8 @@ EOF
   t0=$(date +%s)
   set +e
   # The repository is mounted read-write at /src/deeplandcover (importable as `deeplandcover` from /src);
-  # a DLC_DATA folder of the host at /data.
-  in_chroot "$root" /usr/bin/env -C /src/deeplandcover QT_QPA_PLATFORM=offscreen PYTHONPATH=/src ${DATA:+DLC_DATA=/data} \
+  # a DLC_DATA folder of the host at /data, a DLC_WEIGHTS_DIR folder at /weights.
+  in_chroot "$root" /usr/bin/env -C /src/deeplandcover QT_QPA_PLATFORM=offscreen PYTHONPATH=/src ${DATA:+DLC_DATA=/data} ${WEIGHTS:+DLC_WEIGHTS_DIR=/weights} \
     DLC_CROSSVERSION_DIR=/src/deeplandcover/matrix_output/crossversion \
     PYTHONDONTWRITEBYTECODE=1 /opt/dlc-venv/bin/python -m pytest ${PYTEST_ARGS:-} 2>&1 | tee "$REPORT/$suite.log"
   rc=${PIPESTATUS[0]}

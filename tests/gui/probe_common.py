@@ -38,6 +38,16 @@ class IfaceStub:
     def mainWindow(self):  # noqa: N802
         return self.window
 
+    def layerTreeView(self):  # noqa: N802 - Processing's post-processing (QGIS >= 3.28) reads and sets it
+        from qgis.core import QgsLayerTreeModel, QgsProject
+        from qgis.gui import QgsLayerTreeView
+
+        if getattr(self, "_tree", None) is None:
+            self._tree_model = QgsLayerTreeModel(QgsProject.instance().layerTreeRoot())
+            self._tree = QgsLayerTreeView(self.window)
+            self._tree.setModel(self._tree_model)
+        return self._tree
+
     def iconSize(self, dockedToolbar: bool = False):  # noqa: N802
         from qgis.PyQt.QtCore import QSize
 

@@ -137,15 +137,15 @@ def test_dialog_fits_default_size(probe, alg_id):
 
 @pytest.mark.parametrize("alg_id", [a for a in ALG_IDS if a.split(":")[1] in WITH_ADVANCED])
 def test_rarely_used_options_are_folded_under_advanced(probe, alg_id):
-    """The Advanced group exists and opens folded exactly where QGIS folds its own dialogs' group."""
+    """The Advanced group exists and opens folded wherever QGIS folds its own dialogs' group."""
     report = _probed(probe, alg_id)
     native = _probed(probe, NATIVE_BASELINE)["passes"]["image"]["default"]
     for current, p in report["passes"].items():
         m = p["default"]
         assert m["advanced_shown"], f"{alg_id} has no Advanced group (current layer {current})"
-        assert m["advanced_collapsed"] == native["advanced_collapsed"], (
-            f"{alg_id}'s Advanced group opens {'folded' if m['advanced_collapsed'] else 'unfolded'}, "
-            f"{NATIVE_BASELINE}'s {'folded' if native['advanced_collapsed'] else 'unfolded'} (current layer {current})"
+        # folded, or, where QGIS opens its own dialogs' Advanced group unfolded (3.22), as QGIS's own
+        assert m["advanced_collapsed"] or not native["advanced_collapsed"], (
+            f"{alg_id}'s Advanced group opens unfolded, {NATIVE_BASELINE}'s folded (current layer {current})"
         )
 
 

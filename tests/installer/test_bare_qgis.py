@@ -47,12 +47,13 @@ SCRIPT = textwrap.dedent(
     class Block(importlib.abc.MetaPathFinder):
         def find_spec(self, name, path=None, target=None):
             if name.split(".")[0] in HEAVY:
-                raise ImportError(f"No module named {name!r} (blocked: a bare QGIS)")
-
-    HEAVY = set(sys.argv[1].split(","))
-    sys.meta_path.insert(0, Block())
+                raise ModuleNotFoundError(f"No module named {name!r} (blocked: a bare QGIS)")
 
     from qgis.core import QgsApplication, QgsProcessingContext, QgsProcessingException, QgsProcessingFeedback
+
+    # What QGIS's own Python imports (3.40's qgis.core imports shapely) a bare QGIS has: block the rest.
+    HEAVY = set(sys.argv[1].split(",")) - {m.split(".")[0] for m in sys.modules}
+    sys.meta_path.insert(0, Block())
     app = QgsApplication([], False)
     app.initQgis()
     log = []

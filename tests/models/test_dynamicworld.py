@@ -44,7 +44,8 @@ def variables() -> Path:
     if not (folder / "variables.index").is_file():
         raise FileNotFoundError(
             f"No Dynamic World checkpoint in {folder}: set DLC_WEIGHTS_DIR to the offline weights folder "
-            "(CI: ../shared/weights, holding dynamicworld/forward/variables/variables.index and .data-00000-of-00001)."
+            "(CI: ../shared/weights, holding dynamicworld/forward/variables/variables.index and .data-00000-of-00001), "
+            "or run `make data` on a machine with internet."
         )
     return folder
 

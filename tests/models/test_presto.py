@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
@@ -28,12 +27,14 @@ S2_GROUPS = ["S2_RGB", "S2_Red_Edge", "S2_NIR_10m", "S2_NIR_20m", "S2_SWIR", "ND
 
 @pytest.fixture(scope="module")
 def weights() -> Path:
-    folder = os.environ.get("DLC_WEIGHTS_DIR")
-    path = Path(folder or ".") / "presto" / "default_model.pt"
-    if not folder or not path.is_file():
+    """The authors' file in the weights folder (``$DLC_WEIGHTS_DIR``, else the cache `make test` fills)."""
+    from deeplandcover.core.training.weights_catalog import cache_dir
+
+    path = cache_dir() / "presto" / "default_model.pt"
+    if not path.is_file():
         pytest.fail(
-            "Presto's weights are needed: set DLC_WEIGHTS_DIR to a folder holding presto/default_model.pt "
-            f"(CI: ../shared/weights); DLC_WEIGHTS_DIR={folder!r}."
+            f"Presto's weights are needed in {path}: set DLC_WEIGHTS_DIR to a folder holding "
+            "presto/default_model.pt (CI: ../shared/weights), or run `make data` on a machine with internet."
         )
     return path
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import glob
-import os
 import urllib.error
 from pathlib import Path
 
@@ -25,13 +24,16 @@ CROP = Window(40, 60, 32, 32)  # 32 x 32 px of the 100 x 101 px scene: grassland
 
 @pytest.fixture(scope="module")
 def weights_dir() -> Path:
-    folder = os.environ.get("DLC_WEIGHTS_DIR")
-    if not folder or not (Path(folder) / "presto" / "default_model.pt").is_file():
+    """The weights folder (``$DLC_WEIGHTS_DIR``, else the cache `make test` fills) holding Presto's file."""
+    from deeplandcover.core.training.weights_catalog import cache_dir
+
+    folder = cache_dir()
+    if not (folder / "presto" / "default_model.pt").is_file():
         pytest.fail(
-            "Presto's weights are needed: set DLC_WEIGHTS_DIR to a folder holding presto/default_model.pt "
-            f"(CI: ../shared/weights); DLC_WEIGHTS_DIR={folder!r}."
+            f"Presto's weights are needed in {folder}/presto: set DLC_WEIGHTS_DIR to a folder holding "
+            "presto/default_model.pt (CI: ../shared/weights), or run `make data` on a machine with internet."
         )
-    return Path(folder)
+    return folder
 
 
 def _crop(src: Path, dst: Path) -> Path:
