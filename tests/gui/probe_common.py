@@ -32,6 +32,10 @@ class IfaceStub:
     def activeLayer(self):  # noqa: N802 - QgisInterface's name
         return self.active
 
+    def setActiveLayer(self, layer) -> bool:  # noqa: N802 - Processing's post-processing (QGIS >= 3.28) calls it
+        self.active = layer
+        return True
+
     def mapCanvas(self):  # noqa: N802
         return self.canvas
 
