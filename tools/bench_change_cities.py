@@ -109,6 +109,7 @@ def run(args: argparse.Namespace, tmp: Path) -> list[tuple]:
             b, a, m = allc[city]
             r = change_vector_analysis(CvaOptions(b, a, tmp / f"cva_{city}.tif"))
             rows.append((k, city, "CVA (13 bands, Otsu)", "-", *score(r.output, m).values(), None))
+            print(f"| {' | '.join(map(str, rows[-1]))} |", file=sys.stderr, flush=True)
         train_on = [chips[c] for c in allc if c not in held]
         for arch in args.architectures:
             for seed in args.seeds:
@@ -121,6 +122,7 @@ def run(args: argparse.Namespace, tmp: Path) -> list[tuple]:
                     opts = ChangeModelOptions(b, a, res.model_path, out, classify=ClassifyOptions(device="cpu"))
                     detect_change_with_model(opts)
                     rows.append((k, city, arch, seed, *score(out, m).values(), sec))
+                    print(f"| {' | '.join(map(str, rows[-1]))} |", file=sys.stderr, flush=True)
                 print(f"fold {k} {arch} seed {seed}: {sec:.0f} s", file=sys.stderr, flush=True)
     return rows
 
