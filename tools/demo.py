@@ -258,7 +258,7 @@ def _export_city_chips(demo: Demo, out: Path, city: str) -> Path:
             "ADDITIONAL_INPUT": str(d2),
             "LABELS_RASTER": str(OSCD / city / f"{city}_change_mask.tif"),
             "TILE_SIZE": 64,
-            "STRIDE": 64 if FAST else 32,
+            "STRIDE": 64,  # no overlap (the leave-cities-out benchmark's setting): about 800 chips from 9 cities
             "MIN_LABELLED_FRACTION": 0.5,
             "OUTPUT_FOLDER": str(chips),
         },
