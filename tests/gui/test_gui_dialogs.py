@@ -125,7 +125,11 @@ def test_dialog_fits_default_size(probe, alg_id):
     """At 688 x 523 the parameters panel does not scroll sideways and no label is wider than the panel,
     before and after choosing layers and with the Advanced group open."""
     report = _probed(probe, alg_id)
-    assert report["passes"]["image"]["default"]["dialog_size"] == [688, 523]
+    # 688 x 523, or the minimum QGIS's own dialog frame needs on this QGIS (3.44 adds an "Advanced" menu
+    # button beside "Run as Batch Process..." that makes it 693 px wide): never wider than QGIS's own.
+    native = _probed(probe, NATIVE_BASELINE)["passes"]["image"]["default"]["dialog_size"]
+    size = report["passes"]["image"]["default"]["dialog_size"]
+    assert size == [688, 523] or size == native, f"{alg_id} opens at {size}, QGIS's own dialog at {native}"
     assert Path(report["png"]).is_file()
     problems = _layout_problems(report)
     width = report["passes"]["image"]["default"]["viewport_width"]
