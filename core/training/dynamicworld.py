@@ -26,9 +26,8 @@ from ...models.tf_bundle import TensorBundleError
 from ..classes import ClassInfo
 from ..errors import ModelFileError
 from ..feedback import Feedback, ensure_feedback
-from ..modelcard import ModelCard, write_card
-from ..raster.io import atomic_output
-from .onnx_export import _torch_export, check_parity, library_versions
+from ..modelcard import ModelCard
+from .onnx_export import library_versions, write_checked_onnx
 from .weights_catalog import WeightsEntry, cache_dir, fetch_weights
 
 #: The authors' repository at the commit the weights were copied from, folder ``model/forward/``.
@@ -160,26 +159,12 @@ def build_onnx(
         ModelFileError: no checkpoint (offline: the message says where to put the files), a damaged one,
             a failed export or parity check.
     """
-    import onnx
-
     fb = ensure_feedback(feedback)
     folder, digests = checkpoint_folder(fb, weights_dir)
     model = load_pretrained(folder)
     card = dynamicworld_card(digests, build)
     x = torch.rand(1, len(dw.BANDS), 96, 80, generator=torch.Generator().manual_seed(0))  # normalised: (0, 1)
     out = Path(out_path)
-    try:
-        with atomic_output(out) as tmp:
-            _torch_export(model, x, tmp, spatial=True)
-            parity = check_parity(tmp, model, x)
-            if not parity.passed:
-                raise ModelFileError(f"ONNX and PyTorch disagree (max |diff| {parity.max_abs_diff:.2e}); not written.")
-            card.training["onnx_parity"] = parity.to_dict()
-            write_card(tmp, card)
-            onnx.checker.check_model(str(tmp))
-    except ModelFileError:
-        raise
-    except Exception as e:
-        raise ModelFileError(f"ONNX export of Dynamic World failed ({type(e).__name__}: {e}).") from e
+    parity = write_checked_onnx(model, card, out, x, require_parity=True, what="Dynamic World")
     fb.info(f"Dynamic World model written to {out} (ONNX vs PyTorch max |diff| {parity.max_abs_diff:.1e}).")
     return out

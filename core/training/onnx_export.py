@@ -219,7 +219,6 @@ def export_onnx(
     Raises:
         ModelFileError: the export or the ONNX checker failed.
     """
-    import onnx
 
     out_path = Path(out_path)
     model = model.cpu().eval()
@@ -228,20 +227,51 @@ def export_onnx(
     with_deepness = deepness and card.deepness_unsupported() is None
     if with_deepness:
         card.training = {**card.training, "deepness_model": deepness_path(out_path).name}
+    parity = write_checked_onnx(model, card, out_path, x)
+    if with_deepness:
+        export_deepness_onnx(model, card, deepness_path(out_path))
+    write_mlm_item(out_path, card)
+    return parity
+
+
+def write_checked_onnx(
+    model: nn.Module,
+    card: ModelCard,
+    out_path: str | os.PathLike,
+    x: torch.Tensor,
+    *,
+    require_parity: bool = False,
+    what: str | None = None,
+) -> ParityResult:
+    """``softmax(model(x))`` exported to ``out_path`` with ``card``, checked, renamed into place (atomic).
+
+    ``torch.onnx.export`` (opset 17, dynamic batch/height/width) to a temporary file, the parity check of
+    :func:`check_parity` on ``x`` (recorded in ``card.training["onnx_parity"]``), :func:`core.modelcard.write_card`,
+    ``onnx.checker.check_model``. ``model`` must be on the CPU in eval mode; ``x`` is a float32 CPU batch.
+
+    Args:
+        require_parity: refuse (nothing written) when ONNX Runtime and PyTorch disagree; else the file is
+            written and the caller reports the failed check.
+        what: the model's name in messages (default ``card.architecture``).
+
+    Raises:
+        ModelFileError: the export, the checker or (with ``require_parity``) the parity check failed.
+    """
+    import onnx
+
     try:
         with atomic_output(out_path) as tmp:
             _torch_export(model, x, tmp, spatial=True)
             parity = check_parity(tmp, model, x)
+            if require_parity and not parity.passed:
+                raise ModelFileError(f"ONNX and PyTorch disagree (max |diff| {parity.max_abs_diff:.2e}); not written.")
             card.training = {**card.training, "onnx_parity": parity.to_dict()}
             write_card(tmp, card)
             onnx.checker.check_model(str(tmp))
     except ModelFileError:
         raise
     except Exception as e:
-        raise ModelFileError(f"ONNX export of {card.architecture} failed ({type(e).__name__}: {e}).") from e
-    if with_deepness:
-        export_deepness_onnx(model, card, deepness_path(out_path))
-    write_mlm_item(out_path, card)
+        raise ModelFileError(f"ONNX export of {what or card.architecture} failed ({type(e).__name__}: {e}).") from e
     return parity
 
 
