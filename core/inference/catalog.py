@@ -13,9 +13,9 @@ onnxruntime only. Never imports torch: the build is imported only when the file 
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
 
+from ..cache import user_cache_dir
 from ..deps import ONNX, ONNXRUNTIME, TORCH, check
 from ..errors import ModelFileError
 from ..feedback import Feedback, ensure_feedback
@@ -33,15 +33,7 @@ def models_dir() -> Path:
 
     Not the weights folder (``$DLC_WEIGHTS_DIR``), which may be a read-only shared copy.
     """
-    if os.environ.get("DLC_MODELS_DIR"):
-        return Path(os.environ["DLC_MODELS_DIR"])
-    if sys.platform == "win32":
-        base = Path(os.environ.get("LOCALAPPDATA") or Path.home() / "AppData" / "Local")
-    elif sys.platform == "darwin":
-        base = Path.home() / "Library" / "Caches"
-    else:
-        base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    return base / "deeplandcover" / "models"
+    return user_cache_dir("models", "DLC_MODELS_DIR")
 
 
 def is_catalog_model(model: str | os.PathLike) -> bool:

@@ -19,13 +19,12 @@ imports this module, so it stays light: nothing beyond the standard library at i
 from __future__ import annotations
 
 import hashlib
-import os
-import sys
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..cache import user_cache_dir
 from ..errors import CanceledError, ModelFileError
 from ..feedback import Feedback, ensure_feedback
 from ..provenance import file_sha256
@@ -153,15 +152,7 @@ CATALOG: dict[str, WeightsEntry] = {
 
 def cache_dir() -> Path:
     """The per-user weights folder: ``$DLC_WEIGHTS_DIR``, else the platform's user cache + ``deeplandcover/weights``."""
-    if os.environ.get("DLC_WEIGHTS_DIR"):
-        return Path(os.environ["DLC_WEIGHTS_DIR"])
-    if sys.platform == "win32":
-        base = Path(os.environ.get("LOCALAPPDATA") or Path.home() / "AppData" / "Local")
-    elif sys.platform == "darwin":
-        base = Path.home() / "Library" / "Caches"
-    else:
-        base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    return base / "deeplandcover" / "weights"
+    return user_cache_dir("weights", "DLC_WEIGHTS_DIR")
 
 
 def _check_hash(entry: WeightsEntry, digest: str, where: str) -> None:
