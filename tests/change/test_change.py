@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import rasterio
 from helpers.change import diff_model as _diff_model
+from helpers.change import on_own_grid
 
 from deeplandcover.core.assessment.compare import binary_change_scores
 from deeplandcover.core.change.cva import CvaOptions, change_vector_analysis, otsu_threshold
@@ -282,30 +283,6 @@ def test_change_model_runs_through_the_inference_engine(tmp_path, raster_factory
     assert binary_change_scores(res.output, raster_factory("m.tif", expected))["f1"] == 1.0
 
 
-def _on_fewer_pixels(path: Path, src: Path, cols: int, rows: int) -> Path:
-    """``src`` resampled onto the same bounds with ``cols`` x ``rows`` pixels (like OSCD's abudhabi date 2)."""
-    from rasterio.transform import from_bounds
-    from rasterio.warp import Resampling, reproject
-
-    with rasterio.open(src) as ds:
-        transform = from_bounds(*ds.bounds, cols, rows)
-        profile = ds.profile | {"width": cols, "height": rows, "transform": transform}
-        out = np.zeros((ds.count, rows, cols), ds.dtypes[0])
-        reproject(
-            ds.read(),
-            out,
-            src_transform=ds.transform,
-            src_crs=ds.crs,
-            dst_transform=transform,
-            dst_crs=ds.crs,
-            resampling=Resampling.nearest,
-        )
-        with rasterio.open(path, "w", **profile) as dst:
-            dst.write(out)
-            dst.descriptions = ds.descriptions
-    return path
-
-
 def test_change_model_on_a_pair_on_two_grids(tmp_path, raster_factory):
     """Date 2 on its own grid (same bounds, 3 pixels fewer each way): resampled onto date 1's, recorded."""
     pytest.importorskip("onnx")
@@ -314,7 +291,7 @@ def test_change_model_on_a_pair_on_two_grids(tmp_path, raster_factory):
     d2 = d1.copy()
     d2[0, 10:40, 20:60] += 100  # a changed block, large enough to survive the resampling
     b = raster_factory("d1.tif", d1, descriptions=bands)
-    a = _on_fewer_pixels(tmp_path / "d2_grid2.tif", raster_factory("d2.tif", d2, descriptions=bands), 87, 67)
+    a = on_own_grid(raster_factory("d2.tif", d2, descriptions=bands), tmp_path / "d2_grid2.tif", (3, 3), "nearest")
     model = _diff_model(tmp_path / "change.onnx", bands, "change", threshold=50.0)
     res = detect_change_with_model(
         ChangeModelOptions(b, a, model, tmp_path / "dl.tif", classify=ClassifyOptions(tile_size=32, overlap=8))

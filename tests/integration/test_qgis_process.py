@@ -141,29 +141,12 @@ def test_change_model_on_a_pair_on_two_grids(profile, oscd, tmp_path):
     own grid (same bounds, a few pixels fewer, as OSCD delivers abudhabi): output on the first date's grid."""
     pytest.importorskip("onnx")
     import rasterio
-    from helpers.change import diff_model
-    from rasterio.transform import from_bounds
-    from rasterio.warp import Resampling, reproject
+    from helpers.change import diff_model, on_own_grid
 
     d = oscd / "rennes"
     first, second = d / "rennes_2015-08-21_s2l1c_13b_10m.tif", d / "rennes_2017-06-21_s2l1c_13b_10m.tif"
-    moved = tmp_path / "rennes_2017-06-21_own_grid.tif"
+    moved = on_own_grid(second, tmp_path / "rennes_2017-06-21_own_grid.tif", (3, 4))
     with rasterio.open(second) as ds:
-        w, h = ds.width - 3, ds.height - 4
-        transform = from_bounds(*ds.bounds, w, h)
-        data = np.zeros((ds.count, h, w), ds.dtypes[0])
-        reproject(
-            ds.read(),
-            data,
-            src_transform=ds.transform,
-            src_crs=ds.crs,
-            dst_transform=transform,
-            dst_crs=ds.crs,
-            resampling=Resampling.bilinear,
-        )
-        with rasterio.open(moved, "w", **(ds.profile | {"width": w, "height": h, "transform": transform})) as out:
-            out.write(data)
-            out.descriptions = ds.descriptions
         bands = list(ds.descriptions)
     model = diff_model(tmp_path / "change.onnx", bands, "change", threshold=400.0)
     res = run_qgis_process(
