@@ -9,7 +9,7 @@ def _add_plugin_packages() -> None:
     """Append the folder that *Install Python dependencies* fills to ``sys.path`` (after QGIS's own
     site-packages, so QGIS's NumPy/GDAL win). Cheap (one ``isdir``), and never stops the plugin loading."""
     try:
-        from .core.installer.folder import activate
+        from .installer.folder import activate
 
         activate()
     except Exception:  # noqa: BLE001 - a broken folder must not keep the plugin from loading

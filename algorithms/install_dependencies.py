@@ -1,7 +1,7 @@
 """Processing algorithm ``deeplandcover:installdependencies`` (Install Python dependencies).
 
-Thin wrapper over :mod:`core.installer` (:func:`~core.installer.plan.plan`, then
-:func:`~core.installer.install.install`): finds what the chosen algorithms miss and installs it with
+Thin wrapper over :mod:`installer` (:func:`~installer.plan.plan`, then
+:func:`~installer.install.install`): finds what the chosen algorithms miss and installs it with
 pip into the plugin's own package folder, with everything QGIS's Python provides pinned. After an
 install the provider's algorithms are reloaded (:func:`provider.provider.reload_provider`, from
 :meth:`InstallDependenciesAlgorithm.postProcessAlgorithm`, which QGIS runs in the main thread), so the
@@ -26,10 +26,10 @@ from qgis.core import (
 )
 
 from ..core.errors import CanceledError, DeepLandCoverError
-from ..core.installer.folder import packages_dir
-from ..core.installer.gpu import GPU_CHOICES, TORCH_CPU_INDEX
-from ..core.installer.install import InstallResult, install
-from ..core.installer.plan import WHAT_CHOICES, Plan, plan, requirements_for
+from ..installer.folder import packages_dir
+from ..installer.gpu import GPU_CHOICES, TORCH_CPU_INDEX
+from ..installer.install import InstallOptions, InstallResult, install
+from ..installer.plan import WHAT_CHOICES, Plan, plan, requirements_for
 from .base import DlcAlgorithm, QgsFeedbackAdapter
 from .qtcompat import PARAMETER_FLAG_ADVANCED
 
@@ -155,15 +155,8 @@ class InstallDependenciesAlgorithm(DlcAlgorithm):
         target = packages_dir()
         p = plan(requirements_for(what, batch), gpu=gpu, extra_specs=extra, target=target, torch_index_setting=index)
         self._log_plan(p, feedback)
-        result = install(
-            p.specs,
-            target,
-            feedback,
-            index_args=p.index_args,
-            constraints=p.constraints,
-            dry_run=dry_run,
-            build=p.build,
-        )
+        how = InstallOptions(index_args=p.index_args, constraints=p.constraints, dry_run=dry_run, build=p.build)
+        result = install(p.specs, target, feedback, how)
         self._log_result(result, feedback, len(p.unfixable))
         self._reload = bool(result.packages) and not dry_run
         return {

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from deeplandcover.core.installer import folder
+from deeplandcover.installer import folder
 
 
 def make_wheel(

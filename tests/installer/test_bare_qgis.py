@@ -18,9 +18,9 @@ import subprocess
 import sys
 import textwrap
 
-from installer_helpers import isolated, wheels  # noqa: F401  (fixtures)
+from deeplandcover.installer import folder
 
-from deeplandcover.core.installer import folder
+from .installer_helpers import isolated, wheels  # noqa: F401  (fixtures)
 
 #: What an algorithm module must not import when it is loaded (the plugin's optional packages).
 HEAVY = (

@@ -14,12 +14,14 @@ import threading
 import time
 
 import pytest
-from helpers.feedback import RecordingFeedback
-from installer_helpers import isolated, make_wheel, no_staging_left, wheels  # noqa: F401  (fixtures)
 
-from deeplandcover.core.installer import folder, gpu, install, pip, plan, probe
-from deeplandcover.core.installer.errors import InstallError
-from deeplandcover.core.installer.gpu import BuildChoice
+from deeplandcover.installer import folder, gpu, install, pip, plan, probe
+from deeplandcover.installer.errors import InstallError
+from deeplandcover.installer.gpu import BuildChoice
+from deeplandcover.installer.install import InstallOptions
+
+from ..helpers.feedback import RecordingFeedback
+from .installer_helpers import isolated, make_wheel, no_staging_left, wheels  # noqa: F401  (fixtures)
 
 CPU = BuildChoice("cpu", False, "")
 
@@ -118,7 +120,7 @@ def cuda_wheels(wheels):
 def test_cuda_resolution_stops_before_anything_is_installed(cuda_wheels, isolated, legacy):
     fb = RecordingFeedback()
     with pytest.raises(InstallError, match=r"Stopped before (installing|downloading) anything") as e:
-        install.install(["dlc-gputorch"], feedback=fb, build=CPU, legacy=legacy)
+        install.install(["dlc-gputorch"], feedback=fb, options=InstallOptions(build=CPU, legacy=legacy))
     msg = str(e.value)
     assert "3 CUDA/triton packages (dlc-gputorch, nvidia-dlc-cublas, triton)" in msg  # +cu126: a CUDA build
     assert "GPU: CPU only" in msg and "Torch package index" in msg and "GPU: NVIDIA GPU" in msg
@@ -129,7 +131,7 @@ def test_cuda_resolution_stops_before_anything_is_installed(cuda_wheels, isolate
 
 
 def test_cuda_allowed_when_the_gpu_is_chosen(cuda_wheels, isolated):
-    res = install.install(["dlc-gputorch"], build=BuildChoice("gpu", True, ""))
+    res = install.install(["dlc-gputorch"], options=InstallOptions(build=BuildChoice("gpu", True, "")))
     assert sorted(res.packages) == ["dlc-gputorch==2.0+cu126", "nvidia-dlc-cublas==12.6", "triton==3.0"]
 
 
@@ -151,7 +153,10 @@ def test_unreachable_torch_index_stops_within_seconds_naming_it(wheels, isolated
     monkeypatch.setattr(install, "run_pip", lambda *a, **k: pytest.fail("pip must not run"))
     t0 = time.monotonic()
     with pytest.raises(InstallError) as e:
-        install.install(["dlc-probe"], index_args=["--extra-index-url", url], build=BuildChoice("cpu", False, url))
+        install.install(
+            ["dlc-probe"],
+            options=InstallOptions(index_args=["--extra-index-url", url], build=BuildChoice("cpu", False, url)),
+        )
     assert time.monotonic() - t0 < 30
     msg = str(e.value)
     assert msg.startswith(f"Could not reach the torch package index {url} (") and "refused" in msg.lower()
@@ -162,7 +167,9 @@ def test_unreachable_torch_index_stops_within_seconds_naming_it(wheels, isolated
 def test_reachable_index_is_passed_to_pip(wheels, isolated, http_index):
     url, _ = http_index
     fb = RecordingFeedback()
-    res = install.install(["dlc-probe"], feedback=fb, index_args=["--extra-index-url", url], dry_run=True)
+    res = install.install(
+        ["dlc-probe"], feedback=fb, options=InstallOptions(index_args=["--extra-index-url", url], dry_run=True)
+    )
     assert any(line == f"Checking that the package index {url} answers ..." for line in fb.lines)
     assert all(f"--extra-index-url {url}" in c for c in res.commands)
 

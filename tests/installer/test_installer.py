@@ -1,4 +1,4 @@
-"""core.installer and the Install Python dependencies algorithm: constraints, interpreter, GPU, real pip runs.
+"""installer and the Install Python dependencies algorithm: constraints, interpreter, GPU, real pip runs.
 
 The pip runs are real (``python -m pip`` in a subprocess) but offline: the packages are wheels built
 here by :func:`installer_helpers.make_wheel` and found through ``PIP_FIND_LINKS`` with ``PIP_NO_INDEX``; only
@@ -14,13 +14,15 @@ import sys
 from pathlib import Path
 
 import pytest
-from helpers.feedback import RecordingFeedback
-from installer_helpers import dist_infos, fake_dist, isolated, make_wheel, no_staging_left, wheels  # noqa: F401  (fixtures)
 
 from deeplandcover.core import deps
 from deeplandcover.core.errors import CanceledError, InputError
-from deeplandcover.core.installer import constraints, folder, gpu, install, merge, names, pip, plan, python
-from deeplandcover.core.installer.errors import InstallError
+from deeplandcover.installer import constraints, folder, gpu, install, merge, names, pip, plan, python
+from deeplandcover.installer.errors import InstallError
+from deeplandcover.installer.install import InstallOptions
+
+from ..helpers.feedback import RecordingFeedback
+from .installer_helpers import dist_infos, fake_dist, isolated, make_wheel, no_staging_left, wheels  # noqa: F401  (fixtures)
 
 PY = f"python{sys.version_info[0]}.{sys.version_info[1]}"
 
@@ -331,7 +333,7 @@ def test_distributions_the_running_python_provides_never_land_in_the_folder(
     sys.path.append(str(qgis_site))
     make_wheel(tmp_path / "lite", "dlc-probe-lite", "1.0", requires=("dlc-probe-dep>=1.0",))
     monkeypatch.setenv("PIP_FIND_LINKS", f"{wheels} {tmp_path / 'lite'}")
-    res = install.install(["dlc-probe-lite"], legacy=legacy)
+    res = install.install(["dlc-probe-lite"], options=InstallOptions(legacy=legacy))
     target = folder.packages_dir()
     assert res.packages == ["dlc-probe-lite==1.0"] and res.skipped == ["dlc-probe-dep==1.0"]
     assert dist_infos(target) == {"dlc_probe_lite-1.0.dist-info"}
@@ -376,12 +378,12 @@ def test_a_failed_move_rolls_back(wheels, isolated, monkeypatch):
 
 
 def test_dry_run_lists_without_installing(wheels, isolated):
-    res = install.install(["dlc-probe"], dry_run=True, constraints=["dlcaffine<3"])
+    res = install.install(["dlc-probe"], options=InstallOptions(dry_run=True, constraints=["dlcaffine<3"]))
     assert res.constraints.read_text().endswith("\ndlcaffine<3\n")
     assert res.dry_run and sorted(res.packages) == ["dlc-probe-dep==1.0", "dlc-probe==1.0"]
     assert "--no-deps --upgrade --target" in res.commands[-1] and str(folder.packages_dir()) in res.commands[-1]
     assert not folder.packages_dir().exists() and no_staging_left(isolated)
-    old = install.install(["dlc-probe"], dry_run=True, legacy=True)
+    old = install.install(["dlc-probe"], options=InstallOptions(dry_run=True, legacy=True))
     assert old.packages == ["dlc-probe"] and "--constraint" in old.commands[0]
     assert not folder.packages_dir().exists()
 

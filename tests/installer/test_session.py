@@ -8,10 +8,12 @@ import subprocess
 import sys
 
 import pytest
-from helpers.feedback import RecordingFeedback
-from installer_helpers import dist_infos, isolated, make_wheel, wheels  # noqa: F401  (fixtures)
 
-from deeplandcover.core.installer import folder, install
+from deeplandcover.installer import folder, install
+from deeplandcover.installer.install import InstallOptions
+
+from ..helpers.feedback import RecordingFeedback
+from .installer_helpers import dist_infos, isolated, make_wheel, wheels  # noqa: F401  (fixtures)
 
 HOOK = "import sys; sys.dlc_pth_ran = True\n"  # what a .pth file's import line may run
 
@@ -70,7 +72,7 @@ def test_logged_pip_commands_can_be_run_again(wheels, isolated):
 
 def test_would_install_and_pips_lines_are_said_once(wheels, isolated):
     fb = RecordingFeedback()
-    install.install(["dlc-probe"], feedback=fb, dry_run=True)
+    install.install(["dlc-probe"], feedback=fb, options=InstallOptions(dry_run=True))
     would = [line for line in fb.lines if "Would install" in line]
     assert len(would) == 1 and would[0].startswith("Would install: ")  # ours; pip's own is not repeated
     assert sum(line.startswith("Python: ") for line in fb.lines) == 1

@@ -1,7 +1,7 @@
 """What the running Python provides, and the pip constraints file that pins all of it.
 
 Every distribution on ``sys.path`` (but the plugin's own folder) is pinned, not only the few of
-``deps.qgis_pins()``: the package docstring (:mod:`deeplandcover.core.installer`) says why the two differ.
+``deps.qgis_pins()``: the package docstring (:mod:`deeplandcover.installer`) says why the two differ.
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Sequence
 
-from .. import deps
-from ..deps import pinnable_version
+from ..core import deps
+from ..core.deps import pinnable_version
 from .names import canonical_name, same_path
 
 #: Wheels of Qt and QScintilla that come with PyQt from pip; QGIS has its own build of them.

@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
-from .. import deps
-from ..errors import InputError
+from ..core import deps
+from ..core.errors import InputError
 from .folder import packages_dir
 from .gpu import BuildChoice, index_args_for, torch_index, use_gpu
 from .names import canonical_name, same_path

@@ -34,8 +34,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
-from ..errors import CanceledError
-from ..feedback import Feedback, ensure_feedback
+from ..core.errors import CanceledError
+from ..core.feedback import Feedback, ensure_feedback
 from .constraints import QGIS_OWNED, Provided, provided_distributions, write_constraints
 from .dists import Dist, delete_dist, scan
 from .errors import InstallError
@@ -70,6 +70,31 @@ from .python import find_python
 RESOLVE_NETWORK = ("--retries", "1", "--timeout", "20")
 
 _NOTHING_NEW = "Nothing to install: everything needed is already there."
+
+
+@dataclass(frozen=True)
+class InstallOptions:
+    """How :func:`install` runs pip (``Plan.install_options`` fills them from a :class:`.plan.Plan`).
+
+    Attributes:
+        python: the interpreter to run pip with (default :func:`.python.find_python`).
+        index_args: extra pip options such as ``["--extra-index-url", url]`` (see :func:`.gpu.index_args_for`).
+        constraints: extra constraint lines appended to the constraints file (:attr:`.plan.Plan.constraints`).
+        dry_run: resolve only (pip >= 22.2) and report what would be installed; never writes to the
+            target (the constraints file is written, so the reported commands can be run by hand).
+        legacy: force (True) or forbid (False) the one-step ``--target`` install; None: by pip version.
+        build: the GPU choice and torch index (:attr:`.plan.Plan.build`). Unless the GPU was chosen, a
+            resolution with CUDA builds of torch (:func:`.gpu.cuda_builds`) stops the install before
+            anything is downloaded; an index of ``index_args`` that does not answer stops it with the
+            choice named. None: no CUDA check.
+    """
+
+    python: str | None = None
+    index_args: Sequence[str] = ()
+    constraints: Sequence[str] = ()
+    dry_run: bool = False
+    legacy: bool | None = None
+    build: BuildChoice | None = None
 
 
 @dataclass
@@ -147,7 +172,7 @@ class _Install:
         self.result.commands.append(self.shown(args, pythonpath))
         self.fb.info(self.result.commands[-1])
         env = child_env(pythonpath)
-        rc = run_pip(self.python, args, self.fb, progress, self.result.log, env, hide)
+        rc = run_pip(self.python, args, progress, self.result.log, env, hide)
         if rc != 0:
             raise failure(what, rc, self.result.log, self.result.constraints)
 
@@ -156,13 +181,7 @@ def install(
     requirement_specs: Sequence[str],
     target: str | os.PathLike | None = None,
     feedback: Feedback | None = None,
-    *,
-    python: str | None = None,
-    index_args: Sequence[str] = (),
-    constraints: Sequence[str] = (),
-    dry_run: bool = False,
-    legacy: bool | None = None,
-    build: BuildChoice | None = None,
+    options: InstallOptions | None = None,
 ) -> InstallResult:
     """Install ``requirement_specs`` and their missing dependencies into the plugin's folder.
 
@@ -183,16 +202,7 @@ def install(
         requirement_specs: pip requirement specifiers (``["onnxruntime>=1.16", "rasterio>=1.3"]``).
         target: the plugin's package folder (default :func:`.folder.packages_dir`).
         feedback: progress, log lines (every line of pip's output) and cancel (kills pip).
-        python: the interpreter to run pip with (default :func:`.python.find_python`).
-        index_args: extra pip options such as ``["--extra-index-url", url]`` (see :func:`.gpu.index_args_for`).
-        constraints: extra constraint lines appended to the constraints file (:attr:`.plan.Plan.constraints`).
-        dry_run: resolve only (pip >= 22.2) and report what would be installed; never writes to the
-            target (the constraints file is written, so the reported commands can be run by hand).
-        legacy: force (True) or forbid (False) the one-step ``--target`` install; None: by pip version.
-        build: the GPU choice and torch index (:attr:`.plan.Plan.build`). Unless the GPU was chosen, a
-            resolution with CUDA builds of torch (:func:`.gpu.cuda_builds`) stops the install before
-            anything is downloaded; an index of ``index_args`` that does not answer stops it with the
-            choice named. None: no CUDA check.
+        options: how pip runs (interpreter, extra index, constraints, dry run, legacy mode, GPU choice).
 
     Returns:
         What was installed, skipped, and whether a restart is needed (see :class:`InstallResult`).
@@ -203,17 +213,17 @@ def install(
             target folder is unusable.
         CanceledError: ``feedback.is_canceled()`` became True; pip was killed, nothing was installed.
     """
-    fb = ensure_feedback(feedback)
+    fb, o = ensure_feedback(feedback), options or InstallOptions()
     target = Path(packages_dir() if target is None else target).absolute()
     guard_target(target)
     specs = [s.strip() for s in requirement_specs if s and s.strip()]
-    result = InstallResult(target=target, dry_run=dry_run)
+    result = InstallResult(target=target, dry_run=o.dry_run)
     if not specs:
         fb.info("Nothing to install.")
         return result
-    run = _prepare(result, fb, python, list(index_args), constraints, legacy)
-    run.build = build
-    check_indexes(run.python, run.index_args, build, fb)
+    run = _prepare(result, fb, o)
+    run.build = o.build
+    check_indexes(run.python, run.index_args, o.build, fb)
     with staging_folder(target) as staging:
         run.staging = staging
         staged = _stage_legacy(run, specs) if run.legacy else _stage(run, _resolve(run, specs))
@@ -229,17 +239,10 @@ def install(
     return result
 
 
-def _prepare(
-    result: InstallResult,
-    fb: Feedback,
-    python: str | None,
-    index_args: list[str],
-    constraints: Sequence[str],
-    legacy: bool | None,
-) -> _Install:
+def _prepare(result: InstallResult, fb: Feedback, options: InstallOptions) -> _Install:
     """Find the interpreter and its pip, create the root folder, write the constraints file."""
-    target = result.target
-    python = python or find_python()
+    target, constraints, legacy = result.target, options.constraints, options.legacy
+    python = options.python or find_python()
     version = pip_version(python)
     if legacy is None:
         legacy = version < REPORT_PIP
@@ -258,7 +261,7 @@ def _prepare(
     if constraints:
         with open(result.constraints, "a", encoding="utf-8") as f:
             f.write("# Needed by Deep Land Cover with the packages above:\n" + "\n".join(constraints) + "\n")
-    return _Install(python, legacy, fb, result, provided, blocked, index_args)
+    return _Install(python, legacy, fb, result, provided, blocked, list(options.index_args))
 
 
 def _resolve(run: _Install, specs: list[str]) -> list[str]:

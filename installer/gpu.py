@@ -16,7 +16,7 @@ import sys
 from dataclasses import dataclass
 from typing import Sequence
 
-from ..errors import InputError
+from ..core.errors import InputError
 from .names import canonical_name
 
 #: The GPU choices offered by the Processing algorithm, see :func:`use_gpu`.

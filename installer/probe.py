@@ -18,7 +18,7 @@ import urllib.parse
 import urllib.request
 from typing import Sequence
 
-from ..feedback import Feedback
+from ..core.feedback import Feedback
 from .errors import InstallError
 from .gpu import BuildChoice
 from .pip import pip_settings

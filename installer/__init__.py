@@ -38,6 +38,6 @@ on ``sys.path``, so a different version of *any* provided package installed ther
 imported, and pip would have resolved against a version that is not the one QGIS runs.
 
 Nothing heavy is imported here: the plugin calls :func:`.folder.activate` when QGIS loads it. The
-package's modules are imported by name (``from deeplandcover.core.installer.install import install``);
+package's modules are imported by name (``from deeplandcover.installer.install import install``);
 this ``__init__`` re-exports nothing.
 """

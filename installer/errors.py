@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..errors import DeepLandCoverError
+from ..core.errors import DeepLandCoverError
 
 
 class InstallError(DeepLandCoverError, RuntimeError):

@@ -19,8 +19,8 @@ import threading
 from pathlib import Path
 from typing import Sequence
 
-from ..errors import CanceledError
-from ..feedback import Feedback
+from ..core.errors import CanceledError
+from ..core.feedback import Feedback
 from .errors import InstallError
 
 #: First pip with ``install --dry-run --report`` (resolve against the installed packages, install nothing).
@@ -129,13 +129,14 @@ class Progress:
 def run_pip(
     python: str,
     args: Sequence[str],
-    feedback: Feedback,
     progress: Progress,
     log: list[str],
     env: dict[str, str],
     hide: tuple[str, ...] = (),
 ) -> int:
-    """Run ``python -m pip args``, streaming its lines to ``feedback`` and ``log``.
+    """Run ``python -m pip args``, streaming its lines to ``progress``'s feedback and to ``log``.
+
+    ``progress`` also turns the lines into percent of its feedback, whose cancel kills pip.
 
     Lines that start with one of ``hide`` go to ``log`` only (the resolution's "Would install", which
     the installer reports itself, less what QGIS provides).
@@ -147,7 +148,7 @@ def run_pip(
         CanceledError: ``feedback.is_canceled()`` became True; pip was killed first.
         InstallError: pip could not be started.
     """
-    cmd = [python, "-m", "pip", *args]
+    cmd, feedback = [python, "-m", "pip", *args], progress.fb
     try:
         proc = _spawn(cmd, env)
     except OSError as e:
