@@ -25,7 +25,10 @@ from pathlib import Path
 import rasterio
 
 from .errors import InputError
-from .raster.grid import IGNORE_INDEX
+
+#: Label value for "no label": excluded from losses and metrics (ArcGIS uses the same convention); the
+#: nodata of label chips and of class rasters.
+IGNORE_INDEX = 255
 
 #: Default colours of classes without one: matplotlib's tab10 (green before orange), then the light
 #: tab20 variants of its first six colours in the same order.

@@ -17,6 +17,10 @@ train the same FCN first on single images and use it as the pretrained base of t
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
 import torch
 from torch import nn
 
@@ -71,6 +75,20 @@ class ConvLSTMCell(nn.Module):
         return o * torch.tanh(c_new), c_new
 
 
+@dataclass(frozen=True)
+class ConvLSTMConfig:
+    """The fixed choices of :class:`UNetConvLSTM`'s recurrent part (the paper's by default).
+
+    Attributes:
+        kernel_size: k of the ConvLSTM convolutions (the paper: 3).
+        pmap: True (the paper) feeds the per-date softmax probability maps to the ConvLSTM; False feeds
+            the per-date logits.
+    """
+
+    kernel_size: int = 3
+    pmap: bool = True
+
+
 class UNetConvLSTM(nn.Module):
     """Shared U-Net per date -> two ConvLSTM layers -> 1x1 convolution (Kamdem De Teyou et al. 2020, Fig. 6).
 
@@ -79,9 +97,8 @@ class UNetConvLSTM(nn.Module):
         num_classes: K output channels.
         base_filters, depth: of the per-date :class:`~models.unet.UNet` (the paper: 32 filters).
         hidden: r filters of both ConvLSTM layers (the paper: 32).
-        kernel_size: k of the ConvLSTM convolutions (the paper: 3).
-        pmap: True (the paper) feeds the per-date softmax probability maps to the ConvLSTM; False feeds
-            the per-date logits.
+        lstm: kernel size and input of the ConvLSTM layers (:class:`ConvLSTMConfig`, or its fields as a dict,
+            as JSON ``arch_params`` give them: ``{"lstm": {"kernel_size": 5}}``); None: the paper's.
 
     Shapes:
         input ``(B, T, C, H, W)`` float32 (dates oldest first), output logits ``(B, K, H, W)`` float32.
@@ -95,14 +112,14 @@ class UNetConvLSTM(nn.Module):
         base_filters: int = 32,
         depth: int = 4,
         hidden: int = 32,
-        kernel_size: int = 3,
-        pmap: bool = True,
+        lstm: ConvLSTMConfig | Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__()
+        cfg = lstm if isinstance(lstm, ConvLSTMConfig) else ConvLSTMConfig(**(lstm or {}))
         self.unet = UNet(in_channels, num_classes, base_filters, depth)
-        self.pmap = pmap
-        self.lstm1 = ConvLSTMCell(num_classes, hidden, kernel_size)
-        self.lstm2 = ConvLSTMCell(hidden, hidden, kernel_size)
+        self.pmap = cfg.pmap
+        self.lstm1 = ConvLSTMCell(num_classes, hidden, cfg.kernel_size)
+        self.lstm2 = ConvLSTMCell(hidden, hidden, cfg.kernel_size)
         self.head = nn.Conv2d(hidden, num_classes, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -20,10 +20,10 @@ import numpy as np
 import rasterio
 from rasterio.enums import Resampling
 
-from ..classes import ClassInfo, class_table_for_raster, raster_colors
+from ..classes import IGNORE_INDEX, ClassInfo, class_table_for_raster, raster_colors
 from ..errors import NoOverlapError
 from ..feedback import Feedback, SubFeedback, ensure_feedback
-from ..raster.grid import IGNORE_INDEX, RasterGrid, aligned, pixel_area_m2
+from ..raster.grid import RasterGrid, aligned, pixel_area_m2
 from ..raster.tiling import disjoint_windows
 from .area_estimates import olofsson_estimates
 from .metrics import AccuracyReport, PairCounts, accuracy_scores, binary_scores, confusion_matrix

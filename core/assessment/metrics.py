@@ -23,8 +23,8 @@ from typing import Any
 
 import numpy as np
 
+from ..classes import IGNORE_INDEX
 from ..errors import InputError
-from ..raster.grid import IGNORE_INDEX
 
 
 # ------------------------------------------------------------------------------ matrices

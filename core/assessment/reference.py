@@ -30,9 +30,10 @@ from rasterio.enums import Resampling
 from rasterio.windows import Window
 
 from ..chips.labels import is_raster
+from ..classes import IGNORE_INDEX
 from ..errors import InputError, NoOverlapError
 from ..feedback import Feedback, check_canceled, ensure_feedback
-from ..raster.grid import IGNORE_INDEX, RasterGrid, aligned
+from ..raster.grid import RasterGrid, aligned
 from ..raster.tiling import disjoint_windows
 from .metrics import PairCounts
 

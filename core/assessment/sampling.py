@@ -17,9 +17,10 @@ from typing import Any, Literal, get_args
 import numpy as np
 import rasterio
 
+from ..classes import IGNORE_INDEX
 from ..errors import InputError
 from ..feedback import Feedback, SubFeedback, check_canceled, ensure_feedback
-from ..raster.grid import IGNORE_INDEX, RasterGrid
+from ..raster.grid import RasterGrid
 from ..raster.io import atomic_output
 from ..raster.tiling import disjoint_windows
 from .reference import PREDICTED_FIELD, REFERENCE_FIELD, SAMPLING_FIELD, class_pixel_counts

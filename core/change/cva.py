@@ -106,10 +106,12 @@ def pair_band_count(before: str | os.PathLike, after: str | os.PathLike) -> int:
 
 
 class _ChangeVectors:
-    """Band differences ``x2 - x1`` of an aligned pair, and their standardised magnitude per window."""
+    """Band differences ``x2 - x1`` of an aligned pair on ``grid``, and their standardised magnitude per window
+    (``windows``: the disjoint windows every pass visits)."""
 
-    def __init__(self, before_ds, after_ds, bands: list[int]) -> None:
+    def __init__(self, before_ds, after_ds, bands: list[int], grid: RasterGrid, windows: list[Window]) -> None:
         self.before_ds, self.after_ds, self.bands = before_ds, after_ds, bands
+        self.grid, self.windows = grid, windows
         self.mean = np.zeros(len(bands))
         self.std = np.ones(len(bands))
 
@@ -162,16 +164,16 @@ def change_vector_analysis(options: CvaOptions, feedback: Feedback | None = None
             stack.enter_context(rasterio.open(o.before)),
             stack.enter_context(aligned(o.after, grid, Resampling.bilinear)),
             bands,
+            grid,
+            wins,
         )
-        _standardise(vectors, wins, o, passing(0))
+        _standardise(vectors, o, passing(0))
         mag_tmp = stack.enter_context(atomic_output(o.magnitude_path)) if o.magnitude_path else None
         tags = run_tags("change_vector_analysis", o)
-        histogram = (
-            _magnitude_histogram(vectors, wins, grid, o.bins, mag_tmp, passing(1), tags) if n_pass == 3 else None
-        )
+        histogram = _magnitude_histogram(vectors, o.bins, mag_tmp, passing(1), tags) if n_pass == 3 else None
         thr = otsu_threshold(*histogram) if o.threshold is None else float(o.threshold)
         fb.info(f"Change threshold on the magnitude: {thr:.4f}" + (" (Otsu)" if o.threshold is None else ""))
-        counts = _write_change(vectors, wins, grid, thr, o.output, passing(n_pass - 1), tags)
+        counts = _write_change(vectors, thr, o.output, passing(n_pass - 1), tags)
     out_path = Path(o.output)
     entries = [ClassInfo(CVA_NO_CHANGE, "no change", "#282828"), ClassInfo(CVA_CHANGE, "change", "#ff3c3c")]
     qml = write_class_qml(out_path.with_suffix(".qml"), entries, nodata=CVA_NODATA)
@@ -188,7 +190,7 @@ def change_vector_analysis(options: CvaOptions, feedback: Feedback | None = None
     )
 
 
-def _standardise(vectors: _ChangeVectors, wins: list[Window], o: CvaOptions, fb: Feedback) -> None:
+def _standardise(vectors: _ChangeVectors, o: CvaOptions, fb: Feedback) -> None:
     """Pass 1: mean and standard deviation of each band difference over the valid pixels (std 0 -> 1).
 
     Raises:
@@ -196,7 +198,7 @@ def _standardise(vectors: _ChangeVectors, wins: list[Window], o: CvaOptions, fb:
     """
     s = np.zeros(len(vectors.bands))
     ss = np.zeros(len(vectors.bands))
-    cnt = 0
+    cnt, wins = 0, vectors.windows
     for i, win in enumerate(wins):
         check_canceled(fb)
         d, ok = vectors.difference(win)
@@ -213,18 +215,13 @@ def _standardise(vectors: _ChangeVectors, wins: list[Window], o: CvaOptions, fb:
 
 
 def _magnitude_histogram(
-    vectors: _ChangeVectors,
-    wins: list[Window],
-    grid: RasterGrid,
-    bins: int,
-    magnitude_path: Path | None,
-    fb: Feedback,
-    tags: dict[str, str],
+    vectors: _ChangeVectors, bins: int, magnitude_path: Path | None, fb: Feedback, tags: dict[str, str]
 ) -> tuple[np.ndarray, np.ndarray]:
     """Pass 2: ``(counts, edges)`` of the magnitudes on ``[0, MAGNITUDE_MAX]``; writes the magnitude raster
     (float32, nodata NaN) to ``magnitude_path`` when given."""
     edges = np.linspace(0, MAGNITUDE_MAX, bins + 1)
     hist = np.zeros(bins, dtype=np.int64)
+    grid, wins = vectors.grid, vectors.windows
     with ExitStack() as stack:
         profile = geotiff_profile(grid, 1, "float32", nodata=float("nan"))
         mds = stack.enter_context(rasterio.open(magnitude_path, "w", **profile)) if magnitude_path else None
@@ -241,16 +238,11 @@ def _magnitude_histogram(
 
 
 def _write_change(
-    vectors: _ChangeVectors,
-    wins: list[Window],
-    grid: RasterGrid,
-    thr: float,
-    out_path: str | os.PathLike,
-    fb: Feedback,
-    tags: dict[str, str],
+    vectors: _ChangeVectors, thr: float, out_path: str | os.PathLike, fb: Feedback, tags: dict[str, str]
 ) -> np.ndarray:
     """Last pass: the change raster ``magnitude > thr``; returns ``[unchanged, changed]`` pixel counts."""
     counts = np.zeros(2, dtype=np.int64)
+    grid, wins = vectors.grid, vectors.windows
     profile = geotiff_profile(grid, 1, "uint8", nodata=CVA_NODATA)
     with atomic_output(out_path) as tmp, rasterio.open(tmp, "w", **profile) as out:
         for i, win in enumerate(wins):

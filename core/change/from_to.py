@@ -21,6 +21,7 @@ from rasterio.enums import Resampling
 
 from ..assessment.reference import class_pixel_counts, read_class_window
 from ..classes import (
+    IGNORE_INDEX,
     ClassInfo,
     class_table_for_raster,
     colormap,
@@ -30,7 +31,7 @@ from ..classes import (
 )
 from ..errors import InputError
 from ..feedback import Feedback, SubFeedback, check_canceled, ensure_feedback
-from ..raster.grid import IGNORE_INDEX, RasterGrid, aligned, pixel_area_m2
+from ..raster.grid import RasterGrid, aligned, pixel_area_m2
 from ..raster.io import atomic_output, geotiff_profile
 from ..raster.polygons import PolygonOptions
 from ..raster.tiling import disjoint_windows, expand_window

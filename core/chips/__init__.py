@@ -6,3 +6,16 @@ the per-window pipeline), ``sources`` (input checks), ``labels`` and ``morpholog
 counts), ``writer`` (chip GeoTIFFs), ``manifest`` (the schema), ``arcgis`` (ArcGIS's files) and
 ``folder`` (:func:`~core.chips.folder.load_chip_folder`, reads either kind of folder).
 """
+
+from ..lazy import lazy_exports
+
+#: the stage's entry point and options, imported on first use (:mod:`core.lazy`)
+_EXPORTS = {
+    "export_training_tiles": ".export",
+    "ExportOptions": ".options",
+    "CleaningOptions": ".options",
+    "load_chip_folder": ".folder",
+    "Manifest": ".manifest",
+}
+__all__ = sorted(_EXPORTS)
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

@@ -29,12 +29,13 @@ import numpy as np
 import rasterio
 from rasterio.windows import Window
 
+from ..classes import IGNORE_INDEX
 from ..errors import InputError
 from ..feedback import Feedback
 from ..preprocessing import timeseries as ts
 from ..preprocessing.indices import band_positions, normalized_difference
 from ..preprocessing.normalize import valid_mask
-from ..raster.grid import IGNORE_INDEX, band_names
+from ..raster.grid import band_names
 from .options import CleaningOptions
 from .sources import ImageSources, SensorSource, open_sensors
 

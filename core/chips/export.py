@@ -24,21 +24,22 @@ import contextlib
 import datetime as dt
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import rasterio
 from rasterio.enums import Resampling
 from rasterio.windows import Window
 
-from ..classes import read_class_table
+from ..classes import IGNORE_INDEX, read_class_table
 from ..errors import InputError
 from ..feedback import Feedback, check_canceled, ensure_feedback
 from ..preprocessing.normalize import valid_mask
-from ..raster.grid import IGNORE_INDEX, RasterGrid, aligned, crs_unit_name
+from ..raster.grid import RasterGrid, aligned, crs_unit_name
 from ..raster.tiling import tile_windows
 from . import arcgis
 from .cleaning import ChipPreprocessing, make_preprocessing
-from .labels import LabelSource, open_labels
+from .labels import LabelShaping, LabelSource, open_labels
 from .manifest import ChipRecord, Manifest, default_block_size
 from .options import ExportOptions
 from .sources import ImageSources, check_tiling, open_sources, read_polygons
@@ -105,6 +106,19 @@ class _Chip:
     labelled_fraction: float = 0.0
 
 
+@dataclass(frozen=True)
+class ChipAreas:
+    """The polygons that select and mark windows, in the chip grid's CRS (:func:`core.chips.sources.read_polygons`).
+
+    Attributes:
+        aoi: windows outside it give no chip; None: no AOI.
+        holdout: chips inside it are marked as hold-out (kept out of training); None: no hold-out area.
+    """
+
+    aoi: Any = None
+    holdout: Any = None
+
+
 class ChipExport:
     """The per-window pipeline of one export and what it accumulates (statistics, counts, records).
 
@@ -120,18 +134,15 @@ class ChipExport:
         src: ImageSources,
         labels: LabelSource,
         prep: ChipPreprocessing | None,
-        out: Path,
-        aoi,
-        holdout,
+        areas: ChipAreas,
         fb: Feedback,
     ) -> None:
         self.options = options
         self.src = src
         self.labels = labels
         self.prep = prep
-        self.out = out
-        self.aoi = aoi
-        self.holdout = holdout
+        self.out = Path(options.out_dir)
+        self.aoi, self.holdout = areas.aoi, areas.holdout
         self.fb = fb
         self.block_size = options.block_size or default_block_size(src.grid, options.tile_size)
         self.totals = ChipTotals(len(src.bands))
@@ -181,9 +192,7 @@ class ChipExport:
         self.image2_ds = (
             stack.enter_context(aligned(src.images2, src.grid, Resampling.bilinear)) if src.images2 else None
         )
-        self.label_ds = None
-        if self.labels.kind == "raster":
-            self.label_ds = stack.enter_context(aligned(self.labels.path, src.grid, Resampling.nearest))
+        stack.enter_context(self.labels)  # a raster source keeps its dataset open across the windows
         self.writer = stack.enter_context(ChipWriter())
         if self.prep is not None:
             stack.enter_context(self.prep)
@@ -231,7 +240,7 @@ class ChipExport:
 
     def read_labels(self, chip: _Chip) -> bool:
         """Label the chip, mask water labels, apply the cloud policy; False (counted) when the policy skips it."""
-        lab = self.labels.read(chip.window, self.label_ds)
+        lab = self.labels.read(chip.window)
         if self.prep is not None:
             lab = self.prep.water(lab, self.image_ds, chip.window, chip.valids)
             chip.datas, chip.valids, keep = self.prep.apply_policy(chip.datas, chip.valids)
@@ -363,22 +372,19 @@ def export_training_tiles(options: ExportOptions, feedback: Feedback | None = No
     check_tiling(src.grid, o.tile_size, o.stride)
     prep = make_preprocessing(src, o.cleaning)
     table = read_class_table(o.class_table) if o.class_table is not None else None
+    shaping = LabelShaping(o.line_buffer_px, o.edge_erosion_px)
     labels = open_labels(
-        o.labels,
-        src.grid,
-        class_field=o.class_field,
-        layer=o.layer,
-        class_table=table,
-        line_buffer_px=o.line_buffer_px,
-        edge_erosion_px=o.edge_erosion_px,
+        o.labels, src.grid, class_field=o.class_field, layer=o.layer, class_table=table, shaping=shaping
     )
     for note in labels.notes:
         fb.warning(note)
-    aoi = read_polygons(o.aoi, src.grid, "AOI") if o.aoi else None
-    holdout = read_polygons(o.holdout, src.grid, "hold-out") if o.holdout else None
+    areas = ChipAreas(
+        read_polygons(o.aoi, src.grid, "AOI") if o.aoi else None,
+        read_polygons(o.holdout, src.grid, "hold-out") if o.holdout else None,
+    )
     out, created = prepare_out_dir(o.out_dir)
     try:
-        return ChipExport(o, src, labels, prep, out, aoi, holdout, fb).run()
+        return ChipExport(o, src, labels, prep, areas, fb).run()
     except BaseException:
         remove_export(out, created)
         raise

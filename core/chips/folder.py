@@ -17,9 +17,9 @@ from pathlib import Path
 import numpy as np
 import rasterio
 
-from ..classes import ClassInfo, palette_color, rgb_to_hex
+from ..classes import IGNORE_INDEX, ClassInfo, palette_color, rgb_to_hex
 from ..errors import ChipFolderError
-from ..raster.grid import IGNORE_INDEX, crs_unit_name
+from ..raster.grid import crs_unit_name
 from .arcgis import CLASSIFIED_TILES, EMD_NAME, MAP_NAME, STATS_NAME, parse_map_txt
 from .manifest import MANIFEST_NAME, BandStats, ChipRecord, Manifest
 

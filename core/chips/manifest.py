@@ -19,9 +19,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from ..classes import ClassInfo
+from ..classes import IGNORE_INDEX, ClassInfo
 from ..errors import ChipFolderError
-from ..raster.grid import IGNORE_INDEX, RasterGrid
+from ..raster.grid import RasterGrid
 from ..raster.io import atomic_output
 
 MANIFEST_NAME = "manifest.json"

@@ -11,14 +11,14 @@
   ``edge_erosion_px`` (disk) has the same class; class edges and 1-px artefacts become 255. The
   raster border is not an edge (values are extended outwards).
 
-All arrays are ``(H, W)`` uint8 with :data:`~core.raster.grid.IGNORE_INDEX` (255) for "no label".
+All arrays are ``(H, W)`` uint8 with :data:`~core.classes.IGNORE_INDEX` (255) for "no label".
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from ..raster.grid import IGNORE_INDEX
+from ..classes import IGNORE_INDEX
 
 
 def disk(radius: int) -> np.ndarray:

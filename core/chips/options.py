@@ -13,10 +13,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..classes import ClassInfo
+from ..classes import IGNORE_INDEX, ClassInfo
 from ..errors import InputError
 from ..preprocessing import timeseries as ts
-from ..raster.grid import IGNORE_INDEX
 
 
 @dataclass

@@ -7,12 +7,12 @@ the class counts to the class table of both.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from ..classes import ClassInfo
-from ..raster.grid import IGNORE_INDEX
+from ..classes import IGNORE_INDEX, ClassInfo
 from .manifest import BandStats
 
 
@@ -119,3 +119,33 @@ class ChipTotals:
         for v, c in out.items():
             c.pixel_count, c.chip_count = int(self.class_pixels[v]), int(self.class_chips[v])
         return [out[v] for v in sorted(out)]
+
+
+def pooled_stats(stats: Sequence[Sequence[BandStats]]) -> list[BandStats]:
+    """Pool per-band statistics of several chip folders: count-weighted mean and variance, overall min and max.
+
+    Args:
+        stats: one list of :class:`BandStats` per folder, the same bands in the same order.
+
+    Returns:
+        One :class:`BandStats` per band (``count``: the folders' summed pixel counts; a folder whose count
+        is 0, e.g. an ArcGIS export without counts, weighs as one pixel). One folder: its statistics.
+
+    The pooled variance is the law of total variance over the folders (Chan, Golub & LeVeque 1979, as
+    :class:`BandAccumulator`).
+    """
+    if len(stats) == 1:
+        return list(stats[0])
+    out = []
+    for bands in zip(*stats):
+        n = np.array([max(b.count, 1) for b in bands], dtype=np.float64)
+        m = np.array([b.mean for b in bands])
+        v = np.array([b.std**2 for b in bands])
+        mean = float((n * m).sum() / n.sum())
+        var = float((n * (v + (m - mean) ** 2)).sum() / n.sum())
+        out.append(
+            BandStats(
+                bands[0].name, min(b.min for b in bands), max(b.max for b in bands), mean, math.sqrt(var), int(n.sum())
+            )
+        )
+    return out

@@ -1,7 +1,7 @@
 """Writing chips: the output folder, image and label GeoTIFFs on a few threads, the label colour table.
 
 Chips are tiled, compressed GeoTIFFs on their own small grid (:func:`core.raster.io.geotiff_profile`);
-label chips are uint8 with nodata :data:`~core.raster.grid.IGNORE_INDEX` (255, transparent) and a
+label chips are uint8 with nodata :data:`~core.classes.IGNORE_INDEX` (255, transparent) and a
 colour table, so they display in QGIS and ArcGIS as they are.
 """
 
@@ -18,9 +18,9 @@ from pathlib import Path
 import numpy as np
 import rasterio
 
-from ..classes import hex_to_rgb, palette_color
+from ..classes import IGNORE_INDEX, hex_to_rgb, palette_color
 from ..errors import InputError
-from ..raster.grid import IGNORE_INDEX, RasterGrid
+from ..raster.grid import RasterGrid
 from ..raster.io import geotiff_profile
 from . import arcgis
 from .labels import LabelSource

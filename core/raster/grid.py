@@ -22,9 +22,6 @@ from rasterio.windows import Window
 
 from ..errors import CRSMismatchError, GridMismatchError, NoOverlapError
 
-#: Label value for "no label": excluded from losses and metrics (ArcGIS uses the same convention).
-IGNORE_INDEX = 255
-
 
 def window_transform(window: Window, transform: Affine) -> Affine:
     """Geotransform of ``window`` (its own upper-left corner) on a grid of geotransform ``transform``.

@@ -8,8 +8,6 @@ import numpy as np
 import pytest
 import rasterio
 from affine import Affine
-from helpers.change import on_own_grid
-from helpers.chips import rasterize_full
 
 from deeplandcover.core.chips.export import export_training_tiles
 from deeplandcover.core.chips.folder import load_chip_folder
@@ -17,9 +15,13 @@ from deeplandcover.core.chips.labels import open_labels
 from deeplandcover.core.chips.options import ExportOptions
 from deeplandcover.core.chips.sources import parse_bands
 from deeplandcover.core.chips.stats import BandAccumulator
+from deeplandcover.core.classes import IGNORE_INDEX
 from deeplandcover.core.errors import CanceledError, GridMismatchError, InputError, NoOverlapError
 from deeplandcover.core.preprocessing.timeseries import parse_date
-from deeplandcover.core.raster.grid import IGNORE_INDEX, RasterGrid
+from deeplandcover.core.raster.grid import RasterGrid
+
+from ..helpers.change import on_own_grid
+from ..helpers.chips import rasterize_full
 
 S2 = "s2l1c_2017-02-16_13b_10m.tif"
 EOLEARN_DATES = ["2015-07-11", "2015-07-31", "2015-08-20", "2015-08-30", "2015-09-09"]

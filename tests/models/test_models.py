@@ -22,6 +22,7 @@ SMALL = {
     "fc_siam_diff": {"base_filters": 4, "depth": 2},
     "fc_siam_conc": {"base_filters": 4, "depth": 2},
     "presto": {"months": [6, 7, 8]},  # + bands (by channel count, _params): the NIR groups, then unused names
+    "dynamicworld": {},
 }
 
 
@@ -43,8 +44,11 @@ def test_output_shape(name, b, c, k):
     assert y.dtype == torch.float32
 
 
-@pytest.mark.parametrize("name", sorted(MODELS))
-@pytest.mark.parametrize(("h", "w"), [(17, 23), (33, 9), (1, 1)])
+@pytest.mark.parametrize(
+    ("name", "h", "w"),
+    # Dynamic World works at half resolution: H, W >= 2 (no 1 x 1 case for it)
+    [(n, h, w) for n in sorted(MODELS) for h, w in ((17, 23), (33, 9), (1, 1)) if n != "dynamicworld" or h >= 2],
+)
 def test_odd_sizes(name, h, w):
     m = build_model(name, 4, 3, **_params(name, 4)).eval()
     with torch.no_grad():
@@ -61,7 +65,7 @@ def test_training_step_backprop():
 def test_registry_errors():
     with pytest.raises(
         ValueError,
-        match="valid names: deeplabv3plus, fc_siam_conc, fc_siam_diff, presto, two_branch_unet, unet, unet_convlstm, unet_early_fusion",
+        match="valid names: deeplabv3plus, dynamicworld, fc_siam_conc, fc_siam_diff, presto, two_branch_unet, unet, unet_convlstm, unet_early_fusion",
     ):
         build_model("segformer", 3, 2)
     with pytest.raises(ValueError, match="resnet18"):
@@ -84,6 +88,7 @@ def test_registry_names_each_architecture_once():
         "fc_siam_diff": "SiamDiffUNet",
         "fc_siam_conc": "SiamConcUNet",
         "presto": "PrestoClassifier",
+        "dynamicworld": "DynamicWorldClassifier",
     }
     assert BACKBONES == ("default", *RESNETS)
 
@@ -143,3 +148,19 @@ def test_onnx_parity_dynamic_size(name, tmp_path):
     back = read_card(path)
     assert back.architecture == name and back.output == "probabilities"
     assert back.training["onnx_parity"]["passed"] is True
+
+
+def test_convlstm_layers_from_a_config_or_its_json_fields():
+    from deeplandcover.models.convlstm import ConvLSTMConfig, UNetConvLSTM
+
+    torch.manual_seed(0)
+    a = UNetConvLSTM(3, 4, 4, 2, 6, lstm=ConvLSTMConfig(kernel_size=5, pmap=False))
+    torch.manual_seed(0)
+    b = build_model("unet_convlstm", 3, 4, base_filters=4, depth=2, hidden=6, lstm={"kernel_size": 5, "pmap": False})
+    assert not a.pmap and a.lstm1.conv_x.kernel_size == (5, 5) and a.head.in_channels == 6
+    for (ka, va), (kb, vb) in zip(a.state_dict().items(), b.state_dict().items()):
+        assert ka == kb and torch.equal(va, vb)
+    paper = UNetConvLSTM(3, 4, 4, 2)
+    assert paper.pmap and paper.head.in_channels == 32 and paper.lstm1.conv_x.kernel_size == (3, 3)
+    with pytest.raises(ValueError, match="kernel"):
+        build_model("unet_convlstm", 3, 4, lstm={"kernel": 5})
