@@ -1,10 +1,14 @@
 """Train Model: options, chip datasets and spatial splits, losses, the trainer, checkpoints, ONNX export, report.
 
-``config`` (TrainConfig, its choices), ``data`` (datasets, folder merging, loaders), ``split`` (spatial
-blocks), ``losses``, ``steps`` (epoch, evaluation, LR range test, schedules), ``checkpoint``,
-``trainer`` (:func:`~core.training.trainer.train_model`), ``report`` (log, report, output folder),
-``onnx_export``, ``distributed`` and ``cli`` (``python -m deeplandcover.core.training``). The only torch
-user in core (besides the networks in ``models/``); ``config`` imports no torch.
+``config`` (TrainConfig, its choices), ``folders`` (chip folders as one training set), ``data``
+(datasets, loaders), ``split`` (spatial blocks), ``losses``, ``steps`` (epoch, evaluation, LR range test,
+schedules), ``checkpoint`` (also resuming and ``TrainConfig.finetune``: starting from an earlier model),
+``trainer`` (:func:`~core.training.trainer.train_model`), ``finish`` (threshold, training record, checked
+export), ``report`` (log, report, output folder), ``onnx_export``, ``distributed`` and ``cli``
+(``python -m deeplandcover.core.training``). Pre-trained weights: ``weights_catalog``, ``pretrained``
+(band matching, loading), ``encoder_schedule`` (the frozen-then-unfrozen schedule of a pre-trained
+encoder; ``presto`` and ``dynamicworld_encoder`` its variants). The only torch user in core (besides the
+networks in ``models/``); ``config`` and this package's top (names imported on first use) import no torch.
 
 Methods and where they come from:
 
@@ -23,3 +27,14 @@ Methods and where they come from:
 - the LR range test (Smith, WACV 2017), median frequency balancing (Eigen & Fergus, ICCV 2015), the
   focal loss (Lin et al., ICCV 2017), cosine annealing with warm-up (Loshchilov & Hutter, ICLR 2017).
 """
+
+from ..lazy import lazy_exports
+
+#: the stage's entry point and options, imported on first use (:mod:`core.lazy`)
+_EXPORTS = {
+    "train_model": ".trainer",
+    "TrainConfig": ".config",
+    "TrainResult": ".config",
+}
+__all__ = sorted(_EXPORTS)
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

@@ -27,7 +27,9 @@ from ..errors import InputError, ModelFileError
 from ..feedback import Feedback
 from ..modelcard import ModelCard
 from ..raster.io import atomic_output
+from .averaging import trained_weights
 from .config import TrainConfig
+from .steps import Optimisation
 
 #: ``format`` of every checkpoint this module writes.
 CKPT_FORMAT = "deeplandcover-checkpoint"
@@ -81,15 +83,28 @@ class Progress:
         return improved
 
 
+@dataclass(frozen=True)
+class NetworkSpec:
+    """What rebuilds a run's network: ``models.build_model(architecture, in_channels, num_classes, **arch_params)``.
+
+    Attributes:
+        architecture: a registry name (:data:`models.ARCHITECTURES`).
+        in_channels: input channels C of one time step (both dates of a pair: ``2 * bands``).
+        num_classes: output channels K.
+        arch_params: the constructor's other arguments (JSON-serialisable).
+    """
+
+    architecture: str
+    in_channels: int
+    num_classes: int
+    arch_params: dict[str, Any] = field(default_factory=dict)
+
+
 def make_checkpoint(
     model: torch.nn.Module,
-    optimizer: torch.optim.Optimizer,
-    scheduler: Any,
+    spec: NetworkSpec,
+    optim: Optimisation,
     progress: Progress,
-    *,
-    in_channels: int,
-    num_classes: int,
-    arch_params: dict[str, Any],
     config: TrainConfig,
     card: ModelCard,
 ) -> dict[str, Any]:
@@ -97,13 +112,13 @@ def make_checkpoint(
     return {
         "format": CKPT_FORMAT,
         "version": CKPT_VERSION,
-        "architecture": config.architecture,
-        "in_channels": in_channels,
-        "num_classes": num_classes,
-        "arch_params": arch_params,
+        "architecture": spec.architecture,
+        "in_channels": spec.in_channels,
+        "num_classes": spec.num_classes,
+        "arch_params": spec.arch_params,
         "state_dict": model.state_dict(),
-        "optimizer": optimizer.state_dict(),
-        "scheduler": scheduler.state_dict(),
+        "optimizer": optim.optimizer.state_dict(),
+        "scheduler": optim.scheduler.state_dict(),
         "epoch": progress.epoch,
         "best_epoch": progress.best_epoch,
         "best_score": progress.best_score,
@@ -149,13 +164,36 @@ def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     return ck
 
 
-def check_resume(ck: dict[str, Any], architecture: str, in_channels: int, num_classes: int) -> None:
-    """Raise :class:`InputError` unless checkpoint ``ck`` is a model of this architecture, channels and classes."""
-    if ck["architecture"] != architecture or ck["num_classes"] != num_classes or ck["in_channels"] != in_channels:
+def check_resume(ck: dict[str, Any], spec: NetworkSpec) -> None:
+    """Raise :class:`InputError` unless checkpoint ``ck`` is a model of ``spec``'s architecture, channels and classes."""
+    if (ck["architecture"], ck["num_classes"], ck["in_channels"]) != (
+        spec.architecture,
+        spec.num_classes,
+        spec.in_channels,
+    ):
         raise InputError(
             f"The resume checkpoint is a {ck['architecture']} with {ck['in_channels']} channels and "
             f"{ck['num_classes']} classes; it does not fit these chips / this architecture."
         )
+
+
+def restore_weights(
+    model: torch.nn.Module, config: TrainConfig, spec: NetworkSpec, feedback: Feedback
+) -> dict[str, Any] | None:
+    """Load ``config.resume``'s weights into ``model`` and return that checkpoint, or initialise ``model`` from
+    ``config.finetune``'s model (:func:`apply_finetune`) and return None; None too for a new run.
+
+    Raises:
+        ModelFileError: an unreadable checkpoint. InputError: it does not fit ``spec``.
+    """
+    if config.resume:
+        ck = load_checkpoint(config.resume)
+        check_resume(ck, spec)
+        model.load_state_dict(trained_weights(ck))
+        return ck
+    if config.finetune:
+        apply_finetune(model, load_checkpoint(config.finetune), config.architecture, feedback)
+    return None
 
 
 def apply_finetune(model: torch.nn.Module, ck: dict[str, Any], architecture: str, fb: Feedback) -> None:

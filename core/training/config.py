@@ -55,8 +55,9 @@ class TrainConfig:
 
     Attributes:
         architecture: a name of the model registry (:data:`models.ARCHITECTURES`): ``unet``,
-            ``deeplabv3plus``, ``unet_convlstm`` or ``presto`` (sequence chips), ``unet_early_fusion`` (two-date chips)
-            or ``two_branch_unet`` (multi-sensor chips).
+            ``deeplabv3plus``, ``unet_convlstm`` or ``presto`` (sequence chips), ``unet_early_fusion`` (two-date chips),
+            ``two_branch_unet`` (multi-sensor chips) or ``dynamicworld`` (Dynamic World's body under a new head,
+            Sentinel-2 L1C chips with its 9 bands named; :mod:`core.training.dynamicworld_encoder`).
         epochs: maximum epochs. batch_size: chips per step (halved automatically on CUDA OOM).
         lr: learning rate; None runs an LR range test first (Smith 2017).
         val_fraction: share of chips (whole spatial blocks) for validation, (0, 1).
@@ -92,7 +93,9 @@ class TrainConfig:
         encoder_weights: pre-trained ResNet encoder weights: ``""``/``none``, a catalogue name
             (:data:`core.training.weights_catalog.CATALOG`) or a ``.pth`` file
             (:mod:`core.training.pretrained`); needs a ResNet backbone. For ``presto``: ``""``/``presto``
-            the authors' weights, ``none`` random weights, or a Presto ``.pt`` (:mod:`core.training.presto`).
+            the authors' weights, ``none`` random weights, or a Presto ``.pt`` (:mod:`core.training.presto`);
+            for ``dynamicworld``: ``""``/``dynamicworld`` the authors' checkpoint, ``none`` random weights, or a
+            checkpoint folder (:mod:`core.training.dynamicworld_encoder`).
         extra_band_init: first-layer filters of input channels the weights have no band for:
             ``mean``, ``red`` or ``random`` (ArcGIS's ``weight_init_scheme``).
         freeze_epochs: with encoder weights, epochs trained with the encoder frozen (its BatchNorm
@@ -145,7 +148,9 @@ class TrainConfig:
     ema_decay: float = 0.0
 
     def model_params(self) -> dict[str, Any]:
-        """Constructor arguments of the chosen architecture."""
+        """Constructor arguments of the chosen architecture (``dynamicworld``: ``arch_params`` only, the network is fixed)."""
+        if self.architecture == "dynamicworld":
+            return dict(self.arch_params)
         resnet = resnet_backbone(self.architecture, self.backbone)
         p = {"backbone": resnet} if resnet else {"base_filters": self.base_filters, "depth": self.depth}
         return {**p, **self.arch_params}

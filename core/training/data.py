@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -26,10 +27,10 @@ import torch
 from torch.utils.data import ConcatDataset, DataLoader, Dataset, DistributedSampler, Subset
 
 from ..chips.manifest import ChipRecord, Manifest
-from ..errors import ChipFolderError, InputError
+from ..classes import IGNORE_INDEX
+from ..errors import BandMismatchError, ChipFolderError, InputError
 from ..preprocessing.dihedral import N_TRANSFORMS, dihedral
 from ..preprocessing.normalize import normalize, valid_mask
-from ..raster.grid import IGNORE_INDEX
 from . import distributed as dist_utils
 from .config import TrainConfig
 
@@ -43,6 +44,31 @@ def class_lut(class_values: Sequence[int]) -> np.ndarray:
     return lut
 
 
+@dataclass(frozen=True)
+class ChipInputs:
+    """What a model takes from each chip of a :class:`ChipDataset`.
+
+    Attributes:
+        bands: the model's input bands, read by name from each chip (:func:`core.training.pretrained.match_bands`:
+            ``B2`` = ``B02``, as Classify Pixels reads them from a raster); None: all of the manifest's bands in order.
+            ``manifest.band_stats`` then holds one entry per band of ``bands``. Single-date and sequence chips.
+        normalization: the kind of :func:`core.preprocessing.normalize.normalize` (``"standard"`` or
+            ``"dynamicworld"``, whose two parameters are ``band_stats``' mean and std).
+        spectral_indices: index names (``["NDVI", "NDWI"]``, :mod:`core.preprocessing.indices`) appended
+            after each date's normalised bands, computed from the raw bands (not standardised).
+        sequence_length: L dates per item of a sequence folder (0 or T = all T dates).
+        random_sequences: with L < T, each item draws L distinct dates at random, sorted by time
+            (Sefrin et al. 2021, the FCN+LSTM that "randomly builds a new sequence of images";
+            torch's global RNG); otherwise the fixed, evenly spaced dates of :func:`fixed_dates`.
+    """
+
+    bands: Sequence[str] | None = None
+    normalization: str = "standard"
+    spectral_indices: Sequence[str] = ()
+    sequence_length: int = 0
+    random_sequences: bool = False
+
+
 class ChipDataset(Dataset):
     """Chips of one folder as ``(image, target)`` tensors.
 
@@ -53,20 +79,16 @@ class ChipDataset(Dataset):
         class_values: the class table to map to (index k = ``class_values[k]``); default the manifest's.
         augment: random dihedral transform per item (uses torch's global RNG, so ``torch.manual_seed``
             makes it reproducible).
-        cache: keep decoded chips in memory after the first read (chips are small; this keeps the
-            data pipeline far below the model step's time).
-        spectral_indices: index names (``["NDVI", "NDWI"]``, :mod:`core.preprocessing.indices`) appended
-            after each date's normalised bands, computed from the raw bands (not standardised).
-        sequence_length: L dates per item of a sequence folder (0 or T = all T dates).
-        random_sequences: with L < T, each item draws L distinct dates at random, sorted by time
-            (Sefrin et al. 2021, the FCN+LSTM that "randomly builds a new sequence of images";
-            torch's global RNG); otherwise the fixed, evenly spaced dates of
-            :func:`fixed_dates`.
+        inputs: what the model takes from a chip (:class:`ChipInputs`); None: all bands, standard
+            normalisation, no indices, all dates.
+
+    Decoded chips are kept in memory after their first read (chips are small; this keeps the data
+    pipeline far below the model step's time).
 
     Items:
         ``image``: ``(C, H, W)`` float32 (single), ``(2C, H, W)`` (pair: date 1 bands then date 2),
         ``(T, C, H, W)`` (sequence, from the time-major T*C-band chip; ``(L, C, H, W)`` with
-        ``sequence_length``), C grown by the index channels; ``target``: ``(H, W)`` int64
+        ``sequence_length``), C the bands (of ``bands``) grown by the index channels; ``target``: ``(H, W)`` int64
         in ``0..K-1`` or 255 (ignored). H = W = ``manifest.tile_size`` (smaller edge chips are padded
         with nodata).
     """
@@ -78,11 +100,11 @@ class ChipDataset(Dataset):
         indices: Sequence[int] | None = None,
         class_values: Sequence[int] | None = None,
         augment: bool = False,
-        cache: bool = True,
-        spectral_indices: Sequence[str] = (),
-        sequence_length: int = 0,
-        random_sequences: bool = False,
+        inputs: ChipInputs | None = None,
     ) -> None:
+        inputs = inputs or ChipInputs()
+        bands, normalization, spectral_indices = inputs.bands, inputs.normalization, inputs.spectral_indices
+        sequence_length, random_sequences = inputs.sequence_length, inputs.random_sequences
         self.folder = Path(folder)
         self.manifest = manifest
         self.records: list[ChipRecord] = [
@@ -90,9 +112,13 @@ class ChipDataset(Dataset):
         ]
         self.lut = class_lut(class_values if class_values is not None else manifest.class_values)
         self.augment = augment
-        self._cache: dict[int, tuple[np.ndarray, np.ndarray]] | None = {} if cache else None
+        self._cache: dict[int, tuple[np.ndarray, np.ndarray]] | None = {}
         m = manifest
-        self.c = len(m.bands)
+        self.raw_c = len(m.bands)  # bands of a chip file (per date)
+        self.pick = _band_picks(folder, m, bands)
+        self.names = list(bands) if self.pick is not None else list(m.bands)
+        self.c = len(self.names)
+        self.normalization = normalization
         self.t = m.num_time_steps
         self.mean = [b.mean for b in m.band_stats]
         self.std = [b.std for b in m.band_stats]
@@ -106,7 +132,7 @@ class ChipDataset(Dataset):
         if self.spectral_indices:
             from ..preprocessing.indices import band_positions
 
-            band_positions(self.spectral_indices, m.bands)  # BandMismatchError naming the missing band
+            band_positions(self.spectral_indices, self.names)  # BandMismatchError naming the missing band
             if m.kind == "pair":
                 band_positions(self.spectral_indices, m.bands2 or m.bands)
         self.seq_len = int(sequence_length) if m.kind == "sequence" and 0 < sequence_length < self.t else 0
@@ -135,17 +161,21 @@ class ChipDataset(Dataset):
         rec, m = self.records[i], self.manifest
         raw = self._read(rec.image)
         if m.kind == "sequence":
-            if raw.shape[0] != self.t * self.c:
-                raise ChipFolderError(f"Chip {rec.image} has {raw.shape[0]} bands, expected T*C = {self.t}*{self.c}.")
-            raw = raw.reshape(self.t, self.c, *raw.shape[-2:])
+            if raw.shape[0] != self.t * self.raw_c:
+                raise ChipFolderError(
+                    f"Chip {rec.image} has {raw.shape[0]} bands, expected T*C = {self.t}*{self.raw_c}."
+                )
+            raw = raw.reshape(self.t, self.raw_c, *raw.shape[-2:])
+            raw = raw[:, self.pick] if self.pick is not None else raw
             valid_t = np.stack([valid_mask(d, m.nodata) for d in raw])  # (T, H, W)
-            image = self._indices(normalize(raw, self.mean, self.std, valid_t), raw, m.bands, valid_t)
+            image = self._indices(self._normalize(raw, self.mean, self.std, valid_t), raw, self.names, valid_t)
             valid = valid_t.any(axis=0)
         else:
-            if raw.shape[0] != self.c:
-                raise ChipFolderError(f"Chip {rec.image} has {raw.shape[0]} bands, the manifest lists {self.c}.")
+            if raw.shape[0] != self.raw_c:
+                raise ChipFolderError(f"Chip {rec.image} has {raw.shape[0]} bands, the manifest lists {self.raw_c}.")
+            raw = raw[self.pick] if self.pick is not None else raw
             valid = valid_mask(raw, m.nodata)
-            image = self._indices(normalize(raw, self.mean, self.std, valid), raw, m.bands, valid)
+            image = self._indices(self._normalize(raw, self.mean, self.std, valid), raw, self.names, valid)
             if m.kind == "pair":
                 if not rec.image2:
                     raise ChipFolderError(
@@ -154,7 +184,7 @@ class ChipDataset(Dataset):
                 raw2 = self._read(rec.image2)
                 valid2 = valid_mask(raw2, m.nodata)
                 image2 = self._indices(
-                    normalize(raw2, self.mean2, self.std2, valid2), raw2, m.bands2 or m.bands, valid2
+                    self._normalize(raw2, self.mean2, self.std2, valid2), raw2, m.bands2 or m.bands, valid2
                 )
                 image = np.concatenate([image, image2], axis=0)
                 valid &= valid2
@@ -168,6 +198,9 @@ class ChipDataset(Dataset):
         if self._cache is not None:
             self._cache[i] = (image, target)
         return image, target
+
+    def _normalize(self, raw: np.ndarray, mean: list[float], std: list[float], valid: np.ndarray) -> np.ndarray:
+        return normalize(raw, mean, std, valid, self.normalization)  # type: ignore[arg-type]
 
     def _indices(self, norm: np.ndarray, raw: np.ndarray, names: Sequence[str], valid: np.ndarray) -> np.ndarray:
         """``norm`` ``(..., C, H, W)`` with the spectral index channels of ``raw`` appended (see :mod:`core.preprocessing.indices`)."""
@@ -217,6 +250,25 @@ class ChipDataset(Dataset):
             t = self.load(i)[1]
             counts += np.bincount(t[t != IGNORE_INDEX].ravel(), minlength=num_classes)[:num_classes]
         return counts
+
+
+def _band_picks(folder: str | os.PathLike, m: Manifest, bands: Sequence[str] | None) -> list[int] | None:
+    """0-based chip band of each of ``bands`` (None: all the chip's bands in order).
+
+    Raises:
+        InputError: a selection on two-date chips; BandMismatchError: a band the chips lack.
+    """
+    if bands is None or list(bands) == list(m.bands):
+        return None
+    if m.kind == "pair":
+        raise InputError("Bands are selected by name from single-date or time-series chips, not two-date chips.")
+    from .pretrained import match_bands
+
+    pos = match_bands(list(bands), list(m.bands))
+    missing = [b for b, p in zip(bands, pos) if p is None]
+    if missing:
+        raise BandMismatchError(f"{folder}: the chips lack the bands {missing} of {list(m.bands)}; export them alike.")
+    return [int(p) for p in pos]  # type: ignore[arg-type]
 
 
 def fixed_dates(t: int, length: int) -> list[int]:

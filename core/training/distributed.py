@@ -6,6 +6,12 @@ joins the process group (backend ``nccl`` on CUDA, ``gloo`` on CPU) and pins the
 ``LOCAL_RANK``; without those variables (a plain ``python`` run, QGIS) it returns a single-process
 context and touches nothing, so a single-process run is unchanged. The collective helpers below are
 no-ops in a single process. Launch commands: ``docs/training.md``.
+
+A distributed run (:class:`core.training.trainer.Trainer`) wraps the model in DistributedDataParallel, gives
+each rank its share of the training chips (``DistributedSampler``; ``batch_size`` is per process) and of the
+validation chips (confusion matrices all-reduced), seeds each rank with ``seed + rank`` and broadcasts rank 0's
+learning rate and early-stopping decisions. Only rank 0 writes files (``out_dir`` on rank 0's machine); every
+rank returns the same metrics.
 """
 
 from __future__ import annotations

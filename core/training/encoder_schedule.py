@@ -1,4 +1,7 @@
-"""Fine-tuning from pre-trained encoder weights: normalisation, loading, freeze/unfreeze, learning rates.
+"""The pre-trained-encoder schedule: normalisation, loading, freeze/unfreeze, learning rates.
+
+(Not to be confused with ``TrainConfig.finetune``, which starts a run from an earlier model of ours:
+:func:`core.training.checkpoint.apply_finetune`.)
 
 The recipe (ArcGIS Pro's Train Deep Learning Model ``freeze`` and fastai's ``fine_tune``, after Howard,
 J., & Ruder, S. (2018). Universal Language Model Fine-tuning for Text Classification. ACL 2018,
@@ -31,7 +34,7 @@ def channel_names(manifest: Manifest, indices: list[str]) -> list[str]:
     return [*first, *(manifest.bands2 or manifest.bands), *indices] if manifest.kind == "pair" else first
 
 
-class EncoderFinetune:
+class EncoderSchedule:
     """The pre-trained encoder of one training run (see the module docstring).
 
     Use :meth:`prepare` (before the datasets are built: it sets their normalisation), then :meth:`load`
@@ -46,11 +49,11 @@ class EncoderFinetune:
     @classmethod
     def prepare(
         cls, config: TrainConfig, manifest: Manifest, indices: list[str], feedback: Feedback
-    ) -> tuple[EncoderFinetune | None, Manifest]:
+    ) -> tuple[EncoderSchedule | None, Manifest]:
         """Resolve ``config.encoder_weights`` and give ``manifest`` the normalisation the weights expect.
 
         Returns:
-            ``(None, manifest)`` without weights, else the fine-tune plan and the manifest with the
+            ``(None, manifest)`` without weights, else the schedule and the manifest with the
             weights' band mean/std for the bands they know (:func:`weights_normalisation`).
 
         Raises:

@@ -9,42 +9,47 @@ share the pooled normalisation.
 from __future__ import annotations
 
 import dataclasses
-import math
 import os
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 from torch.utils.data import ConcatDataset
 
 from ...models import PAIR_MODELS, SEQUENCE_MODELS
 from ..chips.folder import load_chip_folder
-from ..chips.manifest import BandStats, Manifest
+from ..chips.manifest import Manifest
+from ..chips.stats import pooled_stats
 from ..classes import ClassInfo
 from ..errors import BandMismatchError, ChipFolderError, InputError
 from ..preprocessing.indices import parse_indices
 from .config import TrainConfig
-from .data import ChipDataset, fixed_dates
+from .data import ChipDataset, ChipInputs, fixed_dates
 from .split import split_by_block
 
 
-def pooled_stats(stats: Sequence[Sequence[BandStats]]) -> list[BandStats]:
-    """Pool per-band statistics of several folders (count-weighted mean and variance)."""
-    if len(stats) == 1:
-        return list(stats[0])
-    out = []
-    for bands in zip(*stats):
-        n = np.array([max(b.count, 1) for b in bands], dtype=np.float64)
-        m = np.array([b.mean for b in bands])
-        v = np.array([b.std**2 for b in bands])
-        mean = float((n * m).sum() / n.sum())
-        var = float((n * (v + (m - mean) ** 2)).sum() / n.sum())
-        out.append(
-            BandStats(
-                bands[0].name, min(b.min for b in bands), max(b.max for b in bands), mean, math.sqrt(var), int(n.sum())
-            )
-        )
-    return out
+@dataclass
+class TrainingSet:
+    """The chip folders of a run as one training set.
+
+    Attributes:
+        manifest: the merged manifest (:func:`load_folders`), normalisation as the encoder schedule set it.
+        classes: the model's classes, output channel k predicting ``classes[k].value``.
+        indices: spectral index channels appended to each date's bands (:mod:`core.preprocessing.indices`).
+        train, val: the datasets of :func:`build_datasets`.
+    """
+
+    manifest: Manifest
+    classes: list[ClassInfo]
+    indices: list[str]
+    train: ConcatDataset
+    val: ConcatDataset
+
+    @property
+    def in_channels(self) -> int:
+        """Input channels C of one time step: bands and indices, of both dates for a pair."""
+        m = self.manifest
+        return (len(m.bands) + len(self.indices)) * (2 if m.kind == "pair" else 1)
 
 
 def load_folders(
@@ -152,19 +157,16 @@ def build_datasets(
     for folder, m in loaded:
         m = dataclasses.replace(m, band_stats=merged.band_stats, band_stats2=merged.band_stats2)
         ti, vi = split_by_block(m, config.val_fraction, config.seed)
-        kw = {"spectral_indices": parse_indices(config.indices), "sequence_length": config.sequence_length}
-        train.append(
-            ChipDataset(
-                folder,
-                m,
-                ti,
-                merged.class_values,
-                augment=config.augment,
-                random_sequences=config.random_sequences,
-                **kw,
-            )
+        # the model's bands (chosen by name) and normalisation kind, when the architecture's plan set them
+        inputs = ChipInputs(
+            bands=merged.sources.get("input_bands"),
+            normalization=merged.sources.get("normalization", "standard"),
+            spectral_indices=parse_indices(config.indices),
+            sequence_length=config.sequence_length,
         )
-        val.append(ChipDataset(folder, m, vi, merged.class_values, augment=False, **kw))
+        random = dataclasses.replace(inputs, random_sequences=config.random_sequences)
+        train.append(ChipDataset(folder, m, ti, merged.class_values, config.augment, random))
+        val.append(ChipDataset(folder, m, vi, merged.class_values, False, inputs))
     return ConcatDataset(train), ConcatDataset(val)
 
 

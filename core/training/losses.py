@@ -16,7 +16,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..raster.grid import IGNORE_INDEX
+from ..classes import IGNORE_INDEX
 from .config import CHOICES, ClassWeighting, LossName, one_of
 
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]

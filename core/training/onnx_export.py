@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -116,6 +116,7 @@ def card_from_manifest(
         bands=list(manifest.bands),
         mean=[float(b.mean) for b in manifest.band_stats],
         std=[float(b.std) for b in manifest.band_stats],
+        normalization=manifest.sources.get("normalization", "standard"),
         bands2=list(manifest.bands2 or manifest.bands) if pair else [],
         mean2=[float(b.mean) for b in (manifest.band_stats2 or manifest.band_stats)] if pair else [],
         std2=[float(b.std) for b in (manifest.band_stats2 or manifest.band_stats)] if pair else [],
@@ -135,6 +136,16 @@ def card_from_manifest(
         versions=library_versions(),
         created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
     )
+
+
+def with_training(card: ModelCard, training: dict[str, Any]) -> ModelCard:
+    """``card`` (of :func:`card_from_manifest`) with the finished run's ``training`` record and the export time.
+
+    ``training``'s keys come first; what the card already records there (the export preprocessing, the sensor
+    groups) follows unless ``training`` names it too, as :func:`card_from_manifest` would have merged them.
+    """
+    merged = {**training, **{k: v for k, v in card.training.items() if k not in training}}
+    return replace(card, training=merged, created=datetime.now(timezone.utc).isoformat(timespec="seconds"))
 
 
 def check_parity(onnx_path: str | os.PathLike, model: nn.Module, sample: torch.Tensor) -> ParityResult:

@@ -16,8 +16,8 @@ adds to a run (:class:`core.training.trainer.Trainer` calls it):
 - **Months and location** (:func:`presto_params`): the month of each model date (from the chip manifest's
   ISO dates) and the latitude/longitude of the chips' centre, the model's constructor arguments (recorded
   in the card and checkpoint).
-- **Schedule** (:class:`PrestoFinetune`): Train Model's frozen-then-unfrozen fine-tuning
-  (:class:`core.training.finetune.EncoderFinetune`: the head alone for ``freeze_epochs``, then the encoder
+- **Schedule** (:class:`PrestoEncoderSchedule`): Train Model's frozen-then-unfrozen fine-tuning
+  (:class:`core.training.encoder_schedule.EncoderSchedule`: the head alone for ``freeze_epochs``, then the encoder
   too at ``lr * encoder_lr_factor``).
 
 Tseng, G., Cartuyvels, R., Zvonkov, I., Purohit, M., Rolnick, D., & Kerner, H. (2023). Lightweight,
@@ -39,7 +39,7 @@ from ..errors import InputError, ModelFileError
 from ..feedback import Feedback
 from ..provenance import file_sha256
 from .config import TrainConfig
-from .finetune import EncoderFinetune, channel_names
+from .encoder_schedule import EncoderSchedule, channel_names
 from .folders import model_dates
 from .pretrained import EncoderWeights
 from .weights_catalog import CATALOG, WeightsEntry, cache_dir, fetch_weights
@@ -169,13 +169,13 @@ def presto_params(manifest: Manifest, config: TrainConfig, indices: list[str]) -
     return {**params, **config.arch_params}
 
 
-class PrestoFinetune(EncoderFinetune):
-    """Fine-tuning from Presto's weights: :class:`EncoderFinetune`'s schedule, Presto's loading."""
+class PrestoEncoderSchedule(EncoderSchedule):
+    """Fine-tuning from Presto's weights: :class:`EncoderSchedule`'s freeze/unfreeze, Presto's loading."""
 
     @classmethod
     def prepare(
         cls, config: TrainConfig, manifest: Manifest, indices: list[str], feedback: Feedback
-    ) -> tuple[PrestoFinetune | None, Manifest]:
+    ) -> tuple[PrestoEncoderSchedule | None, Manifest]:
         """Resolve the weights (:func:`presto_weights`) and give ``manifest`` Presto's units (always: the model
         takes them with random weights too); ``(None, manifest)`` for ``none``."""
         manifest, note = presto_normalisation(manifest, feedback)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import html
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -53,22 +54,28 @@ def remove_empty_folders(created: list[Path]) -> None:
             return
 
 
-def epoch_row(
-    epoch: int,
-    train_loss: float,
-    metrics: dict[str, Any],
-    lr: float,
-    batch_size: int,
-    seconds: float,
-    class_names: list[str],
-    chips_per_s: float | None = None,
-    threads: int | None = None,
-) -> dict[str, Any]:
-    """The ``training_log.csv`` row of an epoch (``metrics``: :func:`core.training.steps.validation_metrics`).
+@dataclass(frozen=True)
+class EpochRun:
+    """How an epoch ran, for its ``training_log.csv`` row.
 
-    ``seconds``: the whole epoch (training and validation), wall seconds; ``chips_per_s``: training
-    chips per wall second of the training pass (all ranks); ``threads``: torch CPU threads at its end.
+    Attributes:
+        lr: the learning rate of its first parameter group. batch_size: chips per step.
+        seconds: the whole epoch (training and validation), wall seconds.
+        chips_per_s: training chips per wall second of the training pass (all ranks); None: not measured.
+        threads: torch CPU threads at its end; None: not measured.
     """
+
+    lr: float
+    batch_size: int
+    seconds: float
+    chips_per_s: float | None = None
+    threads: int | None = None
+
+
+def epoch_row(
+    epoch: int, train_loss: float, metrics: dict[str, Any], run: EpochRun, class_names: list[str]
+) -> dict[str, Any]:
+    """The ``training_log.csv`` row of an epoch (``metrics``: :func:`core.training.steps.validation_metrics`)."""
     return {
         "epoch": epoch,
         "train_loss": train_loss,
@@ -76,11 +83,11 @@ def epoch_row(
         "oa": metrics["oa"],
         "miou": metrics["miou"],
         "f1": metrics["f1"],
-        "lr": lr,
-        "batch_size": batch_size,
-        "seconds": seconds,
-        "chips_per_s": chips_per_s,
-        "threads": threads,
+        "lr": run.lr,
+        "batch_size": run.batch_size,
+        "seconds": run.seconds,
+        "chips_per_s": run.chips_per_s,
+        "threads": run.threads,
         **{f"f1_{n}": v for n, v in zip(class_names, metrics["f1_per_class"])},
     }
 

@@ -11,7 +11,8 @@ from __future__ import annotations
 import copy
 import math
 import random
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -20,7 +21,7 @@ from torch.utils.data import DataLoader, DistributedSampler
 
 from ..assessment.metrics import accuracy_scores
 from ..classes import ClassInfo
-from ..errors import CanceledError
+from ..errors import CanceledError, InputError
 from ..feedback import Feedback, ensure_feedback
 from . import distributed as dist_utils
 from .config import TrainConfig
@@ -39,23 +40,74 @@ def is_oom(e: BaseException) -> bool:
     return isinstance(e, torch.cuda.OutOfMemoryError) or "out of memory" in str(e).lower()
 
 
+@dataclass(frozen=True)
+class StepSetup:
+    """How a batch runs, the same for training, evaluation and the LR range test.
+
+    Attributes:
+        loss_fn: ``loss_fn(logits, target) -> scalar tensor``; logits ``(B, K, H, W)`` float (or a model's
+            ``(main, aux)`` pair in training mode), target ``(B, H, W)`` int64 with 255 ignored.
+        device: the torch device batches are moved to.
+        amp: mixed precision (``torch.autocast``); on CUDA only.
+        ctx: the (possibly distributed) process context; None: one process.
+        threads: re-checks the machine's load between training batches
+            (:class:`~core.training.threads.ThreadPolicy`); None: no re-check.
+    """
+
+    loss_fn: Callable[..., torch.Tensor]
+    device: torch.device
+    amp: bool = False
+    ctx: dist_utils.DistContext | None = None
+    threads: ThreadPolicy | None = None
+
+
+@dataclass
+class Optimisation:
+    """The optimiser, its per-epoch learning-rate schedule and AMP's gradient scaler: built, checkpointed and
+    restored together (:func:`core.training.checkpoint.make_checkpoint`)."""
+
+    optimizer: torch.optim.Optimizer
+    scheduler: Any  # a torch.optim.lr_scheduler: LambdaLR or ReduceLROnPlateau (make_scheduler)
+    scaler: torch.amp.GradScaler
+
+
+def halved_batch(batch_size: int, ctx: dist_utils.DistContext, device: torch.device, error: RuntimeError) -> int:
+    """The batch size to retry an epoch with after an out-of-memory ``error`` (half of ``batch_size``).
+
+    Raises:
+        InputError: under DDP (the ranks cannot agree on a retry mid-epoch), or at batch size 1.
+    """
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+    if ctx.enabled:
+        raise InputError(
+            f"Rank {ctx.rank} ran out of GPU memory with batch size {batch_size} per process; "
+            "start again with a smaller batch size (or tile size / model)."
+        ) from error
+    if batch_size <= 1:
+        raise InputError(
+            "The GPU ran out of memory even with batch size 1; use a smaller tile size, a "
+            "smaller model (fewer base filters / a lighter backbone) or the CPU."
+        ) from error
+    return batch_size // 2
+
+
 def lr_range_test(
     model: torch.nn.Module,
     loader: DataLoader,
-    loss_fn,
-    device: torch.device,
+    setup: StepSetup,
     steps: int = 30,
-    lr_min: float = 1e-6,
-    lr_max: float = 1.0,
+    lr_bounds: tuple[float, float] = (1e-6, 1.0),
     feedback: Feedback | None = None,
 ) -> float:
     """LR range test (Smith, "Cyclical Learning Rates", WACV 2017): pick a learning rate.
 
-    Raises the LR exponentially from ``lr_min`` to ``lr_max`` over ``steps`` Adam steps, smooths the
-    loss, and returns one tenth of the LR at the smoothed-loss minimum (clamped to [1e-5, 1e-2]).
-    The model's weights are restored afterwards.
+    Raises the LR exponentially from ``lr_bounds[0]`` to ``lr_bounds[1]`` over ``steps`` Adam steps (full
+    precision, ``setup.amp`` is not used), smooths the loss, and returns one tenth of the LR at the
+    smoothed-loss minimum (clamped to [1e-5, 1e-2]). The model's weights are restored afterwards.
     """
     fb = ensure_feedback(feedback)
+    (lr_min, lr_max), loss_fn, device = lr_bounds, setup.loss_fn, setup.device
     state = copy.deepcopy(model.state_dict())
     opt = torch.optim.AdamW(model.parameters(), lr=lr_min)
     mult = (lr_max / lr_min) ** (1 / max(steps - 1, 1))
@@ -101,25 +153,22 @@ def use_channels_last(model: torch.nn.Module, device: torch.device, sequence: bo
 
 
 def train_epoch(
-    model,
-    loader,
-    loss_fn,
-    opt,
-    scaler,
-    device,
+    model: torch.nn.Module,
+    loader: DataLoader,
+    setup: StepSetup,
+    optim: Optimisation,
     fb: Feedback,
-    amp: bool,
-    ctx: dist_utils.DistContext | None = None,
     epoch: int = 0,
-    threads: ThreadPolicy | None = None,
 ) -> float:
     """One training epoch; returns the mean loss (over all ranks under DDP).
 
     Checks cancel between batches in a single process; under DDP the ranks must stay in step, so
-    cancel is checked (and agreed on) after the epoch by the caller. ``threads`` (a
-    :class:`~core.training.threads.ThreadPolicy`) re-checks the machine's load between batches.
+    cancel is checked (and agreed on) after the epoch by the caller. ``setup.threads`` re-checks the
+    machine's load between batches. ``model``: the network or its DDP wrapper.
     """
     model.train()
+    ctx, device, loss_fn, threads = setup.ctx, setup.device, setup.loss_fn, setup.threads
+    opt, scaler = optim.optimizer, optim.scaler
     ddp = ctx is not None and ctx.enabled
     if isinstance(loader.sampler, DistributedSampler):
         loader.sampler.set_epoch(epoch)  # a new shuffle per epoch, the same on every rank
@@ -128,7 +177,7 @@ def train_epoch(
         if not ddp and fb.is_canceled():
             raise CanceledError("Canceled by the user.")
         x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
-        with torch.autocast(device.type, enabled=amp):
+        with torch.autocast(device.type, enabled=setup.amp):
             loss = loss_fn(model(x), y)
         opt.zero_grad(set_to_none=True)
         scaler.scale(loss).backward()
@@ -157,19 +206,20 @@ def confusion_counts(pred: torch.Tensor, target: torch.Tensor, num_classes: int)
 
 @torch.no_grad()
 def evaluate(
-    model, loader, loss_fn, device, num_classes: int, amp: bool = False, ctx: dist_utils.DistContext | None = None
+    model: torch.nn.Module, loader: DataLoader, setup: StepSetup, num_classes: int
 ) -> tuple[float, np.ndarray]:
-    """Mean validation loss and the ``(K, K)`` confusion matrix (ignored pixels excluded).
+    """Mean validation loss and the ``(K, K)`` confusion matrix (ignored pixels excluded), int64.
 
     Under DDP (``ctx.enabled``) each rank evaluates its shard of the validation chips and the loss
     sums, chip counts and confusion matrices are all-reduced, so every rank returns the same values.
     """
     model.eval()
+    ctx, device, loss_fn = setup.ctx, setup.device, setup.loss_fn
     counts = torch.zeros((num_classes, num_classes), dtype=torch.int64, device=device)
     total, n = 0.0, 0
     for x, y in loader:
         x, y = x.to(device), y.to(device)
-        with torch.autocast(device.type, enabled=amp):
+        with torch.autocast(device.type, enabled=setup.amp):
             logits = model(x)
         total += float(loss_fn(logits.float(), y)) * len(x)
         n += len(x)

@@ -9,10 +9,10 @@ that published prefix is what the catalogue holds and what a download is checked
 SHA-256 of the file recorded in the model card.
 
 Normalisation is given in Sentinel-2 digital numbers (reflectance x 10000, as in L1C/L2A products):
-``(DN - mean) / std``; :func:`core.training.band_matching.weights_normalisation` converts it for data in
+``(DN - mean) / std``; :func:`core.training.pretrained.weights_normalisation` converts it for data in
 reflectance (0-1) units.
 
-No torch here: loading is :func:`core.training.band_matching.load_encoder_weights`. Train Model's dialog
+No torch here: loading is :func:`core.training.pretrained.load_encoder_weights`. Train Model's dialog
 imports this module, so it stays light: nothing beyond the standard library at import time.
 """
 
@@ -95,24 +95,23 @@ def _imagenet(backbone: str, file: str) -> WeightsEntry:
     )
 
 
-def _hf(name: str, backbone: str, path: str, bands, mean, std, licence: str, cite: str) -> WeightsEntry:
+def _hf(name: str, backbone: str, path: str, bands_mean_std: tuple, licence: str, cite: str) -> WeightsEntry:
+    """A torchgeo entry on Hugging Face; ``bands_mean_std``: the weights' bands and their normalisation (DN)."""
+    bands, mean, std = bands_mean_std
     return WeightsEntry(
-        name,
-        f"https://hf.co/torchgeo/{path}",
-        _published_prefix(path),
-        backbone,
-        bands,
-        mean,
-        std,
-        licence,
-        cite,
+        name, f"https://hf.co/torchgeo/{path}", _published_prefix(path), backbone, bands, mean, std, licence, cite
     )
 
 
 def _ssl4eo(backbone: str, path: str) -> WeightsEntry:
     """An SSL4EO-S12 MoCo ResNet: the 13 L1C bands, DN / 10000, CC-BY-4.0."""
     return _hf(
-        f"ssl4eo_s12_{backbone}_moco", backbone, path, S2_BANDS, (0.0,) * 13, (10000.0,) * 13, "CC-BY-4.0", _SSL4EO_CITE
+        f"ssl4eo_s12_{backbone}_moco",
+        backbone,
+        path,
+        (S2_BANDS, (0.0,) * 13, (10000.0,) * 13),
+        "CC-BY-4.0",
+        _SSL4EO_CITE,
     )
 
 
@@ -140,9 +139,8 @@ CATALOG: dict[str, WeightsEntry] = {
             "satlas_resnet50_sentinel2_si_ms",
             "resnet50",
             "satlas/resolve/081d6607431bf36bdb59c223777cbb267131b8f2/sentinel2_resnet50_si_ms-1f454cc6.pth",
-            _SATLAS_MS,
-            (0.0,) * 9,
-            (2550.0,) * 3 + (8160.0,) * 6,  # true-colour byte ~ DN / 10 (0-2550 -> 0-255), then / 255
+            # true-colour byte ~ DN / 10 (0-2550 -> 0-255), then / 255
+            (_SATLAS_MS, (0.0,) * 9, (2550.0,) * 3 + (8160.0,) * 6),
             "ODC-BY-1.0 (SatlasPretrain)",
             _SATLAS_CITE,
         ),

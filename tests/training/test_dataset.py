@@ -8,13 +8,14 @@ import numpy as np
 import pytest
 import rasterio
 import torch
-from helpers.chips import make_chip_folder
 
 from deeplandcover.core.errors import InputError
 from deeplandcover.core.preprocessing.dihedral import dihedral
 from deeplandcover.core.preprocessing.normalize import normalize
 from deeplandcover.core.training.data import ChipDataset, class_lut
 from deeplandcover.core.training.split import split_by_block
+
+from ..helpers.chips import make_chip_folder
 
 
 def test_single_items_normalised_and_masked(tmp_path):

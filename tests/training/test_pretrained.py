@@ -8,8 +8,6 @@ import pickle
 
 import pytest
 import torch
-from helpers.chips import make_chip_folder
-from helpers.feedback import RecordingFeedback
 
 from deeplandcover.core.errors import InputError, ModelFileError
 from deeplandcover.core.modelcard import read_card
@@ -27,6 +25,9 @@ from deeplandcover.core.training.pretrained import (
 from deeplandcover.core.training.trainer import train_model
 from deeplandcover.models import build_model
 from deeplandcover.models.resnet import ResNetEncoder
+
+from ..helpers.chips import make_chip_folder
+from ..helpers.feedback import RecordingFeedback
 
 S2 = list(wc.S2_BANDS)
 
@@ -196,10 +197,10 @@ def test_weights_with_other_layer_shapes_are_refused(tmp_path) -> None:
 
 
 def test_a_resumed_run_after_the_frozen_epochs_keeps_small_batch_batchnorm_fixed() -> None:
-    from deeplandcover.core.training.finetune import EncoderFinetune
+    from deeplandcover.core.training.encoder_schedule import EncoderSchedule
 
     model = build_model("unet", 3, 2, backbone="resnet18")
-    ft = EncoderFinetune(None, TrainConfig(freeze_epochs=2), ["B1", "B2", "B3"], "")
+    ft = EncoderSchedule(None, TrainConfig(freeze_epochs=2), ["B1", "B2", "B3"], "")
     fb = RecordingFeedback()
     assert ft.at_epoch(model, 6, 4, fb) is True  # first epoch of a run resumed after epoch 5, batch 4
     model.train()

@@ -8,17 +8,18 @@ import numpy as np
 import pytest
 import rasterio
 import torch
-from conftest import make_raster
-from helpers.onnx_models import EXPORT_BANDS, export_card, smooth_image
 
 from deeplandcover.core.classes import DEFAULT_PALETTE
 from deeplandcover.core.errors import ModelFileError
-from deeplandcover.core.inference.engine import classify_raster
+from deeplandcover.core.inference.engine import classify_pixels
 from deeplandcover.core.inference.options import ClassifyOptions
 from deeplandcover.core.modelcard import ModelCard
 from deeplandcover.core.stac import MLM_SCHEMA, item_path, mlm_item, model_from_item
 from deeplandcover.core.training.onnx_export import export_onnx
 from deeplandcover.models import build_model
+
+from ..helpers.onnx_models import EXPORT_BANDS, export_card, smooth_image
+from ..helpers.rasters import make_raster
 
 BANDS = EXPORT_BANDS
 
@@ -88,8 +89,8 @@ def test_item_validates_with_the_mlm_reference_models(exported):
 def test_classify_pixels_takes_the_item_as_model(exported, tmp_path):
     image = smooth_image(4, 90, 110, seed=2)
     raster = make_raster(tmp_path / "img.tif", image, descriptions=BANDS)
-    a = classify_raster([raster], exported, tmp_path / "a.tif", ClassifyOptions(threads=1))
-    b = classify_raster([raster], item_path(exported), tmp_path / "b.tif", ClassifyOptions(threads=1))
+    a = classify_pixels([raster], exported, tmp_path / "a.tif", ClassifyOptions(threads=1))
+    b = classify_pixels([raster], item_path(exported), tmp_path / "b.tif", ClassifyOptions(threads=1))
     with rasterio.open(a.output) as x, rasterio.open(b.output) as y:
         np.testing.assert_array_equal(x.read(), y.read())
         assert y.tags()["DLC_MODEL"] == "model.onnx" and x.tags()["DLC_MODEL_SHA256"] == y.tags()["DLC_MODEL_SHA256"]

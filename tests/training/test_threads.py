@@ -77,11 +77,11 @@ def test_a_fixed_thread_count_is_kept() -> None:
 
 @pytest.mark.skipif(not os.path.exists("/proc/stat"), reason="the busy-core measurement reads /proc/stat (Linux)")
 def test_training_on_a_busy_machine_warns_once(busy_process, tmp_path) -> None:
-    from helpers.chips import make_chip_folder
-    from helpers.feedback import RecordingFeedback
-
     from deeplandcover.core.training.config import TrainConfig
     from deeplandcover.core.training.trainer import train_model
+
+    from ..helpers.chips import make_chip_folder
+    from ..helpers.feedback import RecordingFeedback
 
     make_chip_folder(tmp_path / "chips", "single", grid=(4, 4), tile=16)
     fb = RecordingFeedback()

@@ -70,7 +70,7 @@ def test_ignored_pixels_are_not_counted():
 def test_logit_offset_exports_to_onnx(tmp_path):
     ort = pytest.importorskip("onnxruntime")
     pytest.importorskip("onnx")
-    from helpers.onnx_models import export_onnx
+    from ..helpers.onnx_models import export_onnx
 
     net = torch.nn.Conv2d(3, 2, 1)
     wrapped = LogitOffset(net, torch.tensor([0.0, -1.5])).eval()

@@ -11,8 +11,6 @@ import numpy as np
 import onnx
 import pytest
 import torch
-from helpers.chips import make_chip_folder
-from helpers.feedback import RecordingFeedback
 
 from deeplandcover.core.classes import ClassInfo
 from deeplandcover.core.errors import BandMismatchError, CanceledError, ChipFolderError, InputError, ModelFileError
@@ -22,6 +20,9 @@ from deeplandcover.core.training.losses import class_weights, make_loss, soft_ja
 from deeplandcover.core.training.split import split_by_block
 from deeplandcover.core.training.steps import confusion_counts, validation_metrics
 from deeplandcover.core.training.trainer import train_model
+
+from ..helpers.chips import make_chip_folder
+from ..helpers.feedback import RecordingFeedback
 
 torch.set_num_threads(2)
 
@@ -244,7 +245,6 @@ def test_report_scores_equal_compute_accuracy_on_the_validation_pixels(chips, tm
     # the training report's validation scores are Compute Accuracy's: classify the validation chips with
     # the best checkpoint, write prediction and reference as rasters and run Compute Accuracy on them
     import rasterio
-    from helpers.chips import ORIGIN, PIXEL
     from rasterio.transform import from_origin
     from torch.utils.data import DataLoader
 
@@ -253,6 +253,8 @@ def test_report_scores_equal_compute_accuracy_on_the_validation_pixels(chips, tm
     from deeplandcover.core.training.checkpoint import load_checkpoint
     from deeplandcover.core.training.data import ChipDataset
     from deeplandcover.models import build_model
+
+    from ..helpers.chips import ORIGIN, PIXEL
 
     config = cfg(epochs=1)
     r = train_model([chips], tmp_path / "run", config)
