@@ -1,4 +1,4 @@
-"""Processing algorithm ``deeplandcover:classifypixels`` over :func:`core.inference.engine.classify_raster`.
+"""Processing algorithm ``deeplandcover:classifypixels`` over :func:`core.inference.engine.classify_pixels`.
 
 Counterpart of ArcGIS *Classify Pixels Using Deep Learning* (arguments tile_size, padding, batch_size,
 test_time_augmentation; processor type CPU/GPU). Thin layer: parameters -> a :class:`ClassifyPixelsPlan`
@@ -120,7 +120,7 @@ BLENDINGS = ("gaussian", "center")
 
 @dataclass(frozen=True)
 class ClassifyPixelsPlan:
-    """What :class:`ClassifyPixelsAlgorithm` runs: the arguments of :func:`core.inference.engine.classify_raster`.
+    """What :class:`ClassifyPixelsAlgorithm` runs: the arguments of :func:`core.inference.engine.classify_pixels`.
 
     Attributes:
         inputs: the input raster and the additional rasters (further dates, second date, other sensors).
@@ -349,7 +349,8 @@ class ClassifyPixelsAlgorithm(DlcAlgorithm):
         return mask_geometries(source, crs, context)
 
     def run_core(self, parameters: dict[str, Any], context: QgsProcessingContext, feedback) -> dict[str, Any]:
-        from ..core.inference.engine import classify_raster
+        from ..core.inference.engine import classify_pixels
+        from ..core.inference.options import OutputPaths
 
         plan = self.plan(parameters, context)
         crs = self.parameterAsRasterLayer(parameters, self.INPUT, context).crs()
@@ -358,16 +359,8 @@ class ClassifyPixelsAlgorithm(DlcAlgorithm):
         )
         if warning:
             feedback.warning(warning)
-        res = classify_raster(
-            plan.inputs,
-            plan.model,
-            plan.out_path,
-            plan.options,
-            prob_path=plan.prob_path,
-            area_table_path=plan.area_table_path,
-            polygons_path=plan.polygons_path,
-            feedback=feedback,
-        )
+        outputs = OutputPaths(plan.out_path, plan.prob_path, plan.area_table_path, plan.polygons_path)
+        res = classify_pixels(plan.inputs, plan.model, outputs, plan.options, feedback=feedback)
         out = str(res.output)
         style_on_load(context, out, res.qml)
         polygons_style_on_load(context, plan.polygons_path, res.classes)

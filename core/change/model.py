@@ -8,10 +8,8 @@ API for Python sample notebook), whose labels are "to class" or "no change".
 
 from __future__ import annotations
 
-import dataclasses
 import os
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..errors import InputError
@@ -46,11 +44,12 @@ class ChangeModelOptions:
 
 
 def detect_change_with_model(options: ChangeModelOptions, feedback: Feedback | None = None) -> InferenceResult:
-    """Run a two-date change model through :func:`core.inference.engine.classify_raster`.
+    """Run a two-date change model through :func:`core.inference.engine.classify_pixels`.
 
     The model card's task must be ``"change"`` (input = date 1 bands then date 2 bands, 2C
     channels); its classes are e.g. ``"no change"`` / ``"change"`` or ``"to forest"`` ...
     ``"no change"``. Both dates must be on one grid (same as Classify Pixels with several inputs).
+    The model may be an ``.onnx`` file, a STAC Item or a catalogue name (:func:`core.inference.model.load_model`).
 
     Returns:
         The :class:`core.inference.options.InferenceResult`.
@@ -58,30 +57,20 @@ def detect_change_with_model(options: ChangeModelOptions, feedback: Feedback | N
     Raises:
         InputError: the model expects a single date (its task is not ``"change"``).
         BandMismatchError: the two dates have different band counts.
-        ModelFileError, GridMismatchError: as :func:`core.inference.engine.classify_raster`.
+        ModelFileError, GridMismatchError: as :func:`core.inference.engine.classify_pixels`.
     """
-    from ..inference.engine import classify_raster
-    from ..modelcard import read_card
-    from ..stac import is_item, model_from_item
+    from ..inference.engine import classify_pixels
+    from ..inference.model import load_model
+    from ..inference.options import OutputPaths
 
-    o = options
-    if is_item(o.model):  # a STAC Item with the MLM extension: its mlm:model asset
-        o = dataclasses.replace(o, model=model_from_item(o.model))
-    card = read_card(o.model)
-    if card.task != "change":
+    o, c = options, options.classify
+    model = load_model(o.model, c.device, c.threads, c.input_scale, feedback=feedback)
+    if model.card.task != "change":
         raise InputError(
-            f"The model {Path(o.model).name} expects a single date (task '{card.task}'), not a pair of "
+            f"The model {model.path.name} expects a single date (task '{model.card.task}'), not a pair of "
             "rasters. Use a change model trained on two-date chips, or classify each date with Classify "
             "Pixels and use the post-classification mode."
         )
     pair_band_count(o.before, o.after)
-    return classify_raster(
-        [o.before, o.after],
-        o.model,
-        o.output,
-        o.classify,
-        prob_path=o.prob_path,
-        area_table_path=o.table_path,
-        polygons_path=o.polygons_path,
-        feedback=feedback,
-    )
+    outputs = OutputPaths(o.output, o.prob_path, o.table_path, o.polygons_path)
+    return classify_pixels([o.before, o.after], model, outputs, c, feedback=feedback)

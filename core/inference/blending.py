@@ -1,6 +1,6 @@
 """Seamless blending of overlapping tile predictions into row-major finished chunks, in bounded memory.
 
-Used by :mod:`core.inference.engine`. Tiles come from :func:`core.raster.tiling.tile_windows` (``cover_edges=True``);
+Used by :mod:`core.inference.engine`. Tiles come from one :class:`core.raster.tiling.TileGrid`;
 the engine visits them *group by group* (a group is normally one tile row; the last, edge-snapped row
 joins the row above it), and inside a group *column by column*. After the tiles of one column of a
 group, every pixel left of the next column's start is final for the rows of that group:
@@ -11,7 +11,7 @@ group, every pixel left of the next column's start is final for the rows of that
 
 Memory: a working buffer of ``K x group height x tile`` plus one carry buffer of
 ``(K + 1) x overlap x width`` (float32), so it grows neither with the raster height nor, much, with its
-width. Weights follow :func:`axis_weights`; overlapping predictions are averaged with them
+width. Weights follow :func:`blend_weights`; overlapping predictions are averaged with them
 (the overlapping-patch inference of "Deep Neural Networks for Automatic Extraction of Features in Time Series
 Optical Satellite Images", Int. Arch. Photogramm. Remote Sens. Spatial Inf. Sci., XLIII-B2-2020, 1529-1535,
 2020; ArcGIS's ``padding`` is the ``"center"`` mode).
@@ -19,36 +19,35 @@ Optical Satellite Images", Int. Arch. Photogramm. Remote Sens. Spatial Inf. Sci.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
 
 from ..errors import InputError
-from ..raster.tiling import tile_offsets
+from ..raster.tiling import TileGrid
 
 Blending = Literal["gaussian", "center"]
 
 
-def axis_weights(length: int, tile: int, stride: int, blending: Blending) -> list[np.ndarray]:
-    """1-D blending weights ``(min(tile, length),) float32`` for each tile offset along one axis.
+def _axis_weights(offs: Sequence[int], length: int, tile: int, overlap: int, blending: Blending) -> list[np.ndarray]:
+    """1-D blending weights ``(min(tile, length),) float32`` for each tile offset ``offs`` along one axis.
 
-    ``"gaussian"``: 1 on the tile's core (farther than ``overlap = tile - stride`` from its edges),
-    Gaussian tails ``exp(-e^2 / (2 sigma^2))`` over the overlap (``e``: distance into the overlap,
-    ``sigma = overlap / 4``), so neighbours cross-fade where they overlap, border pixels (whose
-    receptive field sees the zero padding) get ~1e-3 of a neighbour's weight, and no weight is
-    ever zero (edge tiles keep their border pixels). ``overlap == 0`` gives flat weights.
-    ``"center"``: 1 inside the tile's centre region, 0 elsewhere; neighbouring regions meet halfway
-    through each overlap, so every pixel comes from exactly one tile (ArcGIS ``padding``).
+    ``"gaussian"``: 1 on the tile's core (farther than ``overlap`` from its edges), Gaussian tails
+    ``exp(-e^2 / (2 sigma^2))`` over the overlap (``e``: distance into the overlap, ``sigma = overlap / 4``),
+    so neighbours cross-fade where they overlap, border pixels (whose receptive field sees the zero
+    padding) get ~1e-3 of a neighbour's weight, and no weight is ever zero (edge tiles keep their border
+    pixels). ``overlap == 0`` gives flat weights. ``"center"``: 1 inside the tile's centre region, 0
+    elsewhere; neighbouring regions meet halfway through each overlap, so every pixel comes from exactly
+    one tile (ArcGIS ``padding``).
 
     Raises:
         InputError: unknown ``blending``.
     """
-    offs = tile_offsets(length, tile, stride, cover_edges=True)
     n = min(tile, length)
     if blending == "gaussian":
-        ov = tile - stride
+        ov = overlap
         if ov <= 0:
             return [np.ones(n, np.float32) for _ in offs]
         d = np.abs(np.arange(n, dtype=np.float64) - (n - 1) / 2.0)
@@ -66,11 +65,42 @@ def axis_weights(length: int, tile: int, stride: int, blending: Blending) -> lis
     return out
 
 
+@dataclass(frozen=True)
+class BlendWeights:
+    """Blending weights of every tile of a :class:`TileGrid` (see :func:`blend_weights`).
+
+    Attributes:
+        rows: tile row offset (pixels) -> ``(tile_h,) float32`` weights along y.
+        cols: tile column offset (pixels) -> ``(tile_w,) float32`` weights along x.
+    """
+
+    rows: dict[int, np.ndarray]
+    cols: dict[int, np.ndarray]
+
+    def of(self, slot: TileSlot) -> np.ndarray:
+        """``(slot.h, slot.w) float32`` weights of one tile: the outer product of its axis weights."""
+        return self.rows[slot.row][: slot.h, None] * self.cols[slot.col][None, : slot.w]
+
+
+def blend_weights(grid: TileGrid, blending: Blending) -> BlendWeights:
+    """The weights of each tile of ``grid``, per axis (see :func:`_axis_weights` for the two modes).
+
+    Weights along an axis depend only on the tile's offset there, so they are kept per row and per column
+    offset; a tile's 2-D weights are their outer product (:meth:`BlendWeights.of`).
+
+    Raises:
+        InputError: unknown ``blending`` (``"gaussian"`` or ``"center"``).
+    """
+    wy = _axis_weights(grid.rows, grid.height, grid.tile_px, grid.overlap_px, blending)
+    wx = _axis_weights(grid.cols, grid.width, grid.tile_px, grid.overlap_px, blending)
+    return BlendWeights(dict(zip(grid.rows, wy)), dict(zip(grid.cols, wx)))
+
+
 def row_groups(ys: list[int], th: int) -> list[list[int]]:
     """Tile-row indexes grouped so that no carry between groups is taller than the regular overlap.
 
     Args:
-        ys: tile row offsets (pixels, increasing) from :func:`core.raster.tiling.tile_offsets`.
+        ys: tile row offsets (pixels, increasing), :attr:`core.raster.tiling.TileGrid.rows`.
         th: tile height (pixels).
     """
     regular = th - (ys[1] - ys[0]) if len(ys) > 1 else 0
@@ -103,11 +133,10 @@ class TileSlot:
     col_end: int
 
 
-def visiting_order(width: int, height: int, tile: int, stride: int) -> tuple[list[TileSlot], list[tuple[int, int]]]:
-    """Tiles in the blender's order and each group's ``(first row, last row + 1)`` (pixels)."""
-    ys = tile_offsets(height, tile, stride)
-    xs = tile_offsets(width, tile, stride)
-    th, tw = min(tile, height), min(tile, width)
+def visiting_order(grid: TileGrid) -> tuple[list[TileSlot], list[tuple[int, int]]]:
+    """The tiles of ``grid`` in the blender's order, and each group's ``(first row, last row + 1)`` (pixels)."""
+    ys, xs, width = grid.rows, grid.cols, grid.width
+    th, tw = grid.tile_h, grid.tile_w
     groups = row_groups(ys, th)
     slots, spans = [], []
     for g, rows in enumerate(groups):
@@ -138,14 +167,15 @@ class Chunk:
 class TileBlender:
     """Accumulates tiles in :func:`visiting_order` and yields finished :class:`Chunk` s."""
 
-    def __init__(self, k: int, width: int, height: int, tile: int, stride: int, spans: list[tuple[int, int]]) -> None:
-        self.k, self.width, self.spans = k, width, spans
-        self.tw = min(tile, width)
+    def __init__(self, k: int, grid: TileGrid, spans: list[tuple[int, int]]) -> None:
+        """``k`` classes; ``grid`` the tiling; ``spans`` the row groups of :func:`visiting_order` on it."""
+        self.k, self.width, self.spans = k, grid.width, spans
+        self.tw = grid.tile_w
         gh = max(b - a for a, b in spans)
         carry = max([spans[g][1] - spans[g + 1][0] for g in range(len(spans) - 1)] + [1])
         self.work = np.zeros((k + 1, gh, self.tw), np.float32)  # K weighted sums + the weight sum
         self.valid = np.zeros((gh, self.tw), bool)
-        self.carry = np.zeros((k + 1, carry, width), np.float32)
+        self.carry = np.zeros((k + 1, carry, grid.width), np.float32)
         self.group = 0
         self.col0 = 0  # extent column of work[..., 0]
 

@@ -1,6 +1,7 @@
-"""What Classify Pixels takes and gives: :class:`ClassifyOptions` (how to classify) and :class:`InferenceResult`.
+"""What Classify Pixels takes and gives: :class:`ClassifyOptions` (how to classify), :class:`OutputPaths`
+(where to write) and :class:`InferenceResult`.
 
-:func:`core.inference.engine.classify_raster` takes the input rasters, the model and the output paths as
+:func:`core.inference.engine.classify_pixels` takes the input rasters, the model and the output paths as
 arguments and everything else as one :class:`ClassifyOptions`; the batch runner
 (:mod:`core.inference.batch`) sends the same object to every task.
 """
@@ -9,7 +10,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +24,7 @@ GeoJSON = Mapping[str, Any]
 
 @dataclass(frozen=True)
 class ClassifyOptions:
-    """How :func:`core.inference.engine.classify_raster` classifies: everything but the input, model and
+    """How :func:`core.inference.engine.classify_pixels` classifies: everything but the input, model and
     output paths.
 
     Attributes:
@@ -34,7 +35,7 @@ class ClassifyOptions:
         overlap: pixels shared by neighbouring tiles (None/negative: the card's, scaled to ``tile_size``);
             ``< tile_size``.
         batch_size: tiles per ``session.run``, at least 1 (models with a fixed batch of 1 run one at a time).
-        blending: ``"gaussian"`` smooth weights or ``"center"`` crop (see :func:`core.inference.blending.axis_weights`).
+        blending: ``"gaussian"`` smooth weights or ``"center"`` crop (see :func:`core.inference.blending.blend_weights`).
         tta: average the 8 dihedral transforms (:mod:`core.preprocessing.dihedral`; 8x slower).
         device: ``auto``/``cpu``/``cuda``/``cuda:N``/``tensorrt`` (see :func:`core.inference.session.resolve_providers`).
         threads: ONNX Runtime intra-op threads, 0 = all cores.
@@ -78,9 +79,34 @@ class ClassifyOptions:
     polygons: PolygonOptions = field(default_factory=PolygonOptions)
 
 
+@dataclass(frozen=True)
+class OutputPaths:
+    """Where Classify Pixels writes: the class raster, and optionally probabilities, an area table, polygons.
+
+    Paths may be given as strings; they are kept as :class:`pathlib.Path`.
+
+    Attributes:
+        classes: class raster (GeoTIFF, uint8 class values, nodata 255, colour table; QML beside it).
+        probabilities: float32 probability raster, one band per class (nodata NaN), or None.
+        area_table: CSV of per-class pixels, m2, ha and percent, or None.
+        polygons: GeoPackage of class polygons (value, name, pixels, m², ha), made from the class raster
+            strip by strip (:func:`core.raster.polygons.polygonize_classes`, ``ClassifyOptions.polygons``), or None.
+    """
+
+    classes: Path
+    probabilities: Path | None = None
+    area_table: Path | None = None
+    polygons: Path | None = None
+
+    def __post_init__(self) -> None:
+        for f in fields(self):  # frozen: normalised once, here
+            value = getattr(self, f.name)
+            object.__setattr__(self, f.name, Path(value) if value else None)
+
+
 @dataclass
 class InferenceResult:
-    """What :func:`core.inference.engine.classify_raster` produced.
+    """What :func:`core.inference.engine.classify_pixels` produced.
 
     Attributes:
         output: the class raster (uint8, class values, nodata 255).

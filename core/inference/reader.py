@@ -1,5 +1,7 @@
 """Classify Pixels input: tiles read from every source raster, masked, cleaned and normalised for the model.
 
+:func:`input_paths` checks the input paths and :func:`open_inputs` opens the rasters on one grid
+(:class:`OpenInputs`; a later date on another grid, or all of them at the model's pixel size, resampled).
 :class:`TileReader` reads one tile window of all the model's sources (:mod:`core.inference.bands`),
 builds the valid-pixel mask (input nodata, GDAL mask bands, mask polygons), applies the training cloud
 policy per tile (:class:`CloudPolicy`, when the model was trained with one and valid-data masks are
@@ -19,17 +21,18 @@ import numpy as np
 import rasterio
 import rasterio.features
 import rasterio.transform
-from rasterio.enums import MaskFlags
+from rasterio.enums import MaskFlags, Resampling
 from rasterio.windows import Window
 
 from ..errors import InputError, NoOverlapError
 from ..feedback import Feedback
 from ..modelcard import ModelCard
 from ..preprocessing.normalize import normalize, valid_mask
-from ..raster.grid import RasterGrid, window_transform
+from ..raster.grid import RasterGrid, aligned, band_names, window_transform
 from ..raster.io import GDAL_IO_LOCK
 from .bands import BandSource
-from .options import GeoJSON
+from .options import ClassifyOptions, GeoJSON
+from .pixel_size import model_grid
 
 
 def load_mask(mask: str | os.PathLike | Sequence[GeoJSON], crs) -> list[GeoJSON]:
@@ -62,43 +65,142 @@ def load_mask(mask: str | os.PathLike | Sequence[GeoJSON], crs) -> list[GeoJSON]
     return geoms
 
 
+@dataclass(frozen=True)
+class OpenInputs:
+    """The input rasters of one run, open for reading on one grid (see :func:`open_inputs`).
+
+    Attributes:
+        paths: the input rasters, in input order (first date first).
+        datasets: the open datasets (rasterio, or warped readers of :func:`core.raster.grid.aligned`) on ``grid``.
+        names: each raster's band names (from the files themselves).
+        grid: the grid every dataset is read on: the first raster's, or the model's pixel size when resampling.
+    """
+
+    paths: list[Path]
+    datasets: list
+    names: list[list[str]]
+    grid: RasterGrid
+
+
+@dataclass(frozen=True)
+class ReadArea:
+    """Where :class:`TileReader` reads: the extent, the tile size and the mask.
+
+    Attributes:
+        window: the extent to classify, pixels of the input grid; tiles are given in extent pixels.
+        tile_px: tile edge, pixels (reads smaller than a tile are mirror-padded to it).
+        mask: polygons in the raster CRS (:func:`load_mask`), or None.
+    """
+
+    window: Window
+    tile_px: int
+    mask: list[GeoJSON] | None = None
+
+
+def input_paths(inputs: Sequence[str | os.PathLike], opts: ClassifyOptions) -> list[Path]:
+    """The input rasters as paths, after the checks that need no file opened.
+
+    Raises:
+        InputError: no input, a missing input, a batch size below 1.
+    """
+    paths = [Path(p) for p in inputs]
+    if not paths:
+        raise InputError("No input raster given.")
+    for p in paths:
+        if not p.is_file():
+            raise InputError(f"Input raster {p} does not exist.")
+    if opts.batch_size < 1:
+        raise InputError(f"Batch size must be at least 1, got {opts.batch_size}.")
+    return paths
+
+
+def open_inputs(
+    stack: contextlib.ExitStack,
+    paths: list[Path],
+    card: ModelCard,
+    resample: bool,
+    fb: Feedback,
+    warnings: list[str] | None = None,
+) -> OpenInputs:
+    """The input rasters opened for reading on one grid, with their band names.
+
+    The first raster's grid is the output grid. A later date on another pixel grid that overlaps it (a
+    data set that delivers each date on its own grid, e.g. OSCD's abudhabi: same bounds, a few pixels
+    fewer) is read through :func:`core.raster.grid.aligned`, resampled bilinearly onto the first date's
+    grid; the resampling is reported in ``warnings`` (and so in the log and the run's result). With
+    ``resample`` the datasets are read onto :func:`model_grid` instead (band names come from the files
+    themselves).
+
+    Raises:
+        NoOverlapError: a later date does not overlap the first.
+        CRSMismatchError: one date has a CRS and another has none.
+    """
+    grid = RasterGrid.from_path(paths[0])
+    names = []
+    for p in paths:
+        with rasterio.open(p) as ds:
+            names.append(band_names(ds))
+    target = model_grid(card, grid) if resample else None
+    if resample and target is None:
+        fb.info(
+            "Resampling asked, but the raster is already on the model's pixel size (or the model "
+            "card records none in metres): classified as it is."
+        )
+    if target is None:
+        for p in paths[1:]:
+            g = RasterGrid.from_path(p)
+            if not grid.same_as(g):
+                msg = (
+                    f"{p.name} is not on the pixel grid of {paths[0].name} ({grid.describe_difference(g)}): "
+                    "it is resampled onto that grid (bilinear) as it is read."
+                )
+                if warnings is not None:
+                    warnings.append(msg)
+                else:
+                    fb.warning(msg)
+        return OpenInputs(
+            paths, [stack.enter_context(aligned(p, grid, Resampling.bilinear)) for p in paths], names, grid
+        )
+    rs = Resampling.average if target.pixel_size[0] > grid.pixel_size[0] else Resampling.bilinear
+    fb.info(
+        f"Resampling the input from {grid.pixel_size[0]:.6g} to {target.pixel_size[0]:.6g} "
+        f"CRS units per pixel ({rs.name}) to match the model; outputs are "
+        f"{target.width} x {target.height} px."
+    )
+    return OpenInputs(paths, [stack.enter_context(aligned(p, target, rs)) for p in paths], names, target)
+
+
 class TileReader:
     """Reads tiles of all sources, builds the valid mask and the normalised model input.
 
     Args:
-        datasets: the open input rasters (read on the engine's grid). sources: the model's bands per raster.
-        layout: ``"BCHW"`` or ``"BTCHW"`` (sources stacked as dates). scale: the card's ``input_scale``.
-        tile: tile edge in pixels (smaller reads are mirror-padded to it).
-        origin: ``(col, row)`` of the extent window in the raster, pixels.
-        mask: polygons in the raster CRS, or None. transform: the raster's geotransform.
-        indices: spectral indices appended per date (:mod:`core.preprocessing.indices`).
-        normalization: the card's normalisation kind (:func:`core.preprocessing.normalize.normalize`).
-
-    Attributes:
-        cloud: the cloud policy applied per tile, or None.
+        inputs: the open input rasters (:func:`open_inputs`). sources: the model's bands per raster
+            (:func:`core.inference.bands.plan_sources`).
+        card: the model card (overrides applied): its ``layout`` (``"BTCHW"``: sources stacked as dates),
+            ``input_scale``, spectral ``indices`` (:mod:`core.preprocessing.indices`, appended per date) and
+            ``normalization`` (:func:`core.preprocessing.normalize.normalize`).
+        area: the extent, tile size and mask polygons.
+        cloud: the training cloud policy applied per tile (:func:`open_cloud_policy`), or None.
     """
 
     def __init__(
         self,
-        datasets: list,
+        inputs: OpenInputs,
         sources: list[BandSource],
-        layout: str,
-        scale: float,
-        tile: int,
-        origin: tuple[int, int],
-        mask: list[GeoJSON] | None,
-        transform,
-        indices: Sequence[str] = (),
-        normalization: str = "standard",
+        card: ModelCard,
+        area: ReadArea,
+        cloud: CloudPolicy | None = None,
     ) -> None:
-        self.datasets, self.sources, self.layout, self.scale, self.tile = datasets, sources, layout, scale, tile
-        self.indices, self.normalization = list(indices), normalization
-        self.origin, self.mask, self.transform = origin, mask, transform
-        self.mask_bounds = _union_bounds(mask) if mask else None
+        self.datasets, self.sources, self.tile = inputs.datasets, sources, area.tile_px
+        self.layout, self.scale = card.layout, card.input_scale
+        self.indices, self.normalization = list(card.indices), card.normalization
+        self.origin = (int(area.window.col_off), int(area.window.row_off))
+        self.mask, self.transform = area.mask, inputs.grid.transform
+        self.mask_bounds = _union_bounds(area.mask) if area.mask else None
         self.use_mask_band = [
-            bool({MaskFlags.per_dataset, MaskFlags.alpha} & set(ds.mask_flag_enums[0])) for ds in datasets
+            bool({MaskFlags.per_dataset, MaskFlags.alpha} & set(ds.mask_flag_enums[0])) for ds in self.datasets
         ]
-        self.cloud: CloudPolicy | None = None
+        self.cloud = cloud
 
     def read(self, win: Window) -> tuple[np.ndarray | None, np.ndarray]:
         """``win`` in extent pixels -> (input ``([T,] C, tile, tile) float32`` or None, valid ``(h, w) bool``)."""
@@ -195,20 +297,19 @@ class CloudPolicy:
 
 def open_cloud_policy(
     card: ModelCard,
-    paths: Sequence[Path],
+    inputs: OpenInputs,
     sources: list[BandSource],
-    grid: RasterGrid,
-    valid_masks,
-    mask_kind: str,
-    threshold: float,
+    opts: ClassifyOptions,
     stack: contextlib.ExitStack,
     fb: Feedback,
 ) -> CloudPolicy | None:
     """The card's cloud policy with the given per-date masks, or None (no policy, or no masks: warned).
 
     Args:
-        valid_masks, mask_kind, threshold: as ``valid_masks``, ``mask_kind`` and ``cloud_threshold`` of
-            :class:`core.inference.options.ClassifyOptions`.
+        card: the model card (its ``training["preprocessing"]["cloud"]``). inputs: the open input rasters.
+        sources: the model's bands per raster.
+        opts: the run's ``valid_masks``, ``mask_kind`` and ``cloud_threshold``
+            (:class:`core.inference.options.ClassifyOptions`).
         stack: keeps the mask raster open for the run.
 
     Raises:
@@ -216,6 +317,7 @@ def open_cloud_policy(
     """
     cloud = ((card.training or {}).get("preprocessing") or {}).get("cloud") or {}
     policy = cloud.get("policy", "none")
+    valid_masks, paths = opts.valid_masks, inputs.paths
     if policy == "none" and valid_masks is None:
         return None
     if card.layout != "BTCHW" or len(sources) != len(paths):
@@ -232,7 +334,7 @@ def open_cloud_policy(
     from ..preprocessing.timeseries import DateMasks, date_offsets, parse_date
 
     dates = [parse_date(p.name) or str(i) for i, p in enumerate(paths)]
-    masks = stack.enter_context(DateMasks(valid_masks, grid, dates, mask_kind, threshold))
+    masks = stack.enter_context(DateMasks(valid_masks, inputs.grid, dates, opts.mask_kind, opts.cloud_threshold))
     policy = policy if policy != "none" else "interpolate"
     fb.info(f"Cloud policy '{policy}' with valid-data masks {Path(valid_masks).name} applied to every tile.")
     fill = np.array([s.mean for s in sources], np.float32) / np.float32(card.input_scale or 1.0)

@@ -10,36 +10,20 @@ from __future__ import annotations
 import contextlib
 import csv
 from pathlib import Path
-from typing import NamedTuple
 
 import numpy as np
 import rasterio
 from rasterio.windows import Window
 
 from .. import classes as styles
-from ..classes import ClassInfo
-from ..raster.grid import IGNORE_INDEX, RasterGrid
+from ..classes import IGNORE_INDEX, ClassInfo
+from ..raster.grid import RasterGrid
 from ..raster.io import GDAL_IO_LOCK, atomic_output, atomic_raster, geotiff_profile
 from .blending import Chunk
+from .options import OutputPaths
 
 #: Output class raster nodata (never a class value).
 NODATA = IGNORE_INDEX
-
-
-class OutputPaths(NamedTuple):
-    """Where Classify Pixels writes: the class raster, and optionally probabilities, an area table, polygons.
-
-    Attributes:
-        classes: class raster (GeoTIFF, uint8 class values, nodata 255, colour table; QML beside it).
-        probabilities: float32 probability raster, one band per class (nodata NaN), or None.
-        area_table: CSV of per-class pixels, m2, ha and percent, or None.
-        polygons: GeoPackage of class polygons (:func:`core.raster.polygons.polygonize_classes`), or None.
-    """
-
-    classes: Path
-    probabilities: Path | None = None
-    area_table: Path | None = None
-    polygons: Path | None = None
 
 
 class ChunkWriter:

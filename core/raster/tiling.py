@@ -2,10 +2,14 @@
 
 All offsets and sizes are in pixels of the raster they refer to; windows are :class:`rasterio.windows.Window`.
 The one place where Export Training Tiles and Classify Pixels get their tiling, so that a model sees at
-inference exactly the tiles it was trained on.
+inference exactly the tiles it was trained on. :class:`TileGrid` is the inference tiling of one raster
+(or extent), computed once and handed to the visiting order, the blend weights, the blender and the
+batch planner (after Deepness's ``TileParams``: tile size, stride and overlap in pixels in one object).
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass, field
 
 from rasterio.windows import Window
 
@@ -33,6 +37,69 @@ def tile_offsets(length: int, tile_size: int, stride: int, cover_edges: bool = T
     if cover_edges and offs[-1] + tile_size < length:
         offs.append(length - tile_size)
     return offs
+
+
+@dataclass(frozen=True)
+class TileGrid:
+    """The inference tiling of a ``width`` x ``height`` raster: square tiles sharing ``overlap_px``, edges snapped.
+
+    Tiles start every ``stride = tile_px - overlap_px`` pixels along each axis; a last tile is snapped flush
+    with the raster's edge (:func:`tile_offsets` with ``cover_edges=True``), so every pixel is covered. A raster
+    smaller than a tile along an axis gets one tile of the raster's size there (the reader mirror-pads it).
+    The offsets are computed once, when the grid is made.
+
+    Attributes:
+        width, height: raster (extent) size, pixels.
+        tile_px: tile edge, pixels. overlap_px: pixels shared by neighbouring tiles, ``0 <= overlap_px < tile_px``.
+        rows, cols: tile start offsets along y and x (pixels, increasing; derived).
+
+    Raises:
+        InputError: a size below 1 pixel, or an overlap outside ``[0, tile_px)`` (the message says what to use).
+    """
+
+    width: int
+    height: int
+    tile_px: int
+    overlap_px: int = 0
+    rows: tuple[int, ...] = field(init=False, repr=False, compare=False)
+    cols: tuple[int, ...] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if self.width < 1 or self.height < 1:
+            raise InputError(f"A tile grid needs a raster of at least 1 x 1 pixels, got {self.width} x {self.height}.")
+        if self.tile_px < 1:
+            raise InputError(f"Tile size must be a positive number of pixels, got {self.tile_px}.")
+        if not 0 <= self.overlap_px < self.tile_px:
+            raise InputError(
+                f"Overlap {self.overlap_px} px must be at least 0 and smaller than the tile size {self.tile_px} px; "
+                "use about a quarter of it."
+            )
+        # frozen: the derived offsets are set once here, never again
+        object.__setattr__(self, "rows", tuple(tile_offsets(self.height, self.tile_px, self.stride)))
+        object.__setattr__(self, "cols", tuple(tile_offsets(self.width, self.tile_px, self.stride)))
+
+    @property
+    def stride(self) -> int:
+        """Step between tile origins, pixels (``tile_px - overlap_px``)."""
+        return self.tile_px - self.overlap_px
+
+    @property
+    def tile_h(self) -> int:
+        """Height of every tile window, pixels (``min(tile_px, height)``)."""
+        return min(self.tile_px, self.height)
+
+    @property
+    def tile_w(self) -> int:
+        """Width of every tile window, pixels (``min(tile_px, width)``)."""
+        return min(self.tile_px, self.width)
+
+    def __len__(self) -> int:
+        """Number of tiles."""
+        return len(self.rows) * len(self.cols)
+
+    def windows(self) -> list[Window]:
+        """Row-major tile windows (the grid of :func:`tile_windows` with ``stride``, ``cover_edges=True``)."""
+        return [Window(c, r, self.tile_w, self.tile_h) for r in self.rows for c in self.cols]
 
 
 def tile_windows(width: int, height: int, tile_size: int, stride: int, cover_edges: bool = True) -> list[Window]:

@@ -8,8 +8,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import rasterio
-from helpers.change import diff_model as _diff_model
-from helpers.change import on_own_grid
 
 from deeplandcover.core.assessment.compare import binary_change_scores
 from deeplandcover.core.change.cva import CvaOptions, change_vector_analysis, otsu_threshold
@@ -19,6 +17,9 @@ from deeplandcover.core.classes import ClassInfo
 from deeplandcover.core.errors import BandMismatchError, InputError, NoOverlapError
 from deeplandcover.core.inference.options import ClassifyOptions
 from deeplandcover.core.raster.grid import RasterGrid, pixel_area_m2
+
+from ..helpers.change import diff_model as _diff_model
+from ..helpers.change import on_own_grid
 
 NAMES = {
     1: ClassInfo(1, "forest", "#054907"),

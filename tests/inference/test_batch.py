@@ -15,19 +15,20 @@ from pathlib import Path
 import numpy as np
 import pytest
 import rasterio
-from helpers.batch import FaultPlugin, band_stats, cut_scene
-from helpers.onnx_models import make_model
 
 import deeplandcover
 from deeplandcover.core.errors import CanceledError, InputError
 from deeplandcover.core.inference.batch import plan as batch_plan
 from deeplandcover.core.inference.batch import run as batch
 from deeplandcover.core.inference.batch.run import BatchOptions
-from deeplandcover.core.inference.blending import axis_weights
-from deeplandcover.core.inference.engine import classify_raster
+from deeplandcover.core.inference.blending import blend_weights
+from deeplandcover.core.inference.engine import classify_pixels
 from deeplandcover.core.inference.options import ClassifyOptions
 from deeplandcover.core.raster.io import build_vrt, write_vrt
-from deeplandcover.core.raster.tiling import tile_offsets
+from deeplandcover.core.raster.tiling import TileGrid
+
+from ..helpers.batch import FaultPlugin, band_stats, cut_scene
+from ..helpers.onnx_models import make_model
 
 #: The folder holding this checkout as the ``deeplandcover`` package (unresolved: it may be a link).
 PKG_ROOT = Path(deeplandcover.__file__).parent.parent
@@ -97,17 +98,16 @@ def _contributions(offs: list[int], weights: list[np.ndarray], n: int, p: int, s
     [(300, 64, 16), (101, 64, 16), (500, 128, 32), (97, 32, 0), (64, 64, 8), (250, 64, 1), (40, 64, 16)],
 )
 def test_axis_span_gives_each_block_pixel_the_whole_raster_tiles_and_weights(length, tile, overlap, blending):
-    stride = tile - overlap
     n = min(tile, length)
-    offs = tile_offsets(length, tile, stride)
-    ws = axis_weights(length, tile, stride, blending)
+    grid = TileGrid(length, 1, tile, overlap)
+    offs, ws = grid.cols, list(blend_weights(grid, blending).cols.values())
     for block in (7, 50, 70, 128):
         for a in range(0, length, block):
             b = min(a + block, length)
-            start, end = batch_plan.axis_span(a, b, length, tile, stride)
+            start, end = batch_plan.axis_span(grid.cols, grid.tile_w, length, a, b)
             assert 0 <= start <= a < b <= end <= length
-            sub_offs = tile_offsets(end - start, tile, stride)
-            sub_ws = axis_weights(end - start, tile, stride, blending)
+            sub = TileGrid(end - start, 1, tile, overlap)
+            sub_offs, sub_ws = sub.cols, list(blend_weights(sub, blending).cols.values())
             for p in range(a, b):
                 want = [c for c in _contributions(offs, ws, n, p) if c[1] > 0 or blending == "gaussian"]
                 got = [
@@ -157,7 +157,7 @@ def test_cluster_outputs_equal_single_process_byte_for_byte(client, series, tmp_
     res = batch.classify_batch(files, model, tmp_path / "out", BatchOptions(scheduler=client))
     assert not res.failed and res.n_workers == 2 and len(res.computed) == 5 and not res.skipped
     for f, out in zip(files, res.outputs):
-        ref = classify_raster([f], model, tmp_path / f"{f.stem}_ref.tif", ClassifyOptions(threads=2))
+        ref = classify_pixels([f], model, tmp_path / f"{f.stem}_ref.tif", ClassifyOptions(threads=2))
         _same_raster(out, ref.output)
         with rasterio.open(out) as x, rasterio.open(ref.output) as y:  # provenance: same model, input, tiling
             volatile = ("DLC_CREATED", "TIFFTAG_DATETIME", "DLC_PARAMETERS")  # the run's time; threads differ
@@ -192,7 +192,7 @@ def test_rerun_skips_finished_and_recomputes_only_missing_or_stale(client, serie
 @pytest.mark.parametrize("blending", ["gaussian", "center"])
 def test_block_mode_on_a_vrt_mosaic_is_seamless(client, mosaic, tmp_path, blending):
     _, vrt, model = mosaic
-    ref = classify_raster([vrt], model, tmp_path / "whole.tif", ClassifyOptions(blending=blending))
+    ref = classify_pixels([vrt], model, tmp_path / "whole.tif", ClassifyOptions(blending=blending))
     res = batch.classify_batch(
         vrt,
         model,
@@ -215,7 +215,7 @@ def test_empty_blocks_leave_nodata_and_count_as_finished(client, series, tmp_pat
         o.descriptions = desc
     blocks = BatchOptions(scheduler=client, block_size=32)  # blocks of columns 0-31 and 32-63: no valid tile
     opts = ClassifyOptions(tile_size=32, overlap=0)
-    ref = classify_raster([src], model, tmp_path / "ref.tif", ClassifyOptions(tile_size=32, overlap=0))
+    ref = classify_pixels([src], model, tmp_path / "ref.tif", ClassifyOptions(tile_size=32, overlap=0))
     res = batch.classify_batch(src, model, tmp_path / "out", blocks, opts)
     assert res.empty == [f"half_class_{r}_{c}" for r in range(4) for c in range(2)] and len(res.computed) == 8
     assert not (tmp_path / "out" / "half_class_0_0.tif").exists()
@@ -238,7 +238,7 @@ def test_failing_task_is_retried_and_a_broken_input_is_reported(client, series, 
     assert Path(out / f"{flaky}.tif") in res.computed and len(res.computed) == 3  # ... and the retry succeeded
     assert [f.name for f in res.failed] == ["broken_class"] and "broken.tif" in res.failed[0].error
     assert res.vrt.is_file() and res.warnings
-    _same_raster(out / f"{flaky}.tif", classify_raster([files[1]], model, tmp_path / "ref.tif").output)
+    _same_raster(out / f"{flaky}.tif", classify_pixels([files[1]], model, tmp_path / "ref.tif").output)
 
 
 def test_killed_worker_task_is_rescheduled(client, series, tmp_path):
@@ -255,7 +255,7 @@ def test_killed_worker_task_is_rescheduled(client, series, tmp_path):
     assert side["pid"] != dead_pid  # it ran again in another (or the restarted) worker process
     with pytest.raises(ProcessLookupError):
         os.kill(dead_pid, 0)
-    _same_raster(out / f"{victim}.tif", classify_raster([files[0]], model, tmp_path / "ref.tif").output)
+    _same_raster(out / f"{victim}.tif", classify_pixels([files[0]], model, tmp_path / "ref.tif").output)
     client.wait_for_workers(2, timeout=60)
 
 
@@ -295,7 +295,7 @@ def test_cancel_stops_the_run_and_a_rerun_resumes(client, mosaic, tmp_path):
 
 def test_write_vrt_without_gdal_bindings_matches_buildvrt(mosaic, tmp_path):
     parts, _, _ = mosaic
-    cls = [classify_raster([p], mosaic[2], tmp_path / f"{p.stem}.tif").output for p in parts]
+    cls = [classify_pixels([p], mosaic[2], tmp_path / f"{p.stem}.tif").output for p in parts]
     a = build_vrt(cls, tmp_path / "gdal.vrt")
     b = write_vrt(cls, tmp_path / "plain.vrt")
     _same_raster(a, b)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from deeplandcover.core.inference.blending import TileBlender, axis_weights, row_groups, visiting_order
-from deeplandcover.core.raster.tiling import tile_offsets
+from deeplandcover.core.inference.blending import TileBlender, blend_weights, row_groups, visiting_order
+from deeplandcover.core.raster.tiling import TileGrid, tile_offsets
 
 
 @pytest.mark.parametrize(
@@ -21,11 +21,12 @@ from deeplandcover.core.raster.tiling import tile_offsets
 def test_blender_equals_whole_array_average(width, height, tile, stride, blending):
     rng = np.random.default_rng(0)
     k = 3
-    slots, spans = visiting_order(width, height, tile, stride)
-    wy = dict(zip(tile_offsets(height, tile, stride), axis_weights(height, tile, stride, blending)))
-    wx = dict(zip(tile_offsets(width, tile, stride), axis_weights(width, tile, stride, blending)))
+    grid = TileGrid(width, height, tile, tile - stride)
+    slots, spans = visiting_order(grid)
+    weights = blend_weights(grid, blending)
+    wy, wx = weights.rows, weights.cols
     acc, wsum = np.zeros((k, height, width)), np.zeros((height, width))
-    blender = TileBlender(k, width, height, tile, stride, spans)
+    blender = TileBlender(k, grid, spans)
     out_acc, out_w = np.full((k, height, width), np.nan), np.full((height, width), np.nan)
     covered = np.zeros((height, width), int)
     for s in slots:

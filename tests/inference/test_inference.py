@@ -12,8 +12,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import rasterio
-from conftest import make_raster
-from helpers.onnx_models import make_model, make_series_model, smooth_image
 
 from deeplandcover.core.errors import (
     BandMismatchError,
@@ -24,13 +22,16 @@ from deeplandcover.core.errors import (
 )
 from deeplandcover.core.feedback import NullFeedback
 from deeplandcover.core.inference.bands import parse_band_map
-from deeplandcover.core.inference.blending import axis_weights
-from deeplandcover.core.inference.engine import classify_raster
-from deeplandcover.core.inference.options import ClassifyOptions
+from deeplandcover.core.inference.blending import blend_weights
+from deeplandcover.core.inference.engine import classify_pixels
+from deeplandcover.core.inference.options import ClassifyOptions, OutputPaths
 from deeplandcover.core.inference.pixel_size import model_grid
 from deeplandcover.core.inference.session import resolve_providers
 from deeplandcover.core.preprocessing.dihedral import dihedral
-from deeplandcover.core.raster.tiling import tile_offsets
+from deeplandcover.core.raster.tiling import TileGrid
+
+from ..helpers.onnx_models import make_model, make_series_model, smooth_image
+from ..helpers.rasters import make_raster
 
 BANDS = ["blue", "green", "red", "nir"]
 
@@ -68,7 +69,7 @@ def _rows(path: Path) -> list[dict]:
 
 def _classify(raster: Path, model: Path, out: Path, **kw) -> np.ndarray:
     kw.setdefault("threads", 1)
-    classify_raster([raster], model, out, ClassifyOptions(**kw))
+    classify_pixels([raster], model, out, ClassifyOptions(**kw))
     return _read(out)
 
 
@@ -92,21 +93,21 @@ def test_gdal_block_cache_is_megabytes_during_the_run(raster, model, tmp_path):
         def set_progress(self, percent: float) -> None:
             seen.append(rasterio.env.getenv().get("GDAL_CACHEMAX"))
 
-    classify_raster([raster], model, tmp_path / "c.tif", ClassifyOptions(threads=1), feedback=Probe())
+    classify_pixels([raster], model, tmp_path / "c.tif", ClassifyOptions(threads=1), feedback=Probe())
     assert seen and min(seen) >= 64 * 2**20
 
 
 def test_center_weights_partition_each_axis():
     for length, tile, stride in [(256, 64, 48), (100, 64, 48), (300, 64, 40), (50, 64, 48)]:
-        ws = axis_weights(length, tile, stride, "center")
+        ws = blend_weights(TileGrid(length, 1, tile, tile - stride), "center").cols
         total = np.zeros(length)
-        for off, w in zip(tile_offsets(length, tile, stride), ws):
+        for off, w in ws.items():
             total[off : off + len(w)] += w
         assert np.array_equal(total, np.ones(length))
 
 
 def test_gaussian_weights_positive_and_cross_fade():
-    ws = axis_weights(256, 64, 48, "gaussian")
+    ws = list(blend_weights(TileGrid(256, 1, 64, 16), "gaussian").cols.values())
     assert all((w > 0).all() for w in ws)
     w = ws[0]
     assert w[32] == 1.0 and w[0] < 1e-3 and abs(w[55] - w[8]) < 1e-6  # symmetric, ~0 at the edge
@@ -129,13 +130,11 @@ def test_tta_runs_and_mostly_agrees(raster, model, tmp_path):
 
 # ----------------------------------------------------------------------------- outputs
 def test_probabilities_area_table_and_style(raster, model, tmp_path):
-    res = classify_raster(
+    res = classify_pixels(
         [raster],
         model,
-        tmp_path / "cls.tif",
+        OutputPaths(tmp_path / "cls.tif", probabilities=tmp_path / "p.tif", area_table=tmp_path / "a.csv"),
         ClassifyOptions(tile_size=64, overlap=16, threads=1),
-        prob_path=tmp_path / "p.tif",
-        area_table_path=tmp_path / "a.csv",
     )
     cls = _read(res.output)
     with rasterio.open(res.probabilities) as ds:
@@ -161,7 +160,7 @@ def test_probabilities_area_table_and_style(raster, model, tmp_path):
 
 def test_logits_model_gets_softmax(work, raster, tmp_path, image):
     m = make_model(work / "logits.onnx", BANDS, 3, seed=3, softmax=False, balance_on=image, tile_size=64, overlap=16)
-    classify_raster([raster], m, tmp_path / "c.tif", ClassifyOptions(threads=1), prob_path=tmp_path / "p.tif")
+    classify_pixels([raster], m, OutputPaths(tmp_path / "c.tif", tmp_path / "p.tif"), ClassifyOptions(threads=1))
     with rasterio.open(tmp_path / "p.tif") as ds:
         p = ds.read()
     assert p.min() >= 0 and np.allclose(p.sum(0), 1.0, atol=1e-4)
@@ -196,7 +195,7 @@ def test_mask_polygon_outside_is_nodata(raster, model, tmp_path):
 def test_extent_window_and_outside(raster, model, tmp_path):
     with rasterio.open(raster) as ds:
         left, b, r, t = ds.bounds
-    res = classify_raster(
+    res = classify_pixels(
         [raster],
         model,
         tmp_path / "e.tif",
@@ -206,7 +205,7 @@ def test_extent_window_and_outside(raster, model, tmp_path):
         assert (ds.width, ds.height) == (100, 60)
         assert ds.transform.c == pytest.approx(left + 200) and ds.transform.f == pytest.approx(b + 900)
     with pytest.raises(NoOverlapError):
-        classify_raster([raster], model, tmp_path / "o.tif", ClassifyOptions(extent=(0, 0, 100, 100)))
+        classify_pixels([raster], model, tmp_path / "o.tif", ClassifyOptions(extent=(0, 0, 100, 100)))
     assert not (tmp_path / "o.tif").exists()
 
 
@@ -219,7 +218,7 @@ def test_raster_smaller_than_tile(model, tmp_path, image):
 def test_all_nodata_raster_is_an_error(model, tmp_path):
     r = make_raster(tmp_path / "empty.tif", np.zeros((4, 70, 70), np.uint16), nodata=0, descriptions=BANDS)
     with pytest.raises(InputError, match="Nothing to classify"):
-        classify_raster([r], model, tmp_path / "c.tif", ClassifyOptions(threads=1))
+        classify_pixels([r], model, tmp_path / "c.tif", ClassifyOptions(threads=1))
     assert not (tmp_path / "c.tif").exists()
 
 
@@ -232,8 +231,8 @@ def test_epsg4326_raster(model, tmp_path, image):
         pixel=0.0001,
         descriptions=BANDS,
     )
-    res = classify_raster(
-        [r], model, tmp_path / "c.tif", ClassifyOptions(threads=1), area_table_path=tmp_path / "a.csv"
+    res = classify_pixels(
+        [r], model, OutputPaths(tmp_path / "c.tif", area_table=tmp_path / "a.csv"), ClassifyOptions(threads=1)
     )
     rows = _rows(res.area_table)
     m2 = sum(float(x["m2"]) for x in rows)
@@ -256,14 +255,14 @@ def test_bands_selected_by_name(model, raster, tmp_path, image):
 def test_band_mismatch_lists_both_sides(model, tmp_path, image):
     r = make_raster(tmp_path / "x.tif", image[:3], descriptions=["red", "green", "swir"])
     with pytest.raises(BandMismatchError) as e:
-        classify_raster([r], model, tmp_path / "c.tif")
+        classify_pixels([r], model, tmp_path / "c.tif")
     msg = str(e.value)
     assert "['blue', 'green', 'red', 'nir']" in msg and "['red', 'green', 'swir']" in msg
     r2 = make_raster(tmp_path / "y.tif", image[:3])  # wrong count, no names
     with pytest.raises(BandMismatchError, match="3 bands"):
-        classify_raster([r2], model, tmp_path / "c.tif")
+        classify_pixels([r2], model, tmp_path / "c.tif")
     with pytest.raises(BandMismatchError, match="Band mapping"):
-        classify_raster([r2], model, tmp_path / "c.tif", ClassifyOptions(band_map=[1, 2, 3, 4]))
+        classify_pixels([r2], model, tmp_path / "c.tif", ClassifyOptions(band_map=[1, 2, 3, 4]))
     assert not (tmp_path / "c.tif").exists()
 
 
@@ -271,9 +270,9 @@ def test_corrupt_and_missing_model(raster, tmp_path):
     bad = tmp_path / "bad.onnx"
     bad.write_bytes(b"this is not a protobuf" * 10)
     with pytest.raises(ModelFileError, match="not a readable ONNX model"):
-        classify_raster([raster], bad, tmp_path / "c.tif")
+        classify_pixels([raster], bad, tmp_path / "c.tif")
     with pytest.raises(ModelFileError, match="does not exist"):
-        classify_raster([raster], tmp_path / "missing.onnx", tmp_path / "c.tif")
+        classify_pixels([raster], tmp_path / "missing.onnx", tmp_path / "c.tif")
 
 
 @pytest.fixture
@@ -289,7 +288,7 @@ def test_model_without_metadata_runs_with_deepness_defaults(deepness, tmp_path):
     import rasterio
 
     raster = deepness / "test_rasters/dummy_fotomap_small.tif"
-    res = classify_raster(
+    res = classify_pixels(
         [raster], deepness / "models/dummy_model.onnx", tmp_path / "c.tif", ClassifyOptions(threads=1, overlap=0)
     )
     assert [(c.value, c.name) for c in res.classes] == [(0, "class 0"), (1, "class 1"), (2, "class 2")]
@@ -301,14 +300,14 @@ def test_model_without_metadata_runs_with_deepness_defaults(deepness, tmp_path):
     # (x / 255) ** 8 is monotonic: the argmax of the output is the argmax of the first three bands
     assert (_read(res.output) == np.argmax(rgb, axis=0)).mean() > 0.9999
     # INPUT_SCALE overrides the assumed / 255 (and the warning no longer lists it)
-    res2 = classify_raster(
+    res2 = classify_pixels(
         [raster], deepness / "models/dummy_model.onnx", tmp_path / "c2.tif", ClassifyOptions(threads=1, input_scale=0.5)
     )
     assert not any("/ 255" in w for w in res2.warnings) and any("Deepness's defaults" in w for w in res2.warnings)
 
 
 def test_deepness_sigmoid_model(deepness, tmp_path):
-    res = classify_raster(
+    res = classify_pixels(
         [deepness / "test_rasters/dummy_fotomap_small.tif"],
         deepness / "models/one_output_sigmoid_bsx512x512.onnx",
         tmp_path / "c.tif",
@@ -321,7 +320,7 @@ def test_deepness_sigmoid_model(deepness, tmp_path):
 
 
 def test_deepness_softmax_model_with_mask(deepness, tmp_path):
-    res = classify_raster(
+    res = classify_pixels(
         [deepness / "test_rasters/dummy_fotomap_small.tif"],
         deepness / "models/two_outputs_softmax_bsx2x512x512.onnx",
         tmp_path / "c.tif",
@@ -341,10 +340,10 @@ def test_time_series_model(work, tmp_path, image):
         make_raster(tmp_path / f"d{t}.tif", np.roll(image, 7 * t, axis=2)[:, :100, :90], descriptions=BANDS)
         for t in range(3)
     ]
-    res = classify_raster(dates, m, tmp_path / "c.tif", ClassifyOptions(threads=1))
+    res = classify_pixels(dates, m, tmp_path / "c.tif", ClassifyOptions(threads=1))
     assert _read(res.output).shape == (100, 90)
     with pytest.raises(InputError, match="series of 3 dates"):
-        classify_raster(dates[:2], m, tmp_path / "c.tif")
+        classify_pixels(dates[:2], m, tmp_path / "c.tif")
 
 
 def test_change_model_pair_and_composite(work, tmp_path, image):
@@ -357,11 +356,11 @@ def test_change_model_pair_and_composite(work, tmp_path, image):
     d1 = make_raster(tmp_path / "t1.tif", image[:, :80, :80], descriptions=BANDS)
     d2 = make_raster(tmp_path / "t2.tif", image[:, 40:120, 40:120], descriptions=BANDS)
     comp = make_raster(tmp_path / "both.tif", np.concatenate([image[:, :80, :80], image[:, 40:120, 40:120]]))
-    a = _read(classify_raster([d1, d2], m, tmp_path / "a.tif", ClassifyOptions(threads=1)).output)
-    b = _read(classify_raster([comp], m, tmp_path / "b.tif", ClassifyOptions(threads=1)).output)
+    a = _read(classify_pixels([d1, d2], m, tmp_path / "a.tif", ClassifyOptions(threads=1)).output)
+    b = _read(classify_pixels([comp], m, tmp_path / "b.tif", ClassifyOptions(threads=1)).output)
     assert np.array_equal(a, b) and set(np.unique(a)) <= {1, 2}
     with pytest.raises(InputError, match="one raster at a time"):
-        classify_raster([d1, d2], work / "conv.onnx", tmp_path / "x.tif")
+        classify_pixels([d1, d2], work / "conv.onnx", tmp_path / "x.tif")
 
 
 # ------------------------------------------------------------------------ robustness, memory
@@ -377,13 +376,11 @@ class _CancelAfter(NullFeedback):
 def test_cancel_leaves_no_output(raster, model, tmp_path):
     out = tmp_path / "out"
     with pytest.raises(CanceledError):
-        classify_raster(
+        classify_pixels(
             [raster],
             model,
-            out / "c.tif",
+            OutputPaths(out / "c.tif", out / "p.tif", out / "a.csv"),
             ClassifyOptions(tile_size=64, overlap=16, batch_size=2, threads=1),
-            prob_path=out / "p.tif",
-            area_table_path=out / "a.csv",
             feedback=_CancelAfter(3),
         )
     assert list(out.iterdir()) == []
@@ -397,12 +394,11 @@ def test_peak_memory_does_not_grow_with_height(model, tmp_path):
         r = make_raster(tmp_path / f"h{h}.tif", img, descriptions=BANDS)
         del img
         tracemalloc.start()
-        res = classify_raster(
+        res = classify_pixels(
             [r],
             model,
-            tmp_path / f"c{h}.tif",
+            OutputPaths(tmp_path / f"c{h}.tif", tmp_path / f"p{h}.tif"),
             ClassifyOptions(tile_size=64, overlap=16, threads=1),
-            prob_path=tmp_path / f"p{h}.tif",
         )
         peaks.append(tracemalloc.get_traced_memory()[1])
         tracemalloc.stop()
@@ -451,9 +447,9 @@ def test_resample_to_model_pixel_size(model, tmp_path, image, pixel, factor):
 
     m = _model_at(model, tmp_path / "m10.onnx", 10.0)
     src = make_raster(tmp_path / f"p{pixel:g}.tif", image[:, :96, :96], descriptions=BANDS, pixel=pixel)
-    plain = classify_raster([src], m, tmp_path / "plain.tif", ClassifyOptions(threads=1))
+    plain = classify_pixels([src], m, tmp_path / "plain.tif", ClassifyOptions(threads=1))
     assert len(plain.warnings) == 1 and "RESAMPLE" in plain.warnings[0]
-    res = classify_raster([src], m, tmp_path / "res.tif", ClassifyOptions(threads=1, resample=True))
+    res = classify_pixels([src], m, tmp_path / "res.tif", ClassifyOptions(threads=1, resample=True))
     assert res.warnings == []
     n = int(96 * factor)
     with rasterio.open(tmp_path / "res.tif") as ds:
@@ -522,7 +518,7 @@ def test_pixel_size_mismatch_warns(model, tmp_path, image):
         origin=(13.0, 52.0),
         pixel=0.000146,
     )  # ~10 m at 52 N
-    assert classify_raster([ok], m, tmp_path / "a.tif", ClassifyOptions(threads=1)).warnings == []
-    assert classify_raster([geo], m, tmp_path / "c.tif", ClassifyOptions(threads=1)).warnings == []
-    warns = classify_raster([coarse], m, tmp_path / "b.tif", ClassifyOptions(threads=1)).warnings
+    assert classify_pixels([ok], m, tmp_path / "a.tif", ClassifyOptions(threads=1)).warnings == []
+    assert classify_pixels([geo], m, tmp_path / "c.tif", ClassifyOptions(threads=1)).warnings == []
+    warns = classify_pixels([coarse], m, tmp_path / "b.tif", ClassifyOptions(threads=1)).warnings
     assert len(warns) == 1 and "30 m" in warns[0] and "10 m" in warns[0]

@@ -5,13 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import rasterio
-from conftest import make_raster
-from helpers.onnx_models import make_series_model, smooth_image
 
 from deeplandcover.core.errors import InputError
-from deeplandcover.core.inference.engine import classify_raster
-from deeplandcover.core.inference.options import ClassifyOptions
+from deeplandcover.core.inference.engine import classify_pixels
+from deeplandcover.core.inference.options import ClassifyOptions, OutputPaths
 from deeplandcover.core.modelcard import read_card, write_card
+
+from ..helpers.onnx_models import make_series_model, smooth_image
+from ..helpers.rasters import make_raster
 
 BANDS = ["B04", "B08"]
 DATES = ["2020-01-01", "2020-01-11", "2020-01-21"]
@@ -40,7 +41,7 @@ def series(tmp_path):
 def _classify(inputs, model, out, **kw):
     """(class raster, probabilities ``(K, H, W)``)."""
     prob = out.with_name(out.stem + "_prob.tif")
-    classify_raster(inputs, model, out, ClassifyOptions(tile_size=64, overlap=16, **kw), prob_path=prob)
+    classify_pixels(inputs, model, OutputPaths(out, prob), ClassifyOptions(tile_size=64, overlap=16, **kw))
     with rasterio.open(out) as ds, rasterio.open(prob) as pds:
         return ds.read(1), pds.read()
 
@@ -73,15 +74,15 @@ def test_policy_without_masks_warns(series, tmp_path):
         def warning(self, m):
             notes.append("W:" + m)
 
-    classify_raster(dirty, model, tmp_path / "o.tif", ClassifyOptions(tile_size=64, overlap=16), feedback=Fb())
+    classify_pixels(dirty, model, tmp_path / "o.tif", ClassifyOptions(tile_size=64, overlap=16), feedback=Fb())
     assert any(n.startswith("W:") and "VALID_MASKS" in n for n in notes)
 
 
 def test_masks_on_a_single_date_model_are_refused(tmp_path):
-    from helpers.onnx_models import make_model
+    from ..helpers.onnx_models import make_model
 
     img = make_raster(tmp_path / "a.tif", smooth_image(2, 64, 64), descriptions=BANDS)
     model = make_model(tmp_path / "m.onnx", BANDS, tile_size=64, overlap=16)
     masks = make_raster(tmp_path / "v.tif", np.ones((1, 64, 64), np.uint8))
     with pytest.raises(InputError, match="time-series models"):
-        classify_raster([img], model, tmp_path / "o.tif", ClassifyOptions(valid_masks=masks))
+        classify_pixels([img], model, tmp_path / "o.tif", ClassifyOptions(valid_masks=masks))

@@ -8,13 +8,14 @@ import json
 import numpy as np
 import pytest
 import rasterio
-from conftest import make_raster
-from helpers.onnx_models import make_model, smooth_image
 
-from deeplandcover.core.inference.engine import classify_raster
-from deeplandcover.core.inference.options import ClassifyOptions
+from deeplandcover.core.inference.engine import classify_pixels
+from deeplandcover.core.inference.options import ClassifyOptions, OutputPaths
 from deeplandcover.core.provenance import plugin_version, read_provenance
 from deeplandcover.core.raster.polygons import PolygonOptions
+
+from ..helpers.onnx_models import make_model, smooth_image
+from ..helpers.rasters import make_raster
 
 BANDS = ["blue", "green", "red", "nir"]
 
@@ -32,8 +33,8 @@ def test_outputs_carry_provenance_and_polygons_match(setup, tmp_path):
 
     raster, model = setup
     opts = ClassifyOptions(threads=1, polygons=PolygonOptions(block_rows=32))
-    res = classify_raster(
-        [raster], model, tmp_path / "c.tif", opts, prob_path=tmp_path / "p.tif", polygons_path=tmp_path / "c.gpkg"
+    res = classify_pixels(
+        [raster], model, OutputPaths(tmp_path / "c.tif", tmp_path / "p.tif", polygons=tmp_path / "c.gpkg"), opts
     )
     sha = hashlib.sha256(model.read_bytes()).hexdigest()
     for out in (res.output, res.probabilities, res.polygons):
@@ -53,9 +54,9 @@ def test_outputs_carry_provenance_and_polygons_match(setup, tmp_path):
 
 def test_cog_output(setup, tmp_path):
     raster, model = setup
-    plain = classify_raster([raster], model, tmp_path / "a.tif", ClassifyOptions(threads=1))
-    cog = classify_raster(
-        [raster], model, tmp_path / "b.tif", ClassifyOptions(threads=1, cog=True), prob_path=tmp_path / "bp.tif"
+    plain = classify_pixels([raster], model, tmp_path / "a.tif", ClassifyOptions(threads=1))
+    cog = classify_pixels(
+        [raster], model, OutputPaths(tmp_path / "b.tif", tmp_path / "bp.tif"), ClassifyOptions(threads=1, cog=True)
     )
     for path in (cog.output, cog.probabilities):
         with rasterio.open(path) as ds:

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import make_raster
 from scipy.ndimage import label
 
 from deeplandcover.core.classes import ClassInfo
 from deeplandcover.core.errors import CanceledError, InputError
 from deeplandcover.core.provenance import read_provenance
 from deeplandcover.core.raster.polygons import PolygonOptions, polygonize_classes
+
+from ..helpers.rasters import make_raster
 
 CLASSES = [ClassInfo(1, "forest"), ClassInfo(2, "water"), ClassInfo(3, "urban")]
 CROSS = np.array([[0, 1, 0], [1, 1, 1], [0, 1, 0]])

@@ -28,7 +28,7 @@ from rasterio.windows import Window
 
 from ...errors import InputError
 from ...raster.grid import RasterGrid
-from ...raster.tiling import tile_offsets
+from ...raster.tiling import TileGrid
 
 #: File suffixes taken as rasters from folders and globs.
 RASTER_SUFFIXES = (".tif", ".tiff", ".vrt", ".img", ".jp2")
@@ -94,37 +94,35 @@ def expand_inputs(inputs: str | os.PathLike | Sequence[Any], pattern: str = "*.t
     return groups
 
 
-def axis_span(a: int, b: int, length: int, tile: int, stride: int) -> tuple[int, int]:
+def axis_span(offsets: Sequence[int], size: int, length: int, a: int, b: int) -> tuple[int, int]:
     """The stretch ``[start, end)`` of one axis to classify so that pixels ``[a, b)`` come out exact.
 
-    The whole-raster tiling puts tiles at ``offs = tile_offsets(length, tile, stride)``. A pixel's
-    result is the weighted sum of the tiles covering it, so ``[start, end)`` is the union of the tiles
-    that touch ``[a, b)``. ``start`` is such a tile offset, so the tiling of ``[start, end)`` restarts
-    on the same offsets; ``end`` is the end of the last touching tile, so no extra snapped tile
-    (``cover_edges``) of the shorter stretch covers ``[a, b)``. Gaussian weights depend only on the
-    position inside a tile; centre-crop cut lines between tiles that both touch ``[a, b)`` are the
+    The whole-raster tiling puts tiles of ``size`` pixels at ``offsets`` (:attr:`TileGrid.rows` or
+    :attr:`TileGrid.cols`). A pixel's result is the weighted sum of the tiles covering it, so ``[start, end)``
+    is the union of the tiles that touch ``[a, b)``. ``start`` is such a tile offset, so the tiling of
+    ``[start, end)`` restarts on the same offsets; ``end`` is the end of the last touching tile, so no extra
+    snapped tile (``cover_edges``) of the shorter stretch covers ``[a, b)``. Gaussian weights depend only on
+    the position inside a tile; centre-crop cut lines between tiles that both touch ``[a, b)`` are the
     same, and the others lie outside ``[a, b)`` (overlap >= 0).
 
     Args:
-        a, b: first and one-past-last pixel of the block along the axis.
+        offsets: tile offsets along the axis, pixels. size: tile extent along the axis (``min(tile, length)``).
         length: axis length of the raster, pixels.
-        tile, stride: tile edge and ``tile - overlap``, pixels.
+        a, b: first and one-past-last pixel of the block along the axis.
 
     Returns:
         ``(start, end)`` pixels, ``start <= a < b <= end <= length``.
     """
-    offs = tile_offsets(length, tile, stride, cover_edges=True)
-    n = min(tile, length)
-    touching = [o for o in offs if o < b and o + n > a]
-    return min(touching), min(length, max(o + n for o in touching))
+    touching = [o for o in offsets if o < b and o + size > a]
+    return min(touching), min(length, max(o + size for o in touching))
 
 
-def plan_blocks(width: int, height: int, block_size: int, tile: int, overlap: int) -> list[tuple[Window, Window]]:
-    """Blocks of ``block_size`` pixels over a ``width`` x ``height`` grid, each with its halo window.
+def plan_blocks(grid: TileGrid, block_size: int) -> list[tuple[Window, Window]]:
+    """Blocks of ``block_size`` pixels over ``grid``'s raster, each with its halo window.
 
     Blocks start at multiples of ``block_size`` (the last ones are smaller); halos come from
     :func:`axis_span` so that cropping each halo's classification to its block reproduces the
-    whole-raster classification exactly.
+    whole-raster classification (tiled by ``grid``) exactly.
 
     Returns:
         Row-major list of ``(block, halo)`` windows in pixels of the grid.
@@ -132,19 +130,19 @@ def plan_blocks(width: int, height: int, block_size: int, tile: int, overlap: in
     Raises:
         InputError: ``block_size`` smaller than the tile size.
     """
-    if block_size < tile:
+    if block_size < grid.tile_px:
         raise InputError(
-            f"Block size {block_size} px is smaller than the tile size {tile} px; use blocks of "
+            f"Block size {block_size} px is smaller than the tile size {grid.tile_px} px; use blocks of "
             "several thousand pixels (e.g. 4096), or 0 to classify whole rasters."
         )
-    stride = tile - overlap
+    width, height = grid.width, grid.height
     out = []
     for r in range(0, height, block_size):
         r1 = min(r + block_size, height)
-        y0, y1 = axis_span(r, r1, height, tile, stride)
+        y0, y1 = axis_span(grid.rows, grid.tile_h, height, r, r1)
         for c in range(0, width, block_size):
             c1 = min(c + block_size, width)
-            x0, x1 = axis_span(c, c1, width, tile, stride)
+            x0, x1 = axis_span(grid.cols, grid.tile_w, width, c, c1)
             out.append((Window(c, r, c1 - c, r1 - r), Window(x0, y0, x1 - x0, y1 - y0)))
     return out
 
@@ -181,7 +179,7 @@ def plan_tasks(
         g = RasterGrid.from_path(group[0])
         nr, nc = -(-g.height // block_size), -(-g.width // block_size)
         dr, dc = len(str(nr - 1)), len(str(nc - 1))
-        for block, halo in plan_blocks(g.width, g.height, block_size, tile, overlap):
+        for block, halo in plan_blocks(TileGrid(g.width, g.height, tile, overlap), block_size):
             i, j = int(block.row_off) // block_size, int(block.col_off) // block_size
             name = f"{stem}_class_{i:0{dr}d}_{j:0{dc}d}"
             tasks.append(BatchTask(name, ins, str(out_dir / f"{name}.tif"), _win(block), _win(halo)))

@@ -1,7 +1,7 @@
 """Batch inference over many rasters, or over large blocks of one mosaic, scheduled with Dask distributed.
 
 The units of work are the :class:`core.inference.batch.plan.BatchTask` s (whole rasters, or seamless
-blocks with their halos); each is classified by :func:`core.inference.engine.classify_raster` with the
+blocks with their halos); each is classified by :func:`core.inference.engine.classify_pixels` with the
 run's :class:`core.inference.options.ClassifyOptions`.
 
 Tasks run on a Dask ``LocalCluster`` (one single-threaded worker process per core, or per GPU when
@@ -35,6 +35,7 @@ from ...errors import CanceledError, InputError
 from ...feedback import Feedback, ensure_feedback
 from ...provenance import file_sha256
 from ...raster.io import build_vrt
+from ..model import load_model
 from ..options import ClassifyOptions
 from .cluster import open_client, worker_layout
 from .plan import BatchTask, expand_inputs, plan_tasks, task_bounds
@@ -125,7 +126,8 @@ def classify_batch(
     Args:
         inputs: folder, glob, raster/VRT file, or a list of them (inner tuples = one multi-date input);
             see :func:`core.inference.batch.plan.expand_inputs`.
-        model: ``.onnx`` model with its card; must be readable at the same path on every worker.
+        model: ``.onnx`` model with its card (or a STAC Item or catalogue name, see
+            :func:`core.inference.model.load_model`); must be readable at the same path on every worker.
         out_dir: output folder: ``<stem>_class.tif`` (+ ``.qml``, ``.json`` sidecar) per raster or block,
             and ``<vrt_name>.vrt`` (+ ``.qml``) over all of them.
         options: scheduling, blocks, resuming (:class:`BatchOptions`; None: its defaults).
@@ -148,10 +150,11 @@ def classify_batch(
     run = classify if classify is not None else ClassifyOptions()
     fb = ensure_feedback(feedback)
     _check_classify_options(run)
-    model = Path(model).resolve()
     out = Path(out_dir).resolve()
     groups = expand_inputs(inputs, opts.pattern)
-    tile, overlap = _resolve_tiling(model, run)
+    loaded = load_model(model, "cpu", 1, run.input_scale, feedback=fb)  # a file, STAC Item or catalogue name
+    model = loaded.path.resolve()
+    tile, overlap = loaded.tiling(run.tile_size, run.overlap, [])  # as classify_pixels resolves them
     tasks = plan_tasks(groups, out, opts.block_size, tile, overlap)
     out.mkdir(parents=True, exist_ok=True)
     settings = output_settings(run, tile, overlap)
@@ -166,11 +169,11 @@ def classify_batch(
         f"{len(tasks)} task(s) over {len(groups)} input(s) ({mode}, tile {tile} px, overlap {overlap} px): "
         f"{len(todo)} to run, {len(tasks) - len(todo)} already finished."
     )
-    computed, failed, n_run = [], [], 0
+    done = _Outcome(skipped=skipped, empty=empty)
     if todo:
-        computed, failed, empties, n_run = _run_on_cluster(todo, str(model), run, prints, opts, fb)
-        empty += empties
-    return _finish(tasks, computed, skipped, empty, failed, n_run, out, opts.vrt_name, t0, fb)
+        done.computed, done.failed, empties, done.n_workers = _run_on_cluster(todo, str(model), run, prints, opts, fb)
+        done.empty += empties
+    return _finish(tasks, done, out, opts.vrt_name, t0, fb)
 
 
 def _check_classify_options(run: ClassifyOptions) -> None:
@@ -190,16 +193,6 @@ def _check_classify_options(run: ClassifyOptions) -> None:
             "the rasters to the model's pixel size first (gdalwarp -tr), or use Classify Pixels with "
             "RESAMPLE for one raster."
         )
-
-
-def _resolve_tiling(model: Path, run: ClassifyOptions) -> tuple[int, int]:
-    """Tile size and overlap (pixels) exactly as classify_raster resolves them for this model."""
-    from ...modelcard import card_from_session
-    from ..engine import tile_params
-    from ..session import open_session
-
-    sess, _ = open_session(model, "cpu", 1)
-    return tile_params(sess, card_from_session(sess), run.tile_size, run.overlap, [])
 
 
 def _run_on_cluster(
@@ -263,24 +256,30 @@ def _run_tasks(
     return computed, failed, empties
 
 
-def _finish(
-    tasks: list[BatchTask],
-    computed: list[Path],
-    skipped: list[Path],
-    empty: list[str],
-    failed: list[BatchFailure],
-    n_run: int,
-    out: Path,
-    vrt_name: str,
-    t0: float,
-    fb: Feedback,
-) -> BatchResult:
+@dataclass
+class _Outcome:
+    """What became of the tasks of one run, before :func:`_finish` puts it in task order.
+
+    Attributes:
+        computed: outputs computed now. skipped: outputs found finished. empty: names of tasks with no
+        valid pixel. failed: tasks that failed after their retries. n_workers: Dask workers that ran them.
+    """
+
+    computed: list[Path] = field(default_factory=list)
+    skipped: list[Path] = field(default_factory=list)
+    empty: list[str] = field(default_factory=list)
+    failed: list[BatchFailure] = field(default_factory=list)
+    n_workers: int = 0
+
+
+def _finish(tasks: list[BatchTask], done: _Outcome, out: Path, vrt_name: str, t0: float, fb: Feedback) -> BatchResult:
     """Put the results in task order, report the failures, build the VRT mosaic."""
     order = {Path(t.output): i for i, t in enumerate(tasks)}
     rank = {t.name: i for i, t in enumerate(tasks)}
-    computed = sorted(computed, key=order.__getitem__)
-    empty = sorted(empty, key=rank.__getitem__)
-    failed = sorted(failed, key=lambda f: rank[f.name])
+    computed = sorted(done.computed, key=order.__getitem__)
+    skipped, n_run = done.skipped, done.n_workers
+    empty = sorted(done.empty, key=rank.__getitem__)
+    failed = sorted(done.failed, key=lambda f: rank[f.name])
     outputs = sorted(set(computed) | set(skipped), key=order.__getitem__)
     warnings: list[str] = []
     for f in failed:

@@ -87,7 +87,7 @@ def _crop(src_path: Path, dst_path: Path, offset: tuple[int, int], size: tuple[i
 
 
 def _is_empty_area(err: Exception, options: ClassifyOptions) -> bool:
-    """classify_raster's "nothing valid to classify" (all nodata, or a block outside the mask)."""
+    """classify_pixels's "nothing valid to classify" (all nodata, or a block outside the mask)."""
     if isinstance(err, NoOverlapError):
         return options.mask is not None
     return isinstance(err, EmptyAreaError)
@@ -95,13 +95,13 @@ def _is_empty_area(err: Exception, options: ClassifyOptions) -> bool:
 
 def _classify_block(task: BatchTask, model: str, options: ClassifyOptions, fb: Feedback) -> None:
     """Classify the task's halo into a hidden file, check its window, crop it to the block as the output."""
-    from ..engine import classify_raster
+    from ..engine import classify_pixels
 
     out = Path(task.output)
     grid = RasterGrid.from_path(task.inputs[0])
     halo_path = out.with_name(f".{out.stem}.halo-{uuid.uuid4().hex[:8]}.tif")
     try:
-        classify_raster(
+        classify_pixels(
             list(task.inputs),
             model,
             halo_path,
@@ -116,7 +116,7 @@ def _classify_block(task: BatchTask, model: str, options: ClassifyOptions, fb: F
                 ds.height,
             )
         if got != task.halo:  # would break seamlessness: never write such a block
-            raise RuntimeError(f"classify_raster returned window {got} for the halo {task.halo}.")
+            raise RuntimeError(f"classify_pixels returned window {got} for the halo {task.halo}.")
         bc, br, bw, bh = task.block
         shutil.copyfile(halo_path.with_suffix(".qml"), out.with_suffix(".qml"))
         _crop(halo_path, out, (bc - task.halo[0], br - task.halo[1]), (bw, bh))
@@ -136,7 +136,7 @@ def run_task(task: BatchTask, ctx: TaskContext, fingerprint: dict[str, Any]) -> 
     Raises:
         Exception: any other error (I/O, memory...), so that Dask retries the task.
     """
-    from ..engine import classify_raster
+    from ..engine import classify_pixels
 
     t0 = time.perf_counter()
     threads, device = _task_runtime(ctx)
@@ -147,7 +147,7 @@ def run_task(task: BatchTask, ctx: TaskContext, fingerprint: dict[str, Any]) -> 
     empty = False
     try:
         if task.halo is None:
-            classify_raster(list(task.inputs), ctx.model, out, options, feedback=fb)
+            classify_pixels(list(task.inputs), ctx.model, out, options, feedback=fb)
         else:
             _classify_block(task, ctx.model, options, fb)
     except DeepLandCoverError as e:
