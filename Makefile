@@ -19,7 +19,7 @@ PYTEST_ARGS ?=
 
 help:
 	@echo "make setup    install QGIS (Debian), create .venv with all Python dependencies"
-	@echo "make test     run the whole test suite (pytest, headless QGIS, qgis_process)"
+	@echo "make test     run the whole test suite: tests/ and tools/tests/ (pytest, headless QGIS, qgis_process)"
 	@echo "make test-matrix  the suite on QGIS 3.40 (Debian trixie) and 3.44 (Debian forky) chroots (root)"
 	@echo "make data     fetch the sample data (~30 MB, checked by SHA-256) into the per-user cache"
 	@echo "make demo     run the demo on real Sentinel-2 data into demo_output/"
@@ -59,8 +59,9 @@ sample-data: setup
 	@if [ -z "$$DLC_DATA" ]; then PATH="$(CLEAN_PATH)" $(PY) -m deeplandcover.tools.sampledata; fi
 	@if [ -z "$$DLC_WEIGHTS_DIR" ]; then PATH="$(CLEAN_PATH)" $(PY) -m deeplandcover.tools.sampledata.weights; fi
 
-DATA_DIR = $$(PATH="$(CLEAN_PATH)" $(PY) -c 'from deeplandcover.tools.machine import data_dir; print(data_dir())')
+DATA_DIR = $$(PATH="$(CLEAN_PATH)" $(PY) -c 'from deeplandcover.tests.helpers.sample_data import data_dir; print(data_dir())')
 
+# Both suites: the plugin's (tests/) and the tools' (tools/tests/), pyproject's testpaths.
 test: setup sample-data
 	PATH="$(CLEAN_PATH)" $(PY) -m pytest $(PYTEST_ARGS)
 
@@ -69,7 +70,7 @@ test-fast: setup sample-data
 
 # Needs root; builds (or reuses) the chroots under /var/cache/deeplandcover/chroots. SUITES="trixie" for one.
 test-matrix: setup sample-data
-	$(SUDO) env PYTEST_ARGS="$(PYTEST_ARGS)" DLC_DATA="$(DATA_DIR)" DLC_WEIGHTS_DIR="$$DLC_WEIGHTS_DIR" bash tools/test_matrix.sh $(SUITES)
+	$(SUDO) env PYTEST_ARGS="$(PYTEST_ARGS)" DLC_DATA="$(DATA_DIR)" DLC_WEIGHTS_DIR="$$DLC_WEIGHTS_DIR" bash tools/dev/test_matrix.sh $(SUITES)
 
 demo: setup
 	PATH="$(CLEAN_PATH)" $(PY) -m deeplandcover.tools.demo
@@ -86,7 +87,7 @@ format: setup
 
 package:
 	rm -rf dist && mkdir -p dist
-	$(SYS_PY) tools/package.py dist/deeplandcover.zip
+	$(SYS_PY) tools/dev/package.py dist/deeplandcover.zip
 	@echo "dist/deeplandcover.zip: install with Plugins > Manage and Install Plugins > Install from ZIP"
 
 QGIS_PROFILE ?= $(HOME)/.local/share/QGIS/QGIS3/profiles/default

@@ -46,8 +46,12 @@ RULES: dict[str, set[str]] = {
     "change": {"qgis", "PyQt5", "PyQt6", "torch", "dask", "distributed"},
     "assessment": {"qgis", "PyQt5", "PyQt6", "torch", "dask", "distributed"},
     "training": {"qgis", "PyQt5", "PyQt6", "dask", "distributed"},
-    "installer": {"qgis", "PyQt5", "PyQt6", "torch", "dask", "distributed"},
 }
+
+#: the top-level ``installer/`` package (plugin plumbing, used by algorithms only): standard library, ``core``'s
+#: leaves and pip in a subprocess; no qgis, so that it runs (and is tested) outside QGIS too
+INSTALLER = PLUGIN / "installer"
+INSTALLER_FORBIDDEN = {"qgis", "PyQt5", "PyQt6", "torch", "dask", "distributed", "onnxruntime", "rasterio"}
 
 
 def _package_of(path: Path) -> str:
@@ -114,6 +118,47 @@ def test_package_modules_import_with_the_forbidden_packages_blocked(pkg):
     assert res.returncode == 0 and "ok" in res.stdout, res.stderr[-3000:]
 
 
+def test_installer_imports_no_qgis_torch_or_dask():
+    files = sorted(INSTALLER.glob("*.py"))
+    assert files, "installer/ is missing"
+    found = {p: _imported_tops(p) & INSTALLER_FORBIDDEN for p in files}
+    bad = [f"{p.relative_to(PLUGIN)} imports {sorted(tops)}" for p, tops in found.items() if tops]
+    assert not bad, "\n".join(bad)
+    mods = [f"deeplandcover.installer.{p.stem}" for p in files if p.stem != "__init__"]
+    res = _run(
+        f"""
+        blocked = {sorted(INSTALLER_FORBIDDEN)!r}
+        sys.meta_path.insert(0, Block(set(blocked)))
+        for m in {mods!r}:
+            importlib.import_module(m)
+        leaked = [b for b in blocked if b in sys.modules]
+        assert not leaked, leaked
+        print('ok')
+        """
+    )
+    assert res.returncode == 0 and "ok" in res.stdout, res.stderr[-3000:]
+
+
+def test_core_never_imports_the_installer_or_the_plugin():
+    """Dependency direction plugin -> provider -> algorithms -> core -> models: ``core`` reaches none above it."""
+    up = {"installer", "algorithms", "provider", "plugin"}
+    bad = []
+    for p in sorted(CORE.rglob("*.py")):
+        package = list(p.relative_to(PLUGIN).parent.parts)  # e.g. ["core", "chips"]
+        for node in ast.walk(ast.parse(p.read_text(encoding="utf-8"))):
+            if not isinstance(node, ast.ImportFrom):
+                continue
+            if node.level:  # relative: resolve against the module's package, inside the plugin
+                base = package[: len(package) - (node.level - 1)]
+                target = [*base, *(node.module.split(".") if node.module else [])]
+                names = [target] if node.module or base else [[a.name] for a in node.names]
+            else:
+                parts = (node.module or "").split(".")
+                names = [parts[1:]] if parts[0] == "deeplandcover" else []
+            bad += [f"{p.relative_to(PLUGIN)}:{node.lineno} imports {'.'.join(t)}" for t in names if t and t[0] in up]
+    assert not bad, "\n".join(bad)
+
+
 #: Imported only when an algorithm runs, never when the provider loads (tests/installer/test_bare_qgis.py
 #: lists the algorithms with them blocked).
 PROVIDER_HEAVY = (
@@ -141,3 +186,44 @@ def test_provider_loads_without_torch_or_onnxruntime():
         """
     )
     assert res.returncode == 0 and "ok" in res.stdout, res.stdout + res.stderr
+
+
+#: stage package -> the names its ``__init__`` re-exports (their entry point and options), at least these
+STAGE_EXPORTS = {
+    "inference": {"classify_pixels", "ClassifyOptions", "OutputPaths", "load_model", "InferenceModel"},
+    "chips": {"export_training_tiles", "ExportOptions", "CleaningOptions", "load_chip_folder"},
+    "training": {"train_model", "TrainConfig", "TrainResult"},
+    "change": {"from_to_change", "FromToOptions", "change_vector_analysis", "CvaOptions", "ChangeModelOptions"},
+    "assessment": {"compute_accuracy", "AccuracyOptions", "create_accuracy_points", "AccuracyPointsOptions"},
+    "preprocessing": {"normalize", "dihedral", "parse_indices"},
+}
+
+
+@pytest.mark.parametrize("stage", sorted(STAGE_EXPORTS))
+def test_stage_packages_reexport_their_entry_points_lazily(stage):
+    """``from deeplandcover.core.<stage> import <entry point>`` works, gives the defining module's object, and
+    importing the package alone imports none of its modules (nor torch, rasterio or geopandas)."""
+    pkg = f"deeplandcover.core.{stage}"
+    res = _run(
+        f"""
+        import importlib
+        before = set(sys.modules)
+        package = importlib.import_module({pkg!r})
+        loaded = sorted(m for m in set(sys.modules) - before if m.startswith({pkg!r} + '.'))
+        heavy = [m for m in ('torch', 'rasterio', 'geopandas') if m in sys.modules]
+        assert not loaded and not heavy, (loaded, heavy)
+        names = {sorted(STAGE_EXPORTS[stage])!r}
+        assert set(names) <= set(package.__all__) and set(names) <= set(dir(package)), package.__all__
+        for name in package.__all__:
+            value = getattr(package, name)
+            assert getattr(importlib.import_module(value.__module__), name) is value, name
+        try:
+            package.no_such_name
+        except AttributeError as e:
+            assert 'no_such_name' in str(e)
+        else:
+            raise AssertionError('an unknown name must raise AttributeError')
+        print('ok')
+        """
+    )
+    assert res.returncode == 0 and "ok" in res.stdout, res.stdout + res.stderr[-3000:]

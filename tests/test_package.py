@@ -1,86 +1,85 @@
-"""``make package``: the plugin ZIP holds the plugin and leaves out tests/, CI, the benchmarks, data and weights.
+"""What the plugin is made of: no sample data or weights in the repository, and the plugin (and its test suite)
+never imports the developer tools of ``tools/``, which the plugin ZIP leaves out.
 
-The ZIP is built by tools/package.py, as the Makefile does, but from the working tree (``--worktree``:
-a temporary index, so uncommitted files count and HEAD and the real index stay as they are).
+The ZIP itself (built by ``tools/dev/package.py``) is tested with the tools, in tools/tests/test_package.py.
 """
 
 from __future__ import annotations
 
+import ast
 import shutil
 import subprocess
-import zipfile
+from pathlib import Path
 
 import pytest
 
-from deeplandcover.tools import package
-from deeplandcover.tools.qgis_run import REPO
+from .helpers.repository import DATA_SUFFIXES, REPO, plugin_files, plugin_packages
 
-pytestmark = pytest.mark.skipif(
-    shutil.which("git") is None or not (REPO / ".git").exists(),
-    reason="needs git and a git checkout (make package uses git archive)",
-)
-
-MAX_BYTES = 2 * 1024 * 1024  # measured 2026-12-01: about 0.8 MiB
-#: Files that hold data or weights: never in the ZIP, never tracked (tests make their fixtures in tmp).
-DATA_SUFFIXES = (".tif", ".tiff", ".jp2", ".gpkg", ".geojson", ".shp", ".npy", ".onnx", ".pt", ".pth", ".ckpt", ".pb")
 MAX_TRACKED_BYTES = 1024 * 1024
 
 
-@pytest.fixture(scope="module")
-def worktree(tmp_path_factory):
-    """(tree id of the working tree, the ZIP built from it)."""
-    tree = package.worktree_tree()
-    return tree, package.build(tmp_path_factory.mktemp("package") / "deeplandcover.zip", tree)
+def tools_imports(path: Path, repo: Path = REPO) -> list[str]:
+    """``file:line`` of each import of the developer tools in ``path``: ``deeplandcover.tools...``, a bare
+    ``tools...`` or a relative import that climbs to the repository root and goes into ``tools``."""
+    rel = path.relative_to(repo).with_suffix("").parts
+    package = list(rel[:-1])  # the package the module is in (for __init__.py: its own package)
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), filename=str(path))):
+        if isinstance(node, ast.Import):
+            targets = [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.level == 0:
+            targets = [node.module or ""]
+        elif isinstance(node, ast.ImportFrom):
+            base = package[: len(package) - (node.level - 1)] if node.level - 1 <= len(package) else None
+            module = [] if base is None else [*base, *(node.module.split(".") if node.module else [])]
+            targets = [".".join(["deeplandcover", *module])] if module else []
+            if base == [] and not node.module:  # from .. import tools
+                targets = [f"deeplandcover.{a.name}" for a in node.names]
+        else:
+            continue
+        if any(t.split(".")[:2] == ["deeplandcover", "tools"] or t.split(".")[0] == "tools" for t in targets):
+            found.append(f"{path.relative_to(repo)}:{node.lineno}")
+    return found
 
 
-def test_makefile_uses_tools_package():
-    if shutil.which("make") is None:
-        pytest.skip("make not installed")
-    dry = subprocess.run(["make", "-n", "package"], cwd=REPO, capture_output=True, text=True, check=True).stdout
-    assert "tools/package.py dist/deeplandcover.zip" in dry and "git archive" not in dry
+def test_the_plugin_packages_are_found():
+    assert {"algorithms", "core", "models", "provider"} <= set(plugin_packages())
+    assert (REPO / "plugin.py") in plugin_files() and (REPO / "__init__.py") in plugin_files()
 
 
-def test_zip_contents_and_size(worktree):
-    tree, zpath = worktree
-    names = zipfile.ZipFile(zpath).namelist()
-    size = zpath.stat().st_size
-    assert names and all(n.startswith("deeplandcover/") for n in names)
-    rel = {n[len("deeplandcover/") :] for n in names}
-    for f in (
-        "metadata.txt",
-        "__init__.py",
-        "plugin.py",
-        "LICENSE",
-        "algorithms/",
-        "core/",
-        "models/",
-        "provider/",
-        "resources/",
-        "tools/demo.py",
-        "tools/machine.py",
-    ):
-        assert f in rel, f
-    assert any(n.startswith("core/") and n.endswith(".py") for n in rel)
-    for n in rel:
-        assert not n.startswith(("data/", "tests/", ".ci/", "tools/bench")), n
-        assert n != "BENCHMARKS.md" and n not in ("data", "tests", ".ci")
-    # no sample data or weights in the plugin: no raster, vector, model or weight file at all
-    assert not [n for n in rel if n.lower().endswith(DATA_SUFFIXES)], "data or weight files in the ZIP"
-    # the exclusion is real: the archived tree has the tests, the ZIP has not
-    listed = subprocess.run(
-        ["git", "-C", str(REPO), "ls-tree", "-r", "--name-only", tree], capture_output=True, text=True, check=True
-    ).stdout.splitlines()
-    assert "tests/test_package.py" in listed and "BENCHMARKS.md" in listed
-    assert size < MAX_BYTES, f"plugin ZIP is {size / 1024:.0f} KiB"
+def test_the_plugin_never_imports_the_tools():
+    """The ZIP leaves ``tools/`` out: an import of it would fail in every installed plugin."""
+    found = [hit for p in plugin_files() for hit in tools_imports(p)]
+    assert not found, f"the plugin imports tools/ (not in the plugin ZIP): {found}"
 
 
-def test_zip_of_head_has_the_same_exclusions(tmp_path):
-    zpath = package.build(tmp_path / "head.zip")  # exactly what `make package` writes to dist/
-    rel = [n[len("deeplandcover/") :] for n in zipfile.ZipFile(zpath).namelist()]
-    assert "metadata.txt" in rel and "core/" in rel
-    assert not [n for n in rel if n.startswith(("data/", "tests/", ".ci/", "tools/bench")) or n == "BENCHMARKS.md"]
+def test_the_test_suite_never_imports_the_tools():
+    """The plugin's suite stands on the plugin alone; what it shares with the tools lives in tests/helpers."""
+    found = [hit for p in sorted((REPO / "tests").rglob("*.py")) for hit in tools_imports(p)]
+    assert not found, f"tests/ imports tools/ (their tests belong in tools/tests): {found}"
 
 
+@pytest.mark.parametrize(
+    ("where", "line", "hit"),
+    [
+        ("core/x.py", "from deeplandcover.tools.bench import common", True),
+        ("core/x.py", "import tools.dev.package", True),
+        ("core/raster/x.py", "from ...tools.demo import run", True),
+        ("x.py", "from .tools import dev", True),
+        ("tests/x.py", "from .. import tools", True),
+        ("core/raster/x.py", "from ..tools import y", False),  # core.tools, not the developer tools
+        ("core/x.py", "from deeplandcover.core import tools_like", False),
+        ("tests/x.py", "from .helpers.qgis_run import REPO", False),
+    ],
+)
+def test_tools_import_check_sees_every_form(tmp_path, where, line, hit):
+    path = tmp_path / where
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(line + "\n", encoding="utf-8")
+    assert bool(tools_imports(path, tmp_path)) is hit
+
+
+@pytest.mark.skipif(shutil.which("git") is None or not (REPO / ".git").exists(), reason="needs git and a git checkout")
 def test_no_data_or_weights_tracked_in_git():
     """Third-party data and weights live outside the repository (DLC_DATA, DLC_WEIGHTS_DIR, `make data`).
 

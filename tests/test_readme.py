@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from deeplandcover.tools.machine import REPO
+from .helpers.repository import REPO
 
 pytestmark = pytest.mark.slow
 

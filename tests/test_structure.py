@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 PLUGIN = Path(__file__).resolve().parents[1]
-PACKAGES = ("core", "algorithms", "models", "provider")
+PACKAGES = ("core", "algorithms", "models", "provider", "installer")
 MAX_MODULE_LINES = 400
 MAX_FUNCTION_LINES = 60
 
@@ -111,6 +111,35 @@ def import_cycles() -> list[list[str]]:
     return [c for c in cycles if not all(x.startswith(c[0]) for x in c)]
 
 
+def package_cycles() -> list[list[str]]:
+    """Cycles between core's packages and leaf modules (``core.chips``, ``core.classes``, ...), each module's
+    imports counted for its package: a two-way link such as ``classes`` -> ``raster.grid`` ->
+    ``classes`` is reported even when no single module closes the circle."""
+    graph = core_import_graph()
+
+    def pkg(m: str) -> str:
+        return ".".join(m.split(".")[:2])
+
+    edges: dict[str, set[str]] = {}
+    for m, ds in graph.items():
+        edges.setdefault(pkg(m), set()).update(pkg(d) for d in ds if pkg(d) != pkg(m) and pkg(d) != "core")
+    cycles, state = [], {}
+
+    def visit(m: str, stack: list[str]) -> None:
+        state[m] = 1
+        for d in sorted(edges.get(m, ())):
+            if state.get(d) == 1:
+                cycles.append(stack[stack.index(d) :] + [d])
+            elif d not in state:
+                visit(d, stack + [d])
+        state[m] = 2
+
+    for m in sorted(edges):
+        if m not in state:
+            visit(m, [m])
+    return cycles
+
+
 def test_modules_fit_one_sitting():
     assert not long_modules(), "\n".join(long_modules())
 
@@ -124,8 +153,22 @@ def test_core_has_no_import_cycle():
     assert not cycles, "\n".join(" -> ".join(c) for c in cycles)
 
 
+def test_core_packages_link_one_way():
+    cycles = package_cycles()
+    assert not cycles, "\n".join(" -> ".join(c) for c in cycles)
+
+
+def test_package_cycle_check_sees_a_two_way_link(monkeypatch):
+    """The check itself: a made-up link back from ``classes`` to ``raster`` is found."""
+    real = core_import_graph()
+    fake = {**real, "core.classes": real["core.classes"] | {"core.raster.grid"}}
+    monkeypatch.setitem(globals(), "core_import_graph", lambda: fake)
+    assert any({"core.classes", "core.raster"} <= set(c) for c in package_cycles())
+
+
 if __name__ == "__main__":
-    problems = long_modules() + long_functions() + [" -> ".join(c) for c in import_cycles()]
+    cycles = import_cycles() + package_cycles()
+    problems = long_modules() + long_functions() + [" -> ".join(c) for c in cycles]
     print("\n".join(problems) or "no problems")
     sys.exit(1 if problems else 0)
 

@@ -8,8 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import rasterio
-from conftest import make_raster
-from helpers.onnx_models import make_model, smooth_image
+
+from ..helpers.onnx_models import make_model, smooth_image
+from ..helpers.rasters import make_raster
 
 BANDS = ["blue", "green", "red", "nir"]
 

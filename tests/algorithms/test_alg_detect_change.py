@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import rasterio
-from helpers.change import diff_model
+
+from ..helpers.change import diff_model
 
 
 def _alg():

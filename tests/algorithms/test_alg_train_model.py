@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import pytest
 import torch
-from helpers.chips import make_chip_folder
 from qgis.core import QgsProcessingContext, QgsProcessingException, QgsProcessingFeedback
 
 from deeplandcover.algorithms.train_model import TrainModelAlgorithm, TrainPlan, split_folders
 from deeplandcover.core.training.config import TrainConfig
+
+from ..helpers.chips import make_chip_folder
 
 torch.set_num_threads(2)
 

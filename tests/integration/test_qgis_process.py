@@ -6,7 +6,8 @@ import shutil
 
 import numpy as np
 import pytest
-from helpers.qgis_env import QGIS_PROCESS, run_qgis_process
+
+from ..helpers.qgis_env import QGIS_PROCESS, run_qgis_process
 
 pytestmark = [
     pytest.mark.qgis_process,
@@ -42,7 +43,7 @@ def test_packaged_zip_installs_and_loads(tmp_path):
     import subprocess
     import zipfile
 
-    from helpers.qgis_env import REPO
+    from ..helpers.qgis_env import REPO
 
     if not (REPO / ".git").exists():
         pytest.skip("not a git checkout")
@@ -86,11 +87,12 @@ def test_resnet_unet_with_encoder_weights_trains_and_classifies(profile, tmp_pat
     """trainmodel ARCHITECTURE=unet BACKBONE=resnet34 ENCODER_WEIGHTS=<file>, then classifypixels with the model."""
     import rasterio
     import torch
-    from helpers.chips import make_chip_folder
 
     from deeplandcover.core.modelcard import read_card
     from deeplandcover.core.training.pretrained import save_encoder_weights
     from deeplandcover.models import BACKBONES, build_model
+
+    from ..helpers.chips import make_chip_folder
 
     make_chip_folder(tmp_path / "chips", "single", grid=(4, 4), tile=32, bands=3)
     torch.manual_seed(0)
@@ -141,7 +143,8 @@ def test_change_model_on_a_pair_on_two_grids(profile, oscd, tmp_path):
     own grid (same bounds, a few pixels fewer, as OSCD delivers abudhabi): output on the first date's grid."""
     pytest.importorskip("onnx")
     import rasterio
-    from helpers.change import diff_model, on_own_grid
+
+    from ..helpers.change import diff_model, on_own_grid
 
     d = oscd / "rennes"
     first, second = d / "rennes_2015-08-21_s2l1c_13b_10m.tif", d / "rennes_2017-06-21_s2l1c_13b_10m.tif"

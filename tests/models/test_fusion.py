@@ -149,7 +149,7 @@ def test_branches_from_sensors() -> None:
 def test_fused_model_onnx_and_classify_two_rasters(fused, rasters, tmp_path) -> None:
     """Card carries the sensor groups; Classify Pixels reads the S1 raster as the additional input, strips the
     prefix to match its bands, recomputes NDVI, and reproduces the PyTorch prediction."""
-    from deeplandcover.core.inference.engine import classify_raster
+    from deeplandcover.core.inference.engine import classify_pixels
     from deeplandcover.core.inference.options import ClassifyOptions
     from deeplandcover.core.preprocessing.indices import compute_indices
     from deeplandcover.core.preprocessing.normalize import normalize
@@ -169,8 +169,8 @@ def test_fused_model_onnx_and_classify_two_rasters(fused, rasters, tmp_path) -> 
     a = _crop(s2, tmp_path / "S2.tif", win)
     b = _crop(s1, tmp_path / "S1.tif", win)
     with pytest.raises(InputError, match="fuses 2 sensors"):
-        classify_raster([a], tmp_path / "fused.onnx", tmp_path / "x.tif")
-    res = classify_raster(
+        classify_pixels([a], tmp_path / "fused.onnx", tmp_path / "x.tif")
+    res = classify_pixels(
         [a, b], tmp_path / "fused.onnx", tmp_path / "cls.tif", ClassifyOptions(tile_size=64, overlap=0)
     )
     with rasterio.open(res.output) as ds:

@@ -7,9 +7,9 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from helpers.onnx_models import export_onnx  # noqa: E402
-
 from deeplandcover.models.siamese import SiamConcUNet, SiamDiffUNet  # noqa: E402
+
+from ..helpers.onnx_models import export_onnx  # noqa: E402
 
 torch.set_num_threads(2)
 SMALL = {"base_filters": 4, "depth": 2}

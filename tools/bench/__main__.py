@@ -1,6 +1,6 @@
 """``make bench``: run every benchmark and write BENCHMARKS.md.
 
-Each ``tools/bench_<name>.py`` has a ``main()`` that prints one Markdown section (its command, the
+Each benchmark ``tools/bench/<name>.py`` (``python -m deeplandcover.tools.bench.<name>``) has a ``main()`` that prints one Markdown section (its command, the
 machine, the date, its figures and the comparison measured in the same run). This driver captures
 each section between ``<!-- bench:<name> -->`` markers in BENCHMARKS.md, so a partial run
 (``BENCH_ONLY=export,inference make bench``) replaces only the sections it ran.
@@ -20,9 +20,9 @@ import time
 import traceback
 from pathlib import Path
 
-from deeplandcover.tools.machine import machine
+from deeplandcover.tools.bench.common import machine
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 BENCHES = [
     "export",
     "train",
@@ -52,9 +52,9 @@ def main() -> int:
     for name in only:
         buf = io.StringIO()
         t0 = time.perf_counter()
-        print(f">> bench_{name}", flush=True)
+        print(f">> bench {name}", flush=True)
         try:
-            mod = importlib.import_module(f"deeplandcover.tools.bench_{name}")
+            mod = importlib.import_module(f"deeplandcover.tools.bench.{name}")
             with contextlib.redirect_stdout(buf):
                 mod.main([]) if inspect.signature(mod.main).parameters else mod.main()
             body = buf.getvalue().strip()

@@ -1,10 +1,10 @@
-"""Benchmark of Dask batch inference (:func:`core.batch.classify_batch`): scaling from 1 to 2 workers.
+"""Benchmark of Dask batch inference (:func:`core.inference.batch.run.classify_batch`): scaling from 1 to 2 workers.
 
-Run: ``python -m deeplandcover.tools.bench_batch [--rasters 8] [--size 1024] [--tile 256] [--overlap 32]``.
+Run: ``python -m deeplandcover.tools.bench.batch [--rasters 8] [--size 1024] [--tile 256] [--overlap 32]``.
 Prints a Markdown section (command, machine, date, figures):
 
 (a) the same ``rasters`` x ``size``² 4-band uint16 GeoTIFFs classified by a seeded U-Net (:mod:`models.unet`,
-    exported by :func:`core.export.export_onnx`) on a LocalCluster of 1 worker and of 2 workers (single
+    exported by :func:`core.training.onnx_export.export_onnx`) on a LocalCluster of 1 worker and of 2 workers (single
     threaded tasks), cluster start-up excluded; efficiency ``T1 / (2 * T2)``; and, for reference, the same
     rasters one after the other in this process with ONNX Runtime using every core;
 (b) per-tile figures: end-to-end seconds per tile on one core, raw ``session.run`` seconds per tile on one
@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from deeplandcover.tools.machine import cpu_model
+from deeplandcover.tools.bench.common import CLASSES, cpu_model, make_model, make_raster
 
 #: Europe's land area (km²), the figure of the brief: about 10.5 million km² (continent incl. European Russia).
 EUROPE_KM2 = 10.5e6
@@ -108,7 +108,7 @@ def run_cluster(
 
 
 def tiles_per_raster(path: Path, tile: int, overlap: int) -> int:
-    """Tiles of the whole-raster tiling (:func:`core.raster.tile_windows`)."""
+    """Tiles of the whole-raster tiling (:func:`core.raster.tiling.tile_windows`)."""
     from deeplandcover.core.raster.grid import RasterGrid
     from deeplandcover.core.raster.tiling import tile_windows
 
@@ -118,7 +118,7 @@ def tiles_per_raster(path: Path, tile: int, overlap: int) -> int:
 
 def main(argv: list[str] | None = None) -> None:
     """Run the benchmark and print its Markdown section."""
-    ap = argparse.ArgumentParser(prog="python -m deeplandcover.tools.bench_batch", description=__doc__.split("\n")[0])
+    ap = argparse.ArgumentParser(prog="python -m deeplandcover.tools.bench.batch", description=__doc__.split("\n")[0])
     ap.add_argument("--rasters", type=int, default=8)
     ap.add_argument("--size", type=int, default=1024, help="raster edge in pixels")
     ap.add_argument("--base-filters", type=int, default=8)
@@ -128,10 +128,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--batch", type=int, default=4)
     ap.add_argument("--repeats", type=int, default=2, help="runs per worker count, best kept")
     args = ap.parse_args(argv)
-    from deeplandcover.core.inference.engine import classify_raster
+    from deeplandcover.core.inference.engine import classify_pixels
     from deeplandcover.core.inference.options import ClassifyOptions
-
-    from .bench_inference import CLASSES, make_model, make_raster
 
     t_all = time.perf_counter()
     load = os.getloadavg()[0]
@@ -146,7 +144,7 @@ def main(argv: list[str] | None = None) -> None:
         (s1, t1, tiles), (s2, t2, _) = (min(runs[w], key=lambda r: r[1]) for w in (1, 2))
         t0 = time.perf_counter()
         for f in files:
-            classify_raster(
+            classify_pixels(
                 [f],
                 model,
                 work / "seq" / f.name,
@@ -178,7 +176,7 @@ def main(argv: list[str] | None = None) -> None:
     cores_needed = host_tile / gpu_tile if gpu_tile > 0 else float("inf")
 
     print("## Batch inference on Dask (scaling 1 -> 2 workers, Europe estimate)\n")
-    print(f"- command: `python -m deeplandcover.tools.bench_batch {' '.join(sys.argv[1:] if argv is None else argv)}`")
+    print(f"- command: `python -m deeplandcover.tools.bench.batch {' '.join(sys.argv[1:] if argv is None else argv)}`")
     print(f"- machine: {os.cpu_count()} cores, {cpu_model()}; date {dt.date.today().isoformat()}; CPU only (no GPU)")
     print(
         f"- data: {args.rasters} generated {args.size} x {args.size} 4-band uint16 GeoTIFFs ({mpx:.1f} Mpx); "

@@ -1,6 +1,6 @@
 """Benchmark of Detect Change: change precision / recall / F1 on each OSCD city, and throughput.
 
-Run: ``python -m deeplandcover.tools.bench_change [--model change.onnx] [--bands 2,3,4,8]``. Prints a
+Run: ``python -m deeplandcover.tools.bench.change [--model change.onnx] [--bands 2,3,4,8]``. Prints a
 Markdown section (command, machine, date, figures). Per city (OSCD bercy, rennes; Sentinel-2, 13 bands):
 
 - change vector analysis (CVA, Otsu threshold, no training) on all bands and on ``--bands``;
@@ -32,7 +32,7 @@ from deeplandcover.core.change.cva import CvaOptions, change_vector_analysis
 from deeplandcover.core.change.from_to import FromToOptions, from_to_change
 from deeplandcover.core.change.model import ChangeModelOptions, detect_change_with_model
 from deeplandcover.core.inference.options import ClassifyOptions
-from deeplandcover.tools.machine import cpu_model, data_dir
+from deeplandcover.tools.bench.common import cpu_model, data_dir
 
 DATA = data_dir()
 OSCD = DATA / "oscd_s2_change"
@@ -183,7 +183,7 @@ def main(argv: list[str] | None = None) -> None:
 
     print("## Detect Change (OSCD change F1; from-to throughput)\n")
     print(
-        f"- command: `{' '.join([Path(sys.executable).name, '-m', 'deeplandcover.tools.bench_change', *(argv or sys.argv[1:])])}`"
+        f"- command: `{' '.join([Path(sys.executable).name, '-m', 'deeplandcover.tools.bench.change', *(argv or sys.argv[1:])])}`"
     )
     print(f"- machine: {os.cpu_count()} cores, {cpu_model()}")
     print(f"- date: {dt.datetime.now(dt.timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}")

@@ -1,6 +1,6 @@
 """Leave-cities-out benchmark of the two-date change models against change-vector analysis (OSCD).
 
-Run: ``python -m deeplandcover.tools.bench_change_cities [--architectures fc_siam_diff unet_early_fusion]
+Run: ``python -m deeplandcover.tools.bench.change_cities [--architectures fc_siam_diff unet_early_fusion]
 [--folds 5] [--seeds 1 2] [--epochs 40]``. Prints a Markdown section (command, machine, date, figures).
 
 The setting of Caye Daudt et al. (2018, "Fully Convolutional Siamese Networks for Change Detection",
@@ -33,7 +33,7 @@ from deeplandcover.core.assessment.compare import binary_change_scores
 from deeplandcover.core.change.cva import CvaOptions, change_vector_analysis
 from deeplandcover.core.change.model import ChangeModelOptions, detect_change_with_model
 from deeplandcover.core.inference.options import ClassifyOptions
-from deeplandcover.tools.machine import data_dir, machine, missing_data_message
+from deeplandcover.tools.bench.common import data_dir, machine, missing_data_message
 
 OSCD = data_dir() / "oscd_s2_change"
 
@@ -134,7 +134,7 @@ def _f(v) -> str:
 def report(args: argparse.Namespace, rows: list[tuple], seconds: float) -> None:
     """Print the Markdown section: per city and method, then the mean F1 per method."""
     print("## Detect Change: leave-cities-out on OSCD (change models vs CVA)\n")
-    print(f"- command: `python -m deeplandcover.tools.bench_change_cities {' '.join(sys.argv[1:])}`")
+    print(f"- command: `python -m deeplandcover.tools.bench.change_cities {' '.join(sys.argv[1:])}`")
     print(f"- machine: {machine()}; date {dt.datetime.now(dt.timezone.utc):%Y-%m-%d}; {seconds / 60:.0f} min in all")
     n = len({r[1] for r in rows})
     print(f"- {n} cities in {len({r[0] for r in rows})} folds; {args.epochs} epochs, seeds {args.seeds}\n")

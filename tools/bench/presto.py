@@ -1,6 +1,6 @@
 """Benchmark: Presto fine-tuned in Train Model against the random forest, on the Slovenia south hold-out.
 
-The protocol of :mod:`deeplandcover.tools.bench_recipe` (``--dataset slovenia``): chips exported with the demo's
+The protocol of :mod:`deeplandcover.tools.bench.recipe` (``--dataset slovenia``): chips exported with the demo's
 hold-out polygon, chips touching it dropped; Train Model (architecture ``presto``, the recipe :data:`PRESTO`)
 and a 200-tree random forest (every band of every date, ``--rf-pixels`` pixels of the training chips) each map
 the scene; Compute Accuracy scores both maps against the reference polygons clipped to the hold-out.
@@ -12,7 +12,7 @@ chips at stride 8 show each pixel 16 times per epoch for 16 times the compute). 
 pixels of the same training chips.
 ``--control`` adds Presto from random weights (encoder weights ``none``): the gain of the pre-trained weights.
 
-Run: ``.venv/bin/python -m deeplandcover.tools.bench_presto --dates 3 5 --seeds 1 2`` (needs ``DLC_DATA`` and
+Run: ``.venv/bin/python -m deeplandcover.tools.bench.presto --dates 3 5 --seeds 1 2`` (needs ``DLC_DATA`` and
 ``DLC_WEIGHTS_DIR``; ``--jsonl FILE`` appends every run's figures as they come).
 """
 
@@ -31,8 +31,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from deeplandcover.tools.bench_recipe import DATASETS, _forest, _prepare, _score, _unet
-from deeplandcover.tools.machine import cpu_model
+from deeplandcover.tools.bench import common
 
 #: Train Model's settings for Presto: the head alone for 1 epoch, then the encoder at a tenth of the rate.
 PRESTO = {
@@ -46,7 +45,7 @@ PRESTO = {
     "monitor": "miou",
     "augment": False,  # a per-pixel model: flips and rotations change nothing
 }
-_ALL = DATASETS["slovenia"].images
+_ALL = common.DATASETS["slovenia"].images
 #: date set name -> the rasters of the series (oldest first)
 DATES = {"5": _ALL, "3": (_ALL[0], _ALL[3], _ALL[4])}
 
@@ -75,18 +74,19 @@ def main(argv: list[str] | None = None) -> None:
     t0 = time.perf_counter()
     for dates in a.dates:
         ds = dataclasses.replace(
-            DATASETS["slovenia"], images=DATES[dates], tile=a.tile, stride=a.tile, architecture="presto"
+            common.DATASETS["slovenia"], images=DATES[dates], tile=a.tile, stride=a.tile, architecture="presto"
         )
         with tempfile.TemporaryDirectory() as tmp_name:
             tmp = Path(tmp_name)
-            train_dir, reference, chips = _prepare(ds, tmp)
+            train_dir, reference, chips = common.prepare_holdout_chips(ds, tmp)
             for seed in a.seeds:
                 runs = {
-                    m: _unet(r, seed, train_dir, ds, tmp / f"{i}", False) for i, (m, r) in enumerate(methods.items())
+                    m: common.train_and_map(r, seed, train_dir, ds, tmp / f"{i}", False)
+                    for i, (m, r) in enumerate(methods.items())
                 }
-                runs = {m: {**r, **_score(r["maps"][False], reference, ds)} for m, r in runs.items()}
-                rf = _forest(seed, chips, train_dir, ds, tmp, a.rf_pixels)
-                runs["random forest"] = {**rf, **_score(rf["map"], reference, ds)}
+                runs = {m: {**r, **common.score_holdout(r["maps"][False], reference, ds)} for m, r in runs.items()}
+                rf = common.forest_map(seed, chips, train_dir, ds, tmp, a.rf_pixels)
+                runs["random forest"] = {**rf, **common.score_holdout(rf["map"], reference, ds)}
                 for method, fig in runs.items():
                     fig = {k: v for k, v in fig.items() if k not in ("map", "maps")}
                     results.setdefault((dates, method), []).append(fig)
@@ -97,9 +97,11 @@ def main(argv: list[str] | None = None) -> None:
                             f.write(json.dumps(line) + "\n")
     print("## Presto vs a random forest (Slovenia, the demo's south hold-out)\n")
     print(
-        f"- command: `python -m deeplandcover.tools.bench_presto {shlex.join(argv if argv is not None else sys.argv[1:])}`"
+        f"- command: `python -m deeplandcover.tools.bench.presto {shlex.join(argv if argv is not None else sys.argv[1:])}`"
     )
-    print(f"- machine: {os.cpu_count()} cores ({cpu_model()}), CPU only; {(time.perf_counter() - t0) / 60:.0f} min")
+    print(
+        f"- machine: {os.cpu_count()} cores ({common.cpu_model()}), CPU only; {(time.perf_counter() - t0) / 60:.0f} min"
+    )
     print(f"- date: {datetime.now(timezone.utc).isoformat(timespec='seconds')}; seeds {a.seeds}; recipe {recipe}")
     print(f"- {len(chips)} training chips ({a.tile} px, stride {a.tile})\n")
     print("| dates | method | OA mean (range) | mIoU mean (range) | training s |")

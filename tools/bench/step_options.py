@@ -6,7 +6,7 @@ channels-last memory format (model and input, or the model only), ``torch.compil
 batch 16 / 32. Reported as chips per
 second and as a ratio to the default, configurations alternating over ``--rounds`` rounds (median).
 
-Run: ``.venv/bin/python -m deeplandcover.tools.bench_step_options [--rounds 3]``.
+Run: ``.venv/bin/python -m deeplandcover.tools.bench.step_options [--rounds 3]``.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import sys
 from datetime import datetime, timezone
 from pathlib import Path
 
-from deeplandcover.tools.machine import cpu_model
+from deeplandcover.tools.bench.common import cpu_model
 
 _STEP = r"""
 import json, sys, time
@@ -79,7 +79,7 @@ def main(argv: list[str] | None = None) -> None:
 
     base = statistics.median(r["chips_per_s"] for r in res[("default", 8)])
     print("## Train Model: what moves the CPU training step\n")
-    print(f"- command: `{Path(sys.executable).name} -m deeplandcover.tools.bench_step_options --rounds {args.rounds}`")
+    print(f"- command: `{Path(sys.executable).name} -m deeplandcover.tools.bench.step_options --rounds {args.rounds}`")
     print(f"- machine: {os.cpu_count()} cores ({cpu_model()}), torch {torch.__version__}")
     print(f"- date: {datetime.now(timezone.utc).isoformat(timespec='seconds')}")
     print(

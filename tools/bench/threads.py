@@ -8,7 +8,7 @@ Pixels (ONNX Runtime, the same U-Net) is timed the same way with its default thr
 Configurations alternate within each round; the figure is the median over rounds, and every ratio is to
 the quiet run of the same configuration family in this run.
 
-Run: ``.venv/bin/python -m deeplandcover.tools.bench_threads [--rounds 3]``.
+Run: ``.venv/bin/python -m deeplandcover.tools.bench.threads [--rounds 3]``.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-from deeplandcover.tools.machine import cpu_model
+from deeplandcover.tools.bench.common import cpu_model
 
 _STEP = r"""
 import json, os, sys, time
@@ -139,7 +139,7 @@ def main(argv: list[str] | None = None) -> None:
     med = {k: statistics.median(v) for k, v in res.items()}
     cores = os.cpu_count() or 1
     print("## Training and Classify Pixels on a busy machine (thread policy)\n")
-    print(f"- command: `{Path(sys.executable).name} -m deeplandcover.tools.bench_threads --rounds {args.rounds}`")
+    print(f"- command: `{Path(sys.executable).name} -m deeplandcover.tools.bench.threads --rounds {args.rounds}`")
     print(f"- machine: {cores} cores ({cpu_model()}), load before the run {os.getloadavg()[0]:.2f}")
     print(f"- date: {datetime.now(timezone.utc).isoformat(timespec='seconds')}")
     print(

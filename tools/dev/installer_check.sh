@@ -12,14 +12,14 @@
 #   5. when PyTorch's CPU index is reachable, the dry run of `WHAT=1 GPU=1` (CPU) shows it and a +cpu torch.
 #
 # Usage (root, on the Debian 12 CI host, after `make setup`: the host's .venv builds the test model):
-#   tools/installer_check.sh
+#   tools/dev/installer_check.sh
 # The chroot ($DLC_CHROOT_DIR/trixie-bare, default /var/cache/deeplandcover/chroots/trixie-bare, about
 # 1.5 GB) is built once (debootstrap + apt: about 6 minutes) and reused while its package list is the
 # same; each run starts from an empty package folder. Logs go to $INSTALLER_CHECK_OUT (default
 # matrix_output/installer/); the last line says PASS or which check failed.
 set -euo pipefail
 
-REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 CHROOTS="${DLC_CHROOT_DIR:-/var/cache/deeplandcover/chroots}"
 ROOT="$CHROOTS/trixie-bare"
 MIRROR="${DEBIAN_MIRROR:-http://deb.debian.org/debian}"
@@ -94,7 +94,7 @@ build_chroot() {
 # The plugin ZIP of the working tree, unzipped into the chroot's profile; an empty package folder.
 install_plugin() {
   local zip="$OUT/deeplandcover.zip"
-  python3 "$REPO/tools/package.py" "$zip" --worktree >/dev/null
+  python3 "$REPO/tools/dev/package.py" "$zip" --worktree >/dev/null
   rm -rf "$ROOT$PROFILE/python/plugins/deeplandcover" "$ROOT$PKGS" "$ROOT$CHECK"
   mkdir -p "$ROOT$PROFILE/python/plugins" "$ROOT$CHECK"
   python3 -m zipfile -e "$zip" "$ROOT$PROFILE/python/plugins/"
@@ -105,12 +105,12 @@ install_plugin() {
 # A 3-band 96x96 uint16 GeoTIFF and a 3-class ONNX model with its card (the test helpers; torch on the host).
 make_fixtures() {
   [ -x "$HOST_PY" ] || fail "no $HOST_PY: run make setup first (its torch builds the test model)"
-  PYTHONPATH="$REPO/.pkgroot:$REPO/tests" "$HOST_PY" - "$ROOT$CHECK" <<'EOF'
+  PYTHONPATH="$REPO/.pkgroot" "$HOST_PY" - "$ROOT$CHECK" <<'EOF'
 import sys
 from pathlib import Path
 import rasterio
 from rasterio.transform import from_origin
-from helpers.onnx_models import make_model, smooth_image
+from deeplandcover.tests.helpers.onnx_models import make_model, smooth_image
 out = Path(sys.argv[1])
 img = smooth_image(3, 96, 96, seed=1)
 profile = dict(driver="GTiff", width=96, height=96, count=3, dtype="uint16", crs="EPSG:32633",

@@ -10,7 +10,7 @@ input under a layer input that accepts rasters) and a mandatory parameter it has
 
 Regenerate after a parameter change (``tests/integration/test_workflow_model.py`` fails until then)::
 
-    QT_QPA_PLATFORM=offscreen .venv/bin/python -m deeplandcover.tools.make_workflow_model [--check]
+    QT_QPA_PLATFORM=offscreen .venv/bin/python -m deeplandcover.tools.dev.make_workflow_model [--check]
 
 (with PATH cleaned of pyenv shims, as for qgis_process). ``--check`` writes nothing and exits 1 when the
 shipped file differs from what the algorithms give now.
@@ -23,7 +23,7 @@ import tempfile
 from pathlib import Path
 from typing import NamedTuple
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 TARGET = REPO / "resources" / "models" / "landcover_workflow.model3"
 MODEL_NAME, MODEL_GROUP = "Land cover workflow", "Deep Land Cover"
 
@@ -109,7 +109,7 @@ def _input_definition(spec: Input):
         QgsProcessingParameterVectorLayer,
     )
 
-    from ..algorithms.qtcompat import FILE_BEHAVIOR_FOLDER, NUMBER_INTEGER, SOURCE_VECTOR_POLYGON
+    from ...algorithms.qtcompat import FILE_BEHAVIOR_FOLDER, NUMBER_INTEGER, SOURCE_VECTOR_POLYGON
 
     if spec.kind == "raster":
         return QgsProcessingParameterRasterLayer(spec.name, spec.label)
@@ -232,7 +232,7 @@ def main(argv: list[str]) -> int:
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     from qgis.core import QgsApplication
 
-    from ..provider.provider import DeepLandCoverProvider
+    from ...provider.provider import DeepLandCoverProvider
 
     app = QgsApplication([], False)
     app.initQgis()

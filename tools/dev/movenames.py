@@ -1,7 +1,7 @@
 """Developer tool: move top-level names (functions, classes, constants) from one module to another and
 rewrite every import of them in the repository.
 
-    python tools/movenames.py core/raster/grid.py core/raster/tiling.py tile_offsets tile_windows
+    python tools/dev/movenames.py core/raster/grid.py core/raster/tiling.py tile_offsets tile_windows
 
 The destination is created when missing (module docstring to be written by hand). What the moved code
 uses from the source is imported from it; what the source still uses from the moved code is imported
@@ -18,7 +18,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 PKG = "deeplandcover"
 
 

@@ -1,10 +1,10 @@
 """``make package``: the plugin ZIP for *Plugins > Manage and Install Plugins > Install from ZIP*.
 
 ``git archive`` under the prefix ``deeplandcover/`` without what a QGIS user does not need (:data:`EXCLUDE`:
-the demo/test data, the tests, CI, the benchmarks). By default it archives the committed tree
-(``HEAD``); ``--worktree`` archives the working tree instead (tracked and untracked files that git does
+the demo/test data, the tests, CI and every developer tool of ``tools/``: benchmarks, demo, packaging, sample
+data). By default it archives the committed tree (``HEAD``); ``--worktree`` archives the working tree instead (tracked and untracked files that git does
 not ignore), through a temporary index, so that HEAD, the real index and the working tree are left
-alone (the tests use it). Standard library only: ``python3 tools/package.py [OUT] [--worktree]``.
+alone (the tests use it). Standard library only: ``python3 tools/dev/package.py [OUT] [--worktree]``.
 """
 
 from __future__ import annotations
@@ -17,9 +17,10 @@ import sys
 import tempfile
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 PREFIX = "deeplandcover/"
-EXCLUDE = ("data", "tests", ".ci", "tools/bench*", "BENCHMARKS.md")
+#: Left out of the ZIP: the test suite, the developer tools (benchmarks, demo, packaging, sample data), CI.
+EXCLUDE = ("data", "tests", "tools", ".ci", "BENCHMARKS.md")
 
 
 def _git(*args: str, repo: Path = REPO, env: dict[str, str] | None = None) -> str:

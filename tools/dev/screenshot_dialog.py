@@ -4,7 +4,7 @@ Renders, offscreen, the main algorithm dialogs at QGIS's default dialog size (68
 Sentinel-2 scene and its OSM land-use polygons loaded (the scene is the current layer), and the shipped
 workflow model as the graphical modeler draws it, into ``docs/images/``::
 
-    QT_QPA_PLATFORM=offscreen .venv/bin/python -m deeplandcover.tools.screenshot_dialog [ALG_ID ...]
+    QT_QPA_PLATFORM=offscreen .venv/bin/python -m deeplandcover.tools.dev.screenshot_dialog [ALG_ID ...]
 
 (PATH cleaned of pyenv shims, as for qgis_process; the sample data from ``$DLC_DATA``). Without
 arguments: Classify Pixels, Train Model, Export Training Tiles, Detect Change, Compute Accuracy and the
@@ -21,9 +21,9 @@ import sys
 import tempfile
 from pathlib import Path
 
-from .machine import data_dir
+from deeplandcover.tests.helpers.sample_data import data_dir
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 PROBE = REPO / "tests" / "gui" / "dialog_probe.py"
 IMAGES = REPO / "docs" / "images"
 MAIN_DIALOGS = [

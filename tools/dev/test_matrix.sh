@@ -5,7 +5,7 @@
 #   trixie  QGIS 3.40 LTR, Python 3.13, NumPy 2.2, torch 2.6
 #   forky   QGIS 3.44 LTR, Python 3.14, NumPy 2.4, torch 2.14
 #
-# Usage: tools/test_matrix.sh [SUITE ...]   (default: trixie forky; extra pytest args in PYTEST_ARGS)
+# Usage: tools/dev/test_matrix.sh [SUITE ...]   (default: trixie forky; extra pytest args in PYTEST_ARGS)
 # Needs root (debootstrap, chroot, mounts). A chroot that is already there is reused; it is rebuilt
 # only when its package list changes. Chroots live in $DLC_CHROOT_DIR (default
 # /var/cache/deeplandcover/chroots), about 3.3 GB each; building one takes about 7 minutes.
@@ -16,7 +16,7 @@
 # host's; they are kept in matrix_output/crossversion/<QGIS version>/.
 set -euo pipefail
 
-REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 CHROOTS="${DLC_CHROOT_DIR:-/var/cache/deeplandcover/chroots}"
 MIRROR="${DEBIAN_MIRROR:-http://deb.debian.org/debian}"
 REPORT="${MATRIX_REPORT:-$REPO/matrix_output}"

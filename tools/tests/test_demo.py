@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from deeplandcover.tools.qgis_run import QGIS_PROCESS, REPO
+from deeplandcover.tests.helpers.qgis_run import QGIS_PROCESS, REPO
 
 pytestmark = [
     pytest.mark.slow,

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import rasterio
 
-from deeplandcover.tools.machine import data_dir, missing_data_message
+from deeplandcover.tests.helpers.sample_data import data_dir, missing_data_message
 from deeplandcover.tools.sampledata import NOT_FETCHED, ensure_sample_data, install, is_complete, load_catalogue
 from deeplandcover.tools.sampledata.install import MARKER
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from deeplandcover.tools.machine import data_dir, missing_data_message
+from deeplandcover.tests.helpers.sample_data import data_dir, missing_data_message
 from deeplandcover.tools.sampledata import (
     ChecksumError,
     SampleDataUnavailableError,

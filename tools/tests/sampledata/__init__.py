@@ -1,0 +1,1 @@
+"""Tests of ``tools/sampledata`` (``make data``)."""
