@@ -18,6 +18,7 @@ CHOICE_LABELS = {
     "fc_siam_diff": "FC-Siam-diff (2 dates)",
     "fc_siam_conc": "FC-Siam-conc (2 dates)",
     "presto": "Presto (pixel time series)",
+    "dynamicworld": "Dynamic World (Sentinel-2 L1C)",
     "default": "Default of the architecture",
     "resnet18": "ResNet-18",
     "resnet34": "ResNet-34",

@@ -4,7 +4,8 @@ Every model maps a normalised input to **logits** ``(B, K, H, W)`` float32 (soft
 ONNX export, see :mod:`core.training.onnx_export`). Inputs: ``(B, C, H, W)`` for
 ``unet``/``deeplabv3plus``, ``(B, 2C, H, W)`` (date 1 bands, then date 2 bands) for
 ``unet_early_fusion``, ``fc_siam_diff`` and ``fc_siam_conc`` (:mod:`models.siamese`) and
-``(B, T, C, H, W)`` for ``unet_convlstm`` and ``presto`` (:mod:`models.presto`, per pixel); ``two_branch_unet``
+``(B, T, C, H, W)`` for ``unet_convlstm`` and ``presto`` (:mod:`models.presto`, per pixel); ``dynamicworld``
+(:class:`models.dynamicworld.DynamicWorldClassifier`) takes Dynamic World's 9 Sentinel-2 bands; ``two_branch_unet``
 (:mod:`models.fusion`) takes ``(B, C, H, W)`` multi-sensor stacks and returns ``(main, aux)`` in
 training mode. Any H and W work (no multiple-of-32 requirement).
 
@@ -35,12 +36,14 @@ MODELS: dict[str, str] = {
     "fc_siam_diff": "siamese:SiamDiffUNet",
     "fc_siam_conc": "siamese:SiamConcUNet",
     "presto": "presto:PrestoClassifier",
+    "dynamicworld": "dynamicworld:DynamicWorldClassifier",
 }
 
-#: Networks of published pre-trained models, built by name like :data:`MODELS` (``build_model("dynamicworld", 9, 9)``)
-#: but not Train Model choices: :class:`models.dynamicworld.DynamicWorld` (Brown et al. 2022), which loads the
-#: authors' checkpoint (:func:`models.dynamicworld.load_checkpoint`).
-PRETRAINED_MODELS: dict[str, str] = {"dynamicworld": "dynamicworld:DynamicWorld"}
+#: Networks of published pre-trained models with their authors' heads, built by name like :data:`MODELS`
+#: (``build_model("dynamicworld_pretrained", 9, 9)``) but not Train Model choices: the complete
+#: :class:`models.dynamicworld.DynamicWorld` (Brown et al. 2022), which loads the authors' checkpoint
+#: (:func:`models.dynamicworld.load_checkpoint`). Train Model's ``dynamicworld`` is its body under a new head.
+PRETRAINED_MODELS: dict[str, str] = {"dynamicworld_pretrained": "dynamicworld:DynamicWorld"}
 
 #: The architecture names (the keys of :data:`MODELS`), the first one the default.
 ARCHITECTURES: tuple[str, ...] = tuple(MODELS)

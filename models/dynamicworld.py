@@ -23,6 +23,9 @@ formula (:data:`NORM_PARAMS`; numpy: :func:`core.preprocessing.normalize.normali
 probabilities). :meth:`DynamicWorld.features` is the body (``(N, 144, H, W)`` unit-length features),
 :attr:`DynamicWorld.head` the 1x1 classifier: a new head for other classes is
 ``DynamicWorld(num_classes=K)`` with the body's weights loaded (``load_checkpoint(..., head=False)``).
+Train Model's ``dynamicworld`` architecture is :class:`DynamicWorldClassifier`: the body
+(:class:`DynamicWorldBody`, ``model.encoder``) under a new 1x1 head, frozen and unfrozen like the other
+pre-trained encoders.
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .resnet import EncoderFreezing
 from .tf_bundle import TensorBundle
 
 #: The 9 Sentinel-2 L1C input bands, in channel order, by their product names (the authors' Earth Engine
@@ -162,7 +166,59 @@ def downsample(x: torch.Tensor) -> torch.Tensor:
     return torch.matmul(torch.matmul(rh, x), rw.transpose(0, 1))
 
 
-class DynamicWorld(nn.Module):
+class DynamicWorldBody(nn.Module):
+    """Dynamic World's body (Brown et al. 2022): ``(N, C, H, W)`` normalised bands -> ``(N, 144, H, W)`` features.
+
+    Everything of :class:`DynamicWorld` but the 1x1 classifier: the encoder that Train Model fine-tunes
+    under a new head (:class:`DynamicWorldClassifier`). Its layers have :class:`DynamicWorld`'s names, so
+    the authors' checkpoint loads into it (:func:`load_checkpoint`, the head skipped).
+
+    Args:
+        in_channels: input bands (9, :data:`BANDS`, for the authors' weights).
+
+    Raises:
+        ValueError: in_channels below 1.
+    """
+
+    feature_dim = FEATURE_DIM
+
+    def __init__(self, in_channels: int = 9) -> None:
+        super().__init__()
+        if in_channels < 1:
+            raise ValueError(f"in_channels ({in_channels}) must be >= 1.")
+        self.stem = ConvBNMish(in_channels, 64, 3)
+        for name, (cin, cout, *_) in _STAGES.items():
+            self.add_module(name, Stage(cin, cout))
+        self.side = nn.Sequential(*(ConvBNMish(cin, cout, k) for _, _, cin, cout, k in _SIDE))
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """The body: ``(N, C, H, W)`` -> unit-length (L2 over channels) features ``(N, 144, H, W)`` float32."""
+        h, w = x.shape[-2], x.shape[-1]
+        r = downsample(self.stem(x))
+        y = torch.cat([self.stage2(self.stage1(r)), self.side(r)], dim=1)
+        y = F.interpolate(self.stage3(y), size=(h, w), mode="bilinear", align_corners=False)
+        return y * torch.rsqrt(torch.clamp((y * y).sum(dim=1, keepdim=True), min=L2_EPS))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``(N, C, H, W)`` float32 -> features ``(N, 144, H, W)`` float32 (:meth:`features`)."""
+        return self.features(x)
+
+    def tf_layers(self) -> Iterator[tuple[str, nn.Module]]:
+        """``(Keras layer name, module)`` of every layer with weights, convolutions and batch norms alike."""
+        for conv, bn, *_ in _STEM:
+            yield conv, self.stem.conv
+            yield bn, self.stem.bn
+        for stage, (_, _, *layers) in _STAGES.items():
+            units = [*getattr(self, stage).main, getattr(self, stage).shortcut]
+            for unit, (conv, bn) in zip(units, layers):
+                yield conv, unit.conv
+                yield f"batch_normalization_{bn}", unit.bn
+        for unit, (conv, bn, *_) in zip(self.side, _SIDE):
+            yield conv, unit.conv
+            yield bn, unit.bn
+
+
+class DynamicWorld(DynamicWorldBody):
     """The Dynamic World network (Brown et al. 2022): ``(N, C, H, W)`` normalised bands -> ``(N, K, H, W)`` logits.
 
     Args:
@@ -178,44 +234,53 @@ class DynamicWorld(nn.Module):
         ValueError: in_channels or num_classes below 1.
     """
 
-    feature_dim = FEATURE_DIM
-
     def __init__(self, in_channels: int = 9, num_classes: int = 9) -> None:
-        super().__init__()
         if in_channels < 1 or num_classes < 1:
             raise ValueError(f"in_channels ({in_channels}) and num_classes ({num_classes}) must be >= 1.")
-        self.stem = ConvBNMish(in_channels, 64, 3)
-        for name, (cin, cout, *_) in _STAGES.items():
-            self.add_module(name, Stage(cin, cout))
-        self.side = nn.Sequential(*(ConvBNMish(cin, cout, k) for _, _, cin, cout, k in _SIDE))
+        super().__init__(in_channels)
         self.head = nn.Conv2d(FEATURE_DIM, num_classes, 1)
-
-    def features(self, x: torch.Tensor) -> torch.Tensor:
-        """The body: ``(N, C, H, W)`` -> unit-length (L2 over channels) features ``(N, 144, H, W)`` float32."""
-        h, w = x.shape[-2], x.shape[-1]
-        r = downsample(self.stem(x))
-        y = torch.cat([self.stage2(self.stage1(r)), self.side(r)], dim=1)
-        y = F.interpolate(self.stage3(y), size=(h, w), mode="bilinear", align_corners=False)
-        return y * torch.rsqrt(torch.clamp((y * y).sum(dim=1, keepdim=True), min=L2_EPS))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``(N, C, H, W)`` float32 -> logits ``(N, K, H, W)`` float32."""
         return self.head(self.features(x))
 
     def tf_layers(self) -> Iterator[tuple[str, nn.Module]]:
-        """``(Keras layer name, module)`` of every layer with weights, convolutions and batch norms alike."""
-        for conv, bn, *_ in _STEM:
-            yield conv, self.stem.conv
-            yield bn, self.stem.bn
-        for stage, (_, _, *layers) in _STAGES.items():
-            units = [*getattr(self, stage).main, getattr(self, stage).shortcut]
-            for unit, (conv, bn) in zip(units, layers):
-                yield conv, unit.conv
-                yield f"batch_normalization_{bn}", unit.bn
-        for unit, (conv, bn, *_) in zip(self.side, _SIDE):
-            yield conv, unit.conv
-            yield bn, unit.bn
+        """``(Keras layer name, module)`` of every layer with weights, the head last."""
+        yield from super().tf_layers()
         yield _HEAD, self.head
+
+
+class DynamicWorldClassifier(EncoderFreezing, nn.Module):
+    """Dynamic World's body (:attr:`encoder`) under a new 1x1 head: Train Model's ``dynamicworld`` architecture.
+
+    The encoder is :class:`DynamicWorldBody` (load the authors' weights with :func:`load_checkpoint` on
+    ``model.encoder``); the head maps the 144 unit-length features to K class logits (PyTorch's default
+    initialisation). :meth:`set_encoder_frozen` freezes the encoder with its batch norm statistics
+    (:class:`models.resnet.EncoderFreezing`).
+
+    Args:
+        in_channels: 9 for the authors' weights: Dynamic World's bands :data:`BANDS` in that order (Train Model
+            selects them from the chips by name), normalised with the authors' formula.
+        num_classes: K output classes.
+
+    Shapes:
+        input ``(B, 9, H, W)`` float32 in (0, 1), output logits ``(B, K, H, W)`` float32; any H, W >= 2.
+
+    Raises:
+        ValueError: in_channels or num_classes below 1 (:func:`load_checkpoint`: a shape error for other than
+            9 channels).
+    """
+
+    def __init__(self, in_channels: int = len(BANDS), num_classes: int = len(CLASSES)) -> None:
+        super().__init__()
+        if in_channels < 1 or num_classes < 1:
+            raise ValueError(f"in_channels ({in_channels}) and num_classes ({num_classes}) must be >= 1.")
+        self.encoder = DynamicWorldBody(in_channels)
+        self.head = nn.Conv2d(FEATURE_DIM, num_classes, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits ``(B, K, H, W)`` float32 of ``x`` ``(B, 9, H, W)`` float32."""
+        return self.head(self.encoder(x))
 
 
 def checkpoint_weights(variables: Mapping[str, np.ndarray]) -> dict[str, list[np.ndarray]]:
@@ -247,7 +312,7 @@ def _set(param: torch.Tensor, value: np.ndarray, what: str) -> None:
         param.copy_(torch.from_numpy(np.ascontiguousarray(value, dtype=np.float32)))
 
 
-def load_tf_weights(model: DynamicWorld, weights: Mapping[str, list[np.ndarray]], head: bool = True) -> None:
+def load_tf_weights(model: DynamicWorldBody, weights: Mapping[str, list[np.ndarray]], head: bool = True) -> None:
     """Copy Keras layer weights (TF layout, see :func:`checkpoint_weights`) into ``model``.
 
     Conv2D kernels ``(kh, kw, in, out)`` become ``(out, in, kh, kw)``; DepthwiseConv2D kernels
@@ -255,7 +320,8 @@ def load_tf_weights(model: DynamicWorld, weights: Mapping[str, list[np.ndarray]]
     weight, bias, running_mean, running_var.
 
     Args:
-        head: also load the 1x1 classifier (False: keep the model's own head, for other classes).
+        head: also load the 1x1 classifier (False: keep the model's own head, for other classes; a
+            :class:`DynamicWorldBody` has none).
 
     Raises:
         ValueError: a shape that differs (e.g. a model built with other in_channels).
@@ -273,7 +339,7 @@ def load_tf_weights(model: DynamicWorld, weights: Mapping[str, list[np.ndarray]]
             _set(mod.bias, w[1], name)
 
 
-def load_checkpoint(model: DynamicWorld, path: str | os.PathLike, head: bool = True) -> DynamicWorld:
+def load_checkpoint(model: DynamicWorldBody, path: str | os.PathLike, head: bool = True) -> DynamicWorldBody:
     """Load the authors' checkpoint (the SavedModel's ``variables/`` folder or its prefix) into ``model``.
 
     Reads the TensorFlow tensor bundle with :class:`models.tf_bundle.TensorBundle` (no TensorFlow), CRC
@@ -300,6 +366,8 @@ __all__ = [
     "FEATURE_DIM",
     "NORM_PARAMS",
     "DynamicWorld",
+    "DynamicWorldBody",
+    "DynamicWorldClassifier",
     "checkpoint_weights",
     "downsample",
     "load_checkpoint",

@@ -25,7 +25,7 @@ def test_choices_come_from_the_registry_and_defaults_are_choices():
         (
             "architecture",
             "segformer",
-            "use unet, deeplabv3plus, unet_convlstm, unet_early_fusion, two_branch_unet, fc_siam_diff, fc_siam_conc or presto",
+            "use unet, deeplabv3plus, unet_convlstm, unet_early_fusion, two_branch_unet, fc_siam_diff, fc_siam_conc, presto or dynamicworld",
         ),
         ("monitor", "acc", "Unknown monitor 'acc'; use val_loss, miou or f1"),
         ("loss", "dice", "Unknown loss 'dice'; use ce, ce_jaccard or focal"),
