@@ -93,37 +93,14 @@ def import_cycles() -> list[list[str]]:
         return m or None
 
     edges = {m: {d for d in (norm(x) for x in ds) if d and d != m} for m, ds in graph.items()}
-    cycles, state = [], {}
-
-    def visit(m: str, stack: list[str]) -> None:
-        state[m] = 1
-        for d in sorted(edges[m]):
-            if state.get(d) == 1:
-                cycles.append(stack[stack.index(d) :] + [d])
-            elif d not in state:
-                visit(d, stack + [d])
-        state[m] = 2
-
-    for m in sorted(edges):
-        if m not in state:
-            visit(m, [m])
     # a package's __init__ importing its own modules is not a cycle worth reporting
-    return [c for c in cycles if not all(x.startswith(c[0]) for x in c)]
+    return [c for c in _cycles(edges) if not all(x.startswith(c[0]) for x in c)]
 
 
-def package_cycles() -> list[list[str]]:
-    """Cycles between core's packages and leaf modules (``core.chips``, ``core.classes``, ...), each module's
-    imports counted for its package: a two-way link such as ``classes`` -> ``raster.grid`` ->
-    ``classes`` is reported even when no single module closes the circle."""
-    graph = core_import_graph()
-
-    def pkg(m: str) -> str:
-        return ".".join(m.split(".")[:2])
-
-    edges: dict[str, set[str]] = {}
-    for m, ds in graph.items():
-        edges.setdefault(pkg(m), set()).update(pkg(d) for d in ds if pkg(d) != pkg(m) and pkg(d) != "core")
-    cycles, state = [], {}
+def _cycles(edges: dict[str, set[str]]) -> list[list[str]]:
+    """The cycles a depth-first walk of ``edges`` (node -> the nodes it imports) meets, each as its path."""
+    cycles: list[list[str]] = []
+    state: dict[str, int] = {}
 
     def visit(m: str, stack: list[str]) -> None:
         state[m] = 1
@@ -138,6 +115,21 @@ def package_cycles() -> list[list[str]]:
         if m not in state:
             visit(m, [m])
     return cycles
+
+
+def package_cycles() -> list[list[str]]:
+    """Cycles between core's packages and leaf modules (``core.chips``, ``core.classes``, ...), each module's
+    imports counted for its package: a two-way link such as ``classes`` -> ``raster.grid`` ->
+    ``classes`` is reported even when no single module closes the circle."""
+    graph = core_import_graph()
+
+    def pkg(m: str) -> str:
+        return ".".join(m.split(".")[:2])
+
+    edges: dict[str, set[str]] = {}
+    for m, ds in graph.items():
+        edges.setdefault(pkg(m), set()).update(pkg(d) for d in ds if pkg(d) != pkg(m) and pkg(d) != "core")
+    return _cycles(edges)
 
 
 def test_modules_fit_one_sitting():
