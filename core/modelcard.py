@@ -31,6 +31,7 @@ from typing import Any, Literal
 
 from .classes import ClassInfo, palette_color
 from .errors import ModelFileError
+from .layout import InputLayout
 from .raster.io import atomic_output
 
 CARD_KEY = "deeplandcover_model_card"
@@ -123,8 +124,7 @@ class ModelCard:
     @property
     def in_channels(self) -> int:
         """Channels of one model input date (bands + indices; both dates for a change model)."""
-        c = len(self.bands) + len(self.indices)
-        return c * 2 if self.task == "change" else c
+        return InputLayout.of_card(self).in_channels
 
     def to_json(self) -> str:
         """The card as a JSON string (``format``/``version`` included; see :data:`VERSION`)."""

@@ -27,6 +27,7 @@ import numpy as np
 from ..classes import DEFAULT_PALETTE, ClassInfo, palette_color
 from ..errors import InputError, ModelFileError
 from ..feedback import Feedback
+from ..layout import InputLayout
 from ..modelcard import ModelCard, card_from_session
 from .bands import BandSource
 from .catalog import resolve_model
@@ -238,13 +239,13 @@ def _with_overrides(card: ModelCard, input_scale: float | None, warnings: list[s
 def sample_shape(card: ModelCard, sources: Sequence[BandSource], tile: int) -> tuple[int, ...]:
     """Shape of one model input tile without the batch axis: ``(T, C, tile, tile)`` or ``(C, tile, tile)``.
 
-    The channels are the bands of the sources plus the card's spectral indices, per date.
+    The channels are the matched bands of the sources plus the card's spectral indices, per date
+    (:class:`core.layout.InputLayout`, the kind from the card).
     """
-    channels = [len(s.bands) for s in sources]
-    n_idx = len(card.indices)
-    if card.layout == "BTCHW":
-        return len(sources), channels[0] + n_idx, tile, tile
-    return sum(channels) + n_idx * len({s.date for s in sources}), tile, tile
+    layout = InputLayout.of_card(card, dates=len(sources))
+    counts = [len(s.bands) for s in sources]  # the matched bands (a Deepness card may name none)
+    bands = counts[0] if layout.kind == "sequence" else sum(counts) // layout.dates
+    return dataclasses.replace(layout, bands=bands).input_shape(tile)
 
 
 def _softmax(x: np.ndarray, axis: int = 1) -> np.ndarray:

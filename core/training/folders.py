@@ -22,6 +22,7 @@ from ..chips.manifest import Manifest
 from ..chips.stats import pooled_stats
 from ..classes import ClassInfo
 from ..errors import BandMismatchError, ChipFolderError, InputError
+from ..layout import InputLayout
 from ..preprocessing.indices import parse_indices
 from .config import TrainConfig
 from .data import ChipDataset, ChipInputs, fixed_dates
@@ -48,8 +49,7 @@ class TrainingSet:
     @property
     def in_channels(self) -> int:
         """Input channels C of one time step: bands and indices, of both dates for a pair."""
-        m = self.manifest
-        return (len(m.bands) + len(self.indices)) * (2 if m.kind == "pair" else 1)
+        return InputLayout.of_manifest(self.manifest, len(self.indices)).in_channels
 
 
 def load_folders(
