@@ -57,6 +57,19 @@ DW = {
 }
 
 
+def _validation(out: Path, best_epoch: int) -> dict[str, float]:
+    """The trainer's validation OA and mIoU at the kept epoch (``training_log.csv`` of the run in ``out``): the
+    figures to choose a recipe by, the hold-out being the test."""
+    import csv
+
+    logs = sorted(out.glob("*/training_log.csv"))
+    if not logs:
+        return {}
+    with logs[-1].open(newline="", encoding="utf-8") as fh:
+        rows = [r for r in csv.DictReader(fh) if int(r["epoch"]) == best_epoch]
+    return {"val_oa": float(rows[0]["oa"]), "val_miou": float(rows[0]["miou"])} if rows else {}
+
+
 def _mean(runs: list[dict[str, Any]], key: str) -> str:
     v = [r[key] for r in runs]
     return f"{statistics.mean(v):.3f} ({min(v):.3f}-{max(v):.3f})" if len(v) > 1 else f"{v[0]:.3f}"
@@ -102,8 +115,10 @@ def main(argv: list[str] | None = None) -> None:
         train_dir, reference, chips = prepare_holdout_chips(ds, tmp)
         for seed in a.seeds:  # seeds outermost: the methods alternate, so machine drift hits all alike
             for i, (name, rec) in enumerate(methods.items()):
-                run = train_and_map(rec, seed, train_dir, ds, tmp / f"m{i}", False)
-                record(name, seed, {**run, **score_holdout(run["maps"][False], reference, ds)})
+                out = tmp / f"m{i}_{seed}"
+                run = train_and_map(rec, seed, train_dir, ds, out, False)
+                val = _validation(out, run["best_epoch"])
+                record(name, seed, {**run, **val, **score_holdout(run["maps"][False], reference, ds)})
             if not a.no_rf:
                 rf = forest_map(seed, chips, train_dir, ds, tmp, a.rf_pixels)
                 record("random forest", seed, {**rf, **score_holdout(rf["map"], reference, ds)})
@@ -114,12 +129,14 @@ def main(argv: list[str] | None = None) -> None:
     print(f"- machine: {os.cpu_count()} cores ({cpu_model()}), CPU only; {minutes:.0f} min")
     print(f"- date: {datetime.now(timezone.utc).isoformat(timespec='seconds')}")
     print(f"- {len(chips)} training chips ({ds.tile} px, stride {ds.stride}); seeds {a.seeds}; recipe {recipe}")
-    print("\n| method | seed | OA | mIoU | training s |\n| --- | --- | --- | --- | --- |")
+    print("\n| method | seed | OA | mIoU | validation mIoU | training s |\n| --- | --- | --- | --- | --- | --- |")
     for method, runs in results.items():
         for seed, r in zip(a.seeds, runs):
-            print(f"| {method} | {seed} | {r['oa']:.3f} | {r['miou']:.3f} | {r['train_s']:.0f} |")
+            val = f"{r['val_miou']:.3f}" if "val_miou" in r else ""
+            print(f"| {method} | {seed} | {r['oa']:.3f} | {r['miou']:.3f} | {val} | {r['train_s']:.0f} |")
         secs = statistics.mean(r["train_s"] for r in runs)
-        print(f"| **{method}**, mean (range) | | {_mean(runs, 'oa')} | {_mean(runs, 'miou')} | {secs:.0f} |")
+        val = _mean(runs, "val_miou") if all("val_miou" in r for r in runs) else ""
+        print(f"| **{method}**, mean (range) | | {_mean(runs, 'oa')} | {_mean(runs, 'miou')} | {val} | {secs:.0f} |")
 
 
 if __name__ == "__main__":
