@@ -189,7 +189,7 @@ STAGE_EXPORTS = {
     "training": {"train_model", "TrainConfig", "TrainResult"},
     "change": {"from_to_change", "FromToOptions", "change_vector_analysis", "CvaOptions", "ChangeModelOptions"},
     "assessment": {"compute_accuracy", "AccuracyOptions", "create_accuracy_points", "AccuracyPointsOptions"},
-    "preprocessing": {"normalize", "dihedral", "parse_indices"},
+    "preprocessing": {"valid_mask", "parse_indices", "compute_indices", "apply_policy"},
 }
 
 

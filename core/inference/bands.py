@@ -91,8 +91,9 @@ def select_bands(
     named = low != [f"b{i + 1}" for i in range(len(low))]  # B1, B2... are what a band without description gets
     if named and len(set(keys)) == len(keys) and all(_name_key(b) in keys for b in model_bands):
         return tuple(keys.index(_name_key(b)) + 1 for b in model_bands)
-    generic = all(re.fullmatch(r"b\d+", b) for b in low)
-    if (positional and len(have) >= n) or (generic and len(have) == n):
+    # Only bands without descriptions (B1...Bn, as GDAL names them) fall back to position: B02,B03,B04,B05
+    # are named bands, and B05 must never stand in for a model's B08.
+    if (positional and len(have) >= n) or (not named and len(have) == n):
         return tuple(range(1, n + 1))
     example = ",".join(str(i + 1) for i in range(min(n, len(have))))
     raise BandMismatchError(

@@ -14,13 +14,14 @@ from pathlib import Path
 
 import numpy as np
 import rasterio
+import rasterio.errors
 from affine import Affine
 from rasterio.crs import CRS
 from rasterio.enums import Resampling
 from rasterio.vrt import WarpedVRT
 from rasterio.windows import Window
 
-from ..errors import CRSMismatchError, GridMismatchError, NoOverlapError
+from ..errors import CRSMismatchError, GridMismatchError, InputError, NoOverlapError
 
 
 def window_transform(window: Window, transform: Affine) -> Affine:
@@ -61,9 +62,19 @@ class RasterGrid:
 
     @classmethod
     def from_path(cls, path: str | os.PathLike) -> RasterGrid:
-        """Grid of the raster at ``path``."""
-        with rasterio.open(path) as ds:
-            return cls.from_dataset(ds)
+        """Grid of the raster at ``path``.
+
+        Raises:
+            InputError: GDAL cannot open ``path`` as a raster (missing, unreadable or not a raster format).
+        """
+        try:
+            with rasterio.open(path) as ds:
+                return cls.from_dataset(ds)
+        except rasterio.errors.RasterioIOError as e:
+            raise InputError(
+                f"Cannot open {path} as a raster ({e}). Check that the file exists, is readable and is a raster "
+                "format GDAL reads (GeoTIFF, VRT, JP2...)."
+            ) from e
 
     @property
     def bounds(self) -> tuple[float, float, float, float]:
