@@ -1,4 +1,4 @@
-"""Tests of core.inference.blending: the streamed blender equals a whole-array weighted average."""
+"""core.inference.blending: the streamed blender equals a whole-array weighted average; the blend weights."""
 
 from __future__ import annotations
 
@@ -51,3 +51,19 @@ def test_row_groups_merge_only_the_snapped_row():
     assert ys == [0, 24, 48, 68]
     assert row_groups(ys, 32) == [[0], [1], [2, 3]]
     assert row_groups([0], 32) == [[0]]
+
+
+def test_center_weights_partition_each_axis():
+    for length, tile, stride in [(256, 64, 48), (100, 64, 48), (300, 64, 40), (50, 64, 48)]:
+        ws = blend_weights(TileGrid(length, 1, tile, tile - stride), "center").cols
+        total = np.zeros(length)
+        for off, w in ws.items():
+            total[off : off + len(w)] += w
+        assert np.array_equal(total, np.ones(length))
+
+
+def test_gaussian_weights_positive_and_cross_fade():
+    ws = list(blend_weights(TileGrid(256, 1, 64, 16), "gaussian").cols.values())
+    assert all((w > 0).all() for w in ws)
+    w = ws[0]
+    assert w[32] == 1.0 and w[0] < 1e-3 and abs(w[55] - w[8]) < 1e-6  # symmetric, ~0 at the edge

@@ -1,4 +1,4 @@
-"""core.raster.tiling.TileGrid: the inference tiling of one raster, computed once."""
+"""core.raster.tiling: the TileGrid of inference (computed once), tile offsets and windows, disjoint blocks."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import pytest
 from rasterio.windows import Window
 
 from deeplandcover.core.errors import InputError
+from deeplandcover.core.raster import tiling as T
 from deeplandcover.core.raster.tiling import TileGrid, tile_windows
 
 GRIDS = [(300, 200, 64, 16), (256, 256, 64, 0), (101, 97, 32, 8), (64, 64, 64, 8), (500, 130, 128, 100)]
@@ -83,3 +84,45 @@ def test_frozen_and_compared_by_its_four_numbers():
 def test_bad_grids_are_refused_with_a_clear_message(args, match):
     with pytest.raises(InputError, match=match):
         TileGrid(*args)
+
+
+@pytest.mark.parametrize(
+    "length,tile,stride,cover,expected",
+    [
+        (10, 4, 2, False, [0, 2, 4, 6]),
+        (11, 4, 2, False, [0, 2, 4, 6]),
+        (11, 4, 2, True, [0, 2, 4, 6, 7]),
+        (3, 4, 2, True, [0]),
+        (256, 256, 128, True, [0]),
+    ],
+)
+def test_tile_offsets(length, tile, stride, cover, expected):
+    assert T.tile_offsets(length, tile, stride, cover) == expected
+
+
+def test_tile_windows_cover_every_pixel_once_or_more():
+    wins = T.tile_windows(37, 23, 8, 6, cover_edges=True)
+    cover = np.zeros((23, 37), int)
+    for w in wins:
+        cover[w.row_off : w.row_off + w.height, w.col_off : w.col_off + w.width] += 1
+        assert (w.width, w.height) == (8, 8)
+    assert cover.min() >= 1
+
+
+def test_export_grid_arithmetic_matches_arcgis():
+    # ArcGIS: (W - tile) // stride + 1 chips per axis, only full tiles
+    wins = T.tile_windows(1536, 768, 256, 128, cover_edges=False)
+    assert len(wins) == ((1536 - 256) // 128 + 1) * ((768 - 256) // 128 + 1)
+
+
+@pytest.mark.parametrize("tile,stride", [(0, 1), (4, 0), (4, -2)])
+def test_bad_tile_or_stride(tile, stride):
+    with pytest.raises(InputError):
+        T.tile_offsets(10, tile, stride)
+
+
+def test_block_windows_cover_each_pixel_exactly_once():
+    cover = np.zeros((23, 37), int)
+    for w in T.disjoint_windows(37, 23, 8):
+        cover[w.row_off : w.row_off + w.height, w.col_off : w.col_off + w.width] += 1
+    assert (cover == 1).all()

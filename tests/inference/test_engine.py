@@ -1,4 +1,5 @@
-"""Tests of core.inference: seamless tiling, streaming, nodata, band matching, Deepness models, errors."""
+"""core.inference.engine (classify_pixels end to end): seamless tiling, streaming, nodata, band matching, Deepness
+models, series and pairs, resampling, errors."""
 
 from __future__ import annotations
 
@@ -21,14 +22,8 @@ from deeplandcover.core.errors import (
     NoOverlapError,
 )
 from deeplandcover.core.feedback import NullFeedback
-from deeplandcover.core.inference.bands import parse_band_map
-from deeplandcover.core.inference.blending import blend_weights
 from deeplandcover.core.inference.engine import classify_pixels
 from deeplandcover.core.inference.options import ClassifyOptions, OutputPaths
-from deeplandcover.core.inference.pixel_size import model_grid
-from deeplandcover.core.inference.session import resolve_providers
-from deeplandcover.core.preprocessing.dihedral import dihedral
-from deeplandcover.core.raster.tiling import TileGrid
 
 from ..helpers.onnx_models import make_model, make_series_model, smooth_image
 from ..helpers.rasters import make_raster
@@ -95,30 +90,6 @@ def test_gdal_block_cache_is_megabytes_during_the_run(raster, model, tmp_path):
 
     classify_pixels([raster], model, tmp_path / "c.tif", ClassifyOptions(threads=1), feedback=Probe())
     assert seen and min(seen) >= 64 * 2**20
-
-
-def test_center_weights_partition_each_axis():
-    for length, tile, stride in [(256, 64, 48), (100, 64, 48), (300, 64, 40), (50, 64, 48)]:
-        ws = blend_weights(TileGrid(length, 1, tile, tile - stride), "center").cols
-        total = np.zeros(length)
-        for off, w in ws.items():
-            total[off : off + len(w)] += w
-        assert np.array_equal(total, np.ones(length))
-
-
-def test_gaussian_weights_positive_and_cross_fade():
-    ws = list(blend_weights(TileGrid(256, 1, 64, 16), "gaussian").cols.values())
-    assert all((w > 0).all() for w in ws)
-    w = ws[0]
-    assert w[32] == 1.0 and w[0] < 1e-3 and abs(w[55] - w[8]) < 1e-6  # symmetric, ~0 at the edge
-
-
-def test_dihedral_round_trip():
-    x = np.arange(2 * 3 * 4 * 4, dtype=np.float32).reshape(2, 3, 4, 4)
-    outs = {dihedral(x, k).tobytes() for k in range(8)}
-    assert len(outs) == 8
-    for k in range(8):
-        assert np.array_equal(dihedral(dihedral(x, k), k, inverse=True), x)
 
 
 def test_tta_runs_and_mostly_agrees(raster, model, tmp_path):
@@ -408,19 +379,6 @@ def test_peak_memory_does_not_grow_with_height(model, tmp_path):
     assert peaks[1] < 3 * 3072 * w * 4 / 2, peaks  # half of the whole probability array of the tall raster
 
 
-def test_device_and_band_map_parsing():
-    assert resolve_providers("cpu") == (["CPUExecutionProvider"], None)
-    provs, warn = resolve_providers("cuda:1")
-    if "CUDAExecutionProvider" not in [p if isinstance(p, str) else p[0] for p in provs]:
-        assert warn and "onnxruntime-gpu" in warn
-    with pytest.raises(InputError):
-        resolve_providers("tpu")
-    assert parse_band_map(" 4, 3,2 ,8") == [4, 3, 2, 8]
-    assert parse_band_map("") is None
-    with pytest.raises(InputError):
-        parse_band_map("4,x")
-
-
 def test_import_does_not_load_torch():
     code = "import sys, deeplandcover.core.inference.engine; assert 'torch' not in sys.modules, 'torch imported'; print('ok')"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
@@ -476,28 +434,6 @@ def test_resample_on_matching_grid_changes_nothing(model, tmp_path, image, raste
     a = _classify(raster, m, tmp_path / "a.tif")
     b = _classify(raster, m, tmp_path / "b.tif", resample=True)
     assert np.array_equal(a, b)
-
-
-def test_model_grid():
-    from rasterio.crs import CRS
-    from rasterio.transform import from_origin
-
-    from deeplandcover.core.modelcard import ModelCard
-    from deeplandcover.core.raster.grid import RasterGrid
-
-    utm = RasterGrid(CRS.from_epsg(32633), from_origin(500000, 5800000, 20, 20), 50, 30)
-
-    def card_with(pixel_size):
-        return ModelCard(architecture="unet", bands=["b"], mean=[0.0], std=[1.0], classes=[], pixel_size=pixel_size)
-
-    card = card_with([10.0, 10.0])
-    g = model_grid(card, utm)
-    assert (g.width, g.height, g.pixel_size, g.bounds) == (100, 60, (10.0, 10.0), utm.bounds)
-    assert model_grid(card, RasterGrid(utm.crs, from_origin(500000, 5800000, 10.05, 10.05), 50, 30)) is None
-    assert model_grid(card_with([]), utm) is None  # no pixel size recorded
-    geo = RasterGrid(CRS.from_epsg(4326), from_origin(13.0, 52.0, 0.001, 0.001), 10, 10)
-    gx, gy = model_grid(card, geo).pixel_size
-    assert gx == pytest.approx(10 / (111_320 * np.cos(np.deg2rad(51.995)))) and gy == pytest.approx(10 / 111_320)
 
 
 def test_pixel_size_mismatch_warns(model, tmp_path, image):

