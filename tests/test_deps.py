@@ -140,3 +140,33 @@ def test_installed_but_not_importable_is_reported_with_the_installer(monkeypatch
     with pytest.raises(DependencyError, match=r"dlc_not_importable .* is installed but cannot be imported") as e:
         deps.check((broken,), "Train Model")
     assert deps.INSTALLER_ALGORITHM in str(e.value) and "(no restart needed)" in str(e.value)
+
+
+@pytest.mark.parametrize(
+    "version, ok",
+    [
+        ("1.26.4", True),
+        ("2.13.0+cpu", True),
+        ("4.0.2+dfsg", True),
+        ("1!2.0rc1.post2.dev3", True),
+        ("3", True),
+        ("0+unknown", False),
+        ("0.0.0", False),
+        ("1.0~rc1", False),
+        ("unknown", False),
+        ("", False),
+        (None, False),
+    ],
+)
+def test_pinnable_version(version, ok):
+    assert deps.pinnable_version(version) is ok
+
+
+def test_dependency_check_says_what_the_installer_says(monkeypatch):
+    """Both say: the installer's packages are used without a restart; a command run by hand needs one."""
+    from deeplandcover.core import deps
+
+    monkeypatch.setattr(deps, "uses_debian_python", lambda: False)
+    hint = deps.install_hint([deps.ONNXRUNTIME])
+    assert "Install Python dependencies" in hint and "(no restart needed)" in hint
+    assert hint.endswith("then restart QGIS.")

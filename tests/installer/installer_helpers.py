@@ -1,16 +1,24 @@
-"""Helpers of the installer tests: wheels built on the fly, installed-looking distributions, folder checks."""
+"""Helpers of the installer tests: wheels built on the fly, installed-looking distributions, folder checks,
+shell scripts standing in for executables, local ports and a local package index."""
 
 from __future__ import annotations
 
 import base64
 import hashlib
+import http.server
+import socket
+import stat
 import sys
+import threading
 import zipfile
 from pathlib import Path
 
 import pytest
 
 from deeplandcover.installer import folder
+
+PY = f"python{sys.version_info[0]}.{sys.version_info[1]}"
+HOOK = "import sys; sys.dlc_pth_ran = True\n"  # what a .pth file's import line may run
 
 
 def make_wheel(
@@ -52,6 +60,14 @@ def make_wheel(
     return wheel
 
 
+def unpack_wheel(wheel: Path, folder: Path) -> Path:
+    """Unpack a pure-Python wheel into ``folder`` as ``pip install --target`` lays it out; returns ``folder``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    with zipfile.ZipFile(wheel) as z:
+        z.extractall(folder)
+    return folder
+
+
 def fake_dist(site: Path, name: str, version: str) -> Path:
     """An installed-looking distribution (``*.dist-info`` with METADATA only) in ``site``."""
     d = site / f"{name.replace('-', '_')}-{version.replace('-', '_')}.dist-info"
@@ -68,6 +84,22 @@ def dist_infos(folder: Path) -> set[str]:
 def no_staging_left(root: Path) -> bool:
     """True when no ``.staging-*`` folder is left in ``root``."""
     return not any(p.name.startswith(".staging-") for p in root.iterdir()) if root.exists() else True
+
+
+def script(folder: Path, name: str, body: str) -> Path:
+    """An executable shell script ``folder/name`` running ``body`` (a stand-in for nvidia-smi, a Python...)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    p = folder / name
+    p.write_text("#!/bin/sh\n" + body + "\n")
+    p.chmod(p.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
+    return p
+
+
+def closed_port() -> int:
+    """A localhost port with nothing listening (connecting is refused)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 # -- fixtures (imported by each installer test module: a conftest.py here would shadow tests/conftest.py's
@@ -99,3 +131,23 @@ def wheels(tmp_path, monkeypatch) -> Path:
     monkeypatch.setenv("PIP_FIND_LINKS", str(w))
     monkeypatch.setenv("PIP_NO_INDEX", "1")
     return w
+
+
+@pytest.fixture
+def http_index():
+    """``(url, status)``: a local server answering every request with ``status[0]`` (default 404)."""
+    status = [404]
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_HEAD(self):  # noqa: N802
+            self.send_response(status[0])
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/simple", status
+    server.shutdown()
+    server.server_close()

