@@ -47,7 +47,7 @@ WEIGHTS_CHOICES = ("", *CATALOG)
 def weights_label(name: str) -> str:
     """The dialog's words for a catalogue entry: ``"SSL4EO ResNet-50 (Sentinel-2)"``."""
     if not name:
-        return "None (random start)"
+        return "Default of the architecture"
     entry = CATALOG[name]
     source = next(
         (

@@ -43,9 +43,13 @@ U-Net+ConvLSTM for time-series chips (a shared U-Net per date, two ConvLSTM laye
 change chips, FC-Siam-diff and FC-Siam-conc for two-date change chips (Caye Daudt et al. 2018: one encoder shared by
 both dates; the change threshold is then tuned on the validation chips and built into the model), two-branch U-Net
 for multi-sensor chips (one encoder per sensor, loss 0.7 main + 0.3 auxiliary heads), Presto for time-series chips
-(Tseng et al. 2023: a pixel time-series transformer that always starts from its authors' pre-trained weights).
+(Tseng et al. 2023: a pixel time-series transformer that starts from its authors' pre-trained weights), Dynamic World
+for Sentinel-2 L1C chips (Brown et al. 2022: the authors' land-cover network under a new head for your classes, its 9
+bands picked by name, its normalisation; learning rate 0.01 with the encoder factor 0.03 works best).
 <b>Encoder</b>: a ResNet-18/34/50 gives U-Net (and U-Net early fusion) a ResNet encoder.</p>
-<p><b>Pre-trained weights</b> (needs a ResNet encoder of the same depth): ImageNet ResNets (RGB), SSL4EO-S12 and
+<p><b>Pre-trained weights</b>: by default none (random start), except Presto and Dynamic World, which start from
+their authors' weights (the training command line trains them from random weights, as a control:
+<code>python -m deeplandcover.core.training ... --encoder-weights none</code>). For a ResNet encoder of the same depth: ImageNet ResNets (RGB), SSL4EO-S12 and
 SatlasPretrain Sentinel-2 ResNets, downloaded once into the user cache with a SHA-256 check; or, under Advanced, a
 <b>weights file</b> (<code>.pth</code> state dict in torchvision names), which replaces the choice. First-layer filters are matched to your bands by name (B01...B12, B8A; red/green/blue =
 B04/B03/B02) in your order; other bands (indices, other sensors) get the mean filter, a red-band copy or random

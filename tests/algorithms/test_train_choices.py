@@ -16,7 +16,8 @@ def test_every_choice_of_the_config_has_words():
 def test_weights_choices_keep_the_catalogue_order_after_none():
     assert WEIGHTS_CHOICES[0] == "" and list(WEIGHTS_CHOICES[1:]) == list(CATALOG)
     labels = [weights_label(n) for n in WEIGHTS_CHOICES]
-    assert labels[0] == "None (random start)" and len(set(labels)) == len(labels)  # the dropdown tells them apart
+    assert labels[0] == "Default of the architecture"  # none, or the authors' weights for Presto and Dynamic World
+    assert len(set(labels)) == len(labels)  # the dropdown tells them apart
 
 
 def test_weights_label_names_the_source_backbone_and_bands():
