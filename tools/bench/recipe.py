@@ -38,6 +38,7 @@ from typing import Any
 
 from deeplandcover.tools.bench.common import (
     DATASETS,
+    RunLog,
     cpu_model,
     forest_map,
     prepare_holdout_chips,
@@ -113,16 +114,11 @@ def main(argv: list[str] | None = None) -> None:
         ap.error(f"unknown recipe(s) {unknown}; choose from {sorted(RECIPES)}")
     extra = {kv.split("=", 1)[0]: json.loads(kv.split("=", 1)[1]) for kv in a.set}
     ds = DATASETS[a.dataset]
-    results: dict[str, list[dict[str, Any]]] = {}
+    log = RunLog(a.jsonl, dataset=a.dataset)
+    results = log.results
 
     def record(method: str, seed: int, fig: dict[str, Any]) -> None:
-        fig = {k: v for k, v in fig.items() if k not in ("map", "maps")}
-        results.setdefault(method, []).append(fig)
-        line = {"dataset": a.dataset, "method": method, "seed": seed, "tta": a.tta, "set": extra, **fig}
-        print(json.dumps(line), file=sys.stderr, flush=True)
-        if a.jsonl:
-            with a.jsonl.open("a") as f:
-                f.write(json.dumps(line) + "\n")
+        log.record(method, seed, fig, tta=a.tta, set=extra)
 
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp_name:
