@@ -141,7 +141,7 @@ def test_encoder_weights_dropdown_file_and_old_text(qgis_app, tmp_path):
     alg = TrainModelAlgorithm()
     alg.initAlgorithm()
     options = alg.parameterDefinition("ENCODER_WEIGHTS").options()
-    assert len(options) == len(CATALOG) + 1 and options[0].startswith("None")
+    assert len(options) == len(CATALOG) + 1 and options[0] == "Default of the architecture"
     assert "SSL4EO ResNet-50 (Sentinel-2)" in options and "ImageNet ResNet-18 (RGB)" in options
     assert alg.parameterDefinition("ENCODER_WEIGHTS").defaultValue() == 0
     assert _plan().config.encoder_weights == ""

@@ -194,7 +194,7 @@ def task_bounds(tasks: Sequence[BatchTask]) -> tuple[float, float, float, float]
         if t.inputs[0] not in grids:
             try:
                 grids[t.inputs[0]] = RasterGrid.from_path(t.inputs[0])
-            except rasterio.errors.RasterioError:  # an unreadable input (reported as failed) adds no area
+            except (InputError, rasterio.errors.RasterioError):  # an unreadable input (reported as failed) adds no area
                 continue
         g = grids[t.inputs[0]]
         if t.block is not None:
