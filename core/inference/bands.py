@@ -14,6 +14,7 @@ from pathlib import Path
 
 from ..errors import BandMismatchError, InputError
 from ..modelcard import ModelCard
+from ..raster.grid import undescribed
 
 
 @dataclass(frozen=True)
@@ -88,7 +89,7 @@ def select_bands(
     if not missing:
         return tuple(low.index(b.strip().lower()) + 1 for b in model_bands)
     keys = [_name_key(b) for b in have]
-    named = low != [f"b{i + 1}" for i in range(len(low))]  # B1, B2... are what a band without description gets
+    named = not undescribed(have)
     if named and len(set(keys)) == len(keys) and all(_name_key(b) in keys for b in model_bands):
         return tuple(keys.index(_name_key(b)) + 1 for b in model_bands)
     # Only bands without descriptions (B1...Bn, as GDAL names them) fall back to position: B02,B03,B04,B05

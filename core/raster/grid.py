@@ -197,6 +197,12 @@ def band_names(ds: rasterio.io.DatasetReader) -> list[str]:
     return [d if d else f"B{i + 1}" for i, d in enumerate(ds.descriptions)]
 
 
+def undescribed(names: Sequence[str]) -> bool:
+    """True when ``names`` are :func:`band_names`' stand-ins ``B1``...``Bn`` (any case): they say nothing about
+    the bands (band 11 of a 13-band Sentinel-2 raster is B10 in product order)."""
+    return [str(b).strip().lower() for b in names] == [f"b{i + 1}" for i in range(len(names))]
+
+
 #: Metres per degree of latitude (and of longitude on the equator): 1 degree = 111.32 km, the usual round
 #: value of the WGS 84 equator (2 pi x 6 378 137 m / 360 = 111 319.5 m). The one earth model of the plugin.
 METRES_PER_DEGREE = 111_320.0

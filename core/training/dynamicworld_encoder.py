@@ -38,6 +38,7 @@ from ..chips.manifest import Manifest
 from ..errors import InputError, ModelFileError
 from ..feedback import Feedback
 from ..provenance import file_sha256
+from ..raster.grid import undescribed
 from .config import TrainConfig
 from .dynamicworld import CITATION, LICENCE, UPSTREAM, checkpoint_folder
 from .encoder_schedule import EncoderSchedule
@@ -60,7 +61,7 @@ def select_dynamicworld_bands(bands: Sequence[str]) -> list[int]:
     """
     names = [str(b) for b in bands]
     keys = [canonical_band(b) for b in names]
-    unnamed = [b.strip().lower() for b in names] == [f"b{i + 1}" for i in range(len(names))]
+    unnamed = undescribed(names)
     pos = match_bands(list(dw.BANDS), names)
     missing = [b for b, p in zip(dw.BANDS, pos) if p is None]
     if not (unnamed or missing or len(set(keys)) < len(keys)):
